@@ -1,0 +1,67 @@
+"""Exact signed distance to a triangle mesh, signed by generalized winding number.
+
+Distances are exact point-to-triangle distances. The sign comes from the
+generalized winding number w (Jacobson et al. 2013; fast approximation of
+Barill et al. 2018): a point is inside where |w| > 1/2. Using |w| makes the sign
+independent of face orientation, and the winding number stays meaningful on
+meshes with holes, inner faces and non-manifold edges, where ray or depth-map
+signs fail. Sign convention: **negative inside**, positive outside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import point_cloud_utils as pcu
+import trimesh
+
+#: Points per call into the distance and winding-number kernels; bounds memory.
+CHUNK = 1 << 18
+
+
+def _arrays(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (np.ascontiguousarray(vertices, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64))
+
+
+def winding_number(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Generalized winding number of (n, 3) ``points``: about 1 inside, 0 outside (-1 inside if inverted)."""
+    v, f = _arrays(vertices, faces)
+    p = np.ascontiguousarray(points, dtype=np.float64)
+    out = np.empty(len(p), dtype=np.float64)
+    for start in range(0, len(p), CHUNK):
+        out[start : start + CHUNK] = pcu.triangle_soup_fast_winding_number(v, f, p[start : start + CHUNK])
+    return out
+
+
+def inside(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(n,) bool: True where |winding number| > 1/2."""
+    return np.abs(winding_number(vertices, faces, points)) > 0.5
+
+
+def unsigned_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(n,) exact distance from each of (n, 3) ``points`` to the nearest triangle."""
+    v, f = _arrays(vertices, faces)
+    p = np.ascontiguousarray(points, dtype=np.float64)
+    out = np.empty(len(p), dtype=np.float64)
+    for start in range(0, len(p), CHUNK):
+        d, _, _ = pcu.closest_points_on_mesh(p[start : start + CHUNK], v, f)
+        out[start : start + CHUNK] = d
+    return out
+
+
+def signed_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(n,) exact signed distance of (n, 3) ``points``, negative inside."""
+    d = unsigned_distance(vertices, faces, points)
+    return np.where(inside(vertices, faces, points), -d, d)
+
+
+class MeshSDF:
+    """The exact SDF of a mesh as a callable: (n, 3) float32 points -> (n,) float32, negative inside.
+
+    Points and distances are in the frame of ``mesh`` (normally the unit frame).
+    """
+
+    def __init__(self, mesh: trimesh.Trimesh):
+        self.vertices, self.faces = _arrays(mesh.vertices, mesh.faces)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        return signed_distance(self.vertices, self.faces, points).astype(np.float32)

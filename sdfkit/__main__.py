@@ -1,0 +1,3 @@
+from sdfkit.cli import main
+
+main()

@@ -1,0 +1,45 @@
+"""The ``sdfkit`` command line: thin commands over library functions.
+
+Each subcommand lives in its own module and registers itself on :data:`app`.
+User errors (:class:`~sdfkit.errors.SdfkitError`) are printed as one line and
+exit with status 1; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sdfkit.cli.app import app
+from sdfkit.errors import SdfkitError
+
+# Importing a command module registers its command(s) on ``app``.
+from sdfkit.cli import prep  # noqa: E402,F401
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app(standalone_mode=False)
+    except SdfkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except MemoryError:
+        print("error: out of memory (try a lower --resolution or fewer points)", file=sys.stderr)
+        sys.exit(1)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            sys.exit(130)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

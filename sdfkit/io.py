@@ -1,0 +1,108 @@
+"""Atomic file output and safe checkpoint loading.
+
+Nothing sdfkit writes is ever half-written: outputs go to a temporary file in
+the destination folder and are renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from sdfkit.errors import SdfkitError
+
+
+def _describe_os_error(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on device while writing {path}"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {path}: permission denied or read-only location"
+    return f"cannot write {path}: {exc.strerror or exc}"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    The temporary name keeps the destination's suffix so that writers which
+    pick a format by extension (trimesh, numpy, PIL) behave as for ``path``.
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise SdfkitError(_describe_os_error(path, exc)) from None
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise SdfkitError(_describe_os_error(path, exc)) from None
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` atomically. ``obj`` must hold tensors and plain data only."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> dict:
+    """Load a file written by :func:`save_torch` with ``weights_only=True``.
+
+    Raises :class:`SdfkitError` with one line for a missing, truncated,
+    corrupt or foreign file; never unpickles arbitrary objects.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise SdfkitError(f"{what} not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SdfkitError(f"cannot load {what} {path}: not a valid sdfkit file ({reason[:120]})") from None
+    if not isinstance(obj, dict) or "sdfkit" not in obj:
+        raise SdfkitError(f"cannot load {what} {path}: not an sdfkit file")
+    return obj
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move a fully written folder ``src`` onto ``dst`` (replacing an old ``dst``)."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
