@@ -14,6 +14,8 @@ from sdfkit.errors import SdfkitError
 
 # Importing a command module registers its command(s) on ``app``.
 from sdfkit.cli import prep  # noqa: E402,F401
+from sdfkit.cli import train  # noqa: E402,F401
+from sdfkit.cli import fit  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

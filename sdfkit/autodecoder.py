@@ -1,0 +1,168 @@
+"""Scenes as latent grids over a shared decoder: the loss and the field.
+
+A :class:`Scene` binds one shape's SDF samples to its :class:`LatentGrid`.
+Training (decoder and codes) and fitting (codes only) both minimise
+:func:`scene_loss`; :class:`NeuralField` turns a fitted scene into the
+``(N, 3) -> (N,)`` signed distance callable that extraction, metrics and the
+viewer consume. Signed distances are negative inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sdfkit.errors import SdfkitError
+from sdfkit.models.latent_grid import GridSpec, LatentGrid, auto_resolution, blend_tiles, tile_activity
+from sdfkit.models.siren import ModulatedSiren
+from sdfkit.settings import ModelConfig, SdfkitConfig
+
+if TYPE_CHECKING:
+    from data_prep.dataset import SdfSamples
+    from data_prep.mesh import Normalization
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SdfkitError(f"unknown device '{device}' (use auto, cpu or cuda)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SdfkitError("device 'cuda' requested but no CUDA GPU is available")
+    return dev
+
+
+def make_decoder(cfg: ModelConfig) -> ModulatedSiren:
+    return ModulatedSiren(in_dim=3, hidden=cfg.hidden, layers=cfg.layers, latent_dim=cfg.latent_dim, w0=cfg.w0)
+
+
+@dataclasses.dataclass
+class Scene:
+    """One shape or scene: its latent grid and the samples that reach an active tile."""
+
+    name: str
+    grid: LatentGrid
+    points: Tensor
+    """(n, 3) unit-frame sample points."""
+    sdf: Tensor
+    """(n,) exact signed distances, negative inside."""
+    normalization: "Normalization"
+
+    def to(self, device: torch.device) -> "Scene":
+        self.grid.to(device)
+        self.points, self.sdf = self.points.to(device), self.sdf.to(device)
+        return self
+
+
+def grid_resolution(samples: "SdfSamples", cfg: SdfkitConfig, mesh_unit=None) -> int:
+    """``grid.resolution``, or the automatic one from the scene's objects (needs the mesh)."""
+    if cfg.grid.resolution is not None:
+        return cfg.grid.resolution
+    if mesh_unit is None:
+        from data_prep.mesh import load_mesh
+
+        try:
+            mesh = load_mesh(samples.source)
+        except SdfkitError:
+            raise SdfkitError(f"cannot choose a grid resolution: the source mesh {samples.source} is not readable "
+                              "(set grid.resolution)") from None
+        mesh_unit = mesh.copy()
+        mesh_unit.vertices = samples.normalization.to_unit(mesh.vertices)
+    return auto_resolution(mesh_unit, cfg.grid.cells_per_object, cfg.grid.max_resolution)
+
+
+def grid_for_samples(samples: "SdfSamples", cfg: SdfkitConfig, seed: int = 0, mesh_unit=None) -> LatentGrid:
+    """The latent grid over a shape's normalised bounding box, with codes only near its surface.
+
+    mesh_unit : the mesh in the unit frame, used to choose the resolution when
+    ``grid.resolution`` is unset (read from ``samples.source`` when not given).
+    """
+    surface = np.asarray(samples.surface_points, dtype=np.float64)
+    resolution = grid_resolution(samples, cfg, mesh_unit)
+    spec = GridSpec.around(surface.min(axis=0), surface.max(axis=0), resolution, cfg.grid.padding_cells)
+    active, side = tile_activity(spec, surface, samples.points, samples.sdf, cfg.grid.margin)
+    if not active.any():
+        raise SdfkitError("no tile of the grid touches the surface")
+    return LatentGrid(spec, active, side, cfg.model.latent_dim, cfg.grid.init_std, seed)
+
+
+def make_scene(
+    samples: "SdfSamples", cfg: SdfkitConfig, name: str = "scene", seed: int = 0, grid: LatentGrid | None = None, mesh_unit=None
+) -> Scene:
+    """Bind ``samples`` to a new (or given) latent grid, keeping the samples that reach an active tile.
+
+    Samples whose 8 tiles all lack a code carry no gradient (their value is the
+    tiles' constant), so training spends no points on them.
+    """
+    grid = grid if grid is not None else grid_for_samples(samples, cfg, seed, mesh_unit)
+    points = torch.from_numpy(np.asarray(samples.points, dtype=np.float32))
+    sdf = torch.from_numpy(np.asarray(samples.sdf, dtype=np.float32))
+    with torch.no_grad():
+        code, _, _, _ = grid.corners(points)
+        keep = (code >= 0).any(dim=1) & grid.inside_box(points)
+    if int(keep.sum()) == 0:
+        raise SdfkitError(f"{name}: no sample lies near the surface")
+    return Scene(name, grid, points[keep].contiguous(), sdf[keep].contiguous(), samples.normalization)
+
+
+def scene_loss(decoder: ModulatedSiren, grid: LatentGrid, points: Tensor, sdf: Tensor, band: float, code_reg: float) -> tuple[Tensor, Tensor]:
+    """Clamped L1 in cell units plus the L2 code prior.
+
+    points : (B, 3), sdf : (B,). Returns (total loss, L1 term), both scalars.
+    """
+    code, local, weight, side = grid.corners(points)
+    pred = blend_tiles(decoder, code, local, weight, side, band, codes=grid.codes)
+    target = torch.clamp(sdf / grid.spec.cell, -band, band)
+    l1 = (torch.clamp(pred, -band, band) - target).abs().mean()
+    prior = grid.codes.pow(2).sum(dim=-1).mean()
+    return l1 + code_reg * prior, l1
+
+
+def cosine_lr(step: int, total: int, final_fraction: float) -> float:
+    """Factor on the initial learning rate: cosine from 1 at step 0 to ``final_fraction`` at ``total``."""
+    progress = min(max(step / max(total, 1), 0.0), 1.0)
+    return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + np.cos(np.pi * progress))
+
+
+class NeuralField:
+    """A fitted scene as a signed distance callable.
+
+    ``field(points)`` maps (N, 3) float32 unit-frame points to (N,) float32
+    signed distances in the unit frame (negative inside). Points outside the
+    grid's box are outside the shape and get the clamp distance. Evaluation is
+    batched (``chunk`` points at a time) under ``torch.inference_mode``, on the
+    device the decoder and grid live on.
+    """
+
+    def __init__(self, decoder: ModulatedSiren, grid: LatentGrid, band: float, chunk: int | None = None):
+        self.decoder, self.grid, self.band = decoder.eval(), grid.eval(), float(band)
+        self.device = grid.codes.device
+        self.chunk = chunk or (1 << 18 if self.device.type == "cuda" else 1 << 14)
+        with torch.inference_mode():
+            self.amps = decoder.amplitudes(grid.codes)
+        lo, hi = grid.spec.bounds
+        self.bounds = (lo.astype(np.float32), hi.astype(np.float32))
+
+    @torch.inference_mode()
+    def evaluate(self, points: Tensor) -> Tensor:
+        """(N, 3) tensor on the field's device -> (N,) unit-frame signed distances."""
+        code, local, weight, side = self.grid.corners(points)
+        cells = blend_tiles(self.decoder, code, local, weight, side, self.band, amps=self.amps)
+        outside = ~self.grid.inside_box(points)
+        cells = torch.where(outside, torch.full_like(cells, self.band), cells)
+        return cells * self.grid.spec.cell
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
+        out = np.empty(len(points), dtype=np.float32)
+        for start in range(0, len(points), self.chunk):
+            batch = torch.from_numpy(points[start : start + self.chunk]).to(self.device)
+            out[start : start + len(batch)] = self.evaluate(batch).float().cpu().numpy()
+        return out

@@ -1,0 +1,44 @@
+"""``sdfkit fit MESH``: the command users start with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sdfkit.cli.app import app
+
+
+@app.command()
+def fit(
+    mesh: Annotated[Path, typer.Argument(help="Input mesh (obj, ply, stl, off, glb, gltf).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<mesh name>).")] = None,
+    decoder: Annotated[Optional[Path], typer.Option(help="Decoder file (default: the one shipped with sdfkit).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimisation steps on the latent codes.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Stop fitting after this many seconds.")] = None,
+    grid_resolution: Annotated[Optional[int], typer.Option(help="Tiles along the longest axis.")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="Marching-cubes resolution (default 256).")] = None,
+    format: Annotated[str, typer.Option("--format", help="Mesh format: obj, ply, stl, glb or off.")] = "obj",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[Optional[int], typer.Option(help="Random seed for sampling and batches.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+    preview: Annotated[bool, typer.Option("--preview/--no-preview", help="Write preview.png.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Fit a mesh's latent grid with the decoder frozen; write mesh, latents.pt, report.json and preview.png."""
+    from sdfkit.fit import FitOptions, fit_mesh
+
+    out = out or Path("runs") / mesh.stem
+    opts = FitOptions(
+        decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
+        max_seconds=max_seconds, grid_resolution=grid_resolution, resolution=resolution, device=device,
+        format=format, force=force, preview=preview, seed=seed,
+    )
+    report = fit_mesh(mesh, out, opts, progress=not quiet)
+    m = report["metrics"]
+    typer.echo(
+        f"wrote {out}/{report['mesh']}  chamfer {m['chamfer']:.3e}  IoU {m['iou']:.4f}  "
+        f"F@1% {m['fscore_1pct']:.4f}  ({report['steps']} steps, {report['seconds_total']:.1f} s on {report['device']})"
+    )

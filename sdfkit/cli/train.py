@@ -1,0 +1,29 @@
+"""``sdfkit train CONFIG``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sdfkit.cli.app import app
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Method config (YAML), e.g. configs/object.yaml.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints, log, decoder.pt.")] = Path("runs/train"),
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    steps: Annotated[Optional[int], typer.Option(help="Override train.steps.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train the decoder and every training scene's latent grid jointly (auto-decoder)."""
+    from sdfkit.settings import load_settings, replace_section
+    from sdfkit.train import train as run_training
+
+    cfg = replace_section(load_settings(config), "train", steps=steps)
+    result = run_training(cfg, out, device=device, resume=resume, progress=not quiet)
+    typer.echo(f"trained {result.steps} steps in {result.seconds:.1f} s, final L1 {result.final_loss:.5f} (cells)")
+    typer.echo(f"decoder: {result.decoder_path}")

@@ -1,0 +1,258 @@
+"""``sdfkit fit``: a new mesh through the whole pipeline with a frozen decoder.
+
+mesh -> samples -> latent grid (codes optimised, decoder frozen) -> field ->
+mesh in the input's units -> metrics against the input. The output folder is
+written under a temporary name and renamed into place only when complete, so
+a failed or killed fit leaves no half-written folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from sdfkit.autodecoder import NeuralField, Scene, cosine_lr, make_scene, resolve_device, scene_loss
+from sdfkit.decoder_io import decoder_payload, load_decoder
+from sdfkit.errors import SdfkitError
+from sdfkit.io import replace_dir, save_torch
+from sdfkit.models.siren import ModulatedSiren
+from sdfkit.settings import SdfkitConfig, load_settings, replace_section
+from sdfkit.train import grid_state
+
+LATENTS = "latents.pt"
+REPORT = "report.json"
+PREVIEW = "preview.png"
+EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
+
+
+@dataclasses.dataclass
+class FitOptions:
+    """What a user can set on ``sdfkit fit`` (None: the decoder's own settings)."""
+
+    decoder: str | None = None
+    config: str | None = None
+    steps: int | None = None
+    batch_points: int | None = None
+    lr: float | None = None
+    grid_resolution: int | None = None
+    resolution: int | None = None
+    max_seconds: float | None = None
+    device: str = "auto"
+    format: str = "obj"
+    force: bool = False
+    preview: bool = True
+    seed: int | None = None
+
+
+def fit_codes(
+    decoder: ModulatedSiren,
+    scene: Scene,
+    cfg: SdfkitConfig,
+    max_seconds: float | None = None,
+    progress=None,
+    task=None,
+) -> tuple[int, float]:
+    """Optimise only ``scene``'s codes against its samples; the decoder stays frozen.
+
+    Stops after ``cfg.fit.steps`` steps or ``max_seconds``. Returns (steps done, last L1 in cell units).
+    """
+    for p in decoder.parameters():
+        p.requires_grad_(False)
+    optimizer = torch.optim.Adam([scene.grid.codes], lr=cfg.fit.lr)
+    device = scene.points.device
+    gen = torch.Generator(device=device).manual_seed(cfg.fit.seed)
+    t0, step, l1_value = time.perf_counter(), 0, float("nan")
+    for step in range(1, cfg.fit.steps + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.fit.lr * cosine_lr(step - 1, cfg.fit.steps, cfg.fit.lr_final_fraction)
+        idx = torch.randint(len(scene.points), (cfg.fit.batch_points,), generator=gen, device=device)
+        loss, l1 = scene_loss(decoder, scene.grid, scene.points[idx], scene.sdf[idx], cfg.loss.band, cfg.loss.code_reg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if progress is not None and (step % 10 == 0 or step == cfg.fit.steps):
+            l1_value = float(l1)
+            progress.update(task, completed=step, loss=l1_value)
+        if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+            break
+    if not torch.isfinite(scene.grid.codes).all():
+        raise SdfkitError("fitting diverged (non-finite latent codes); try a lower --lr")
+    return step, float(l1.detach()) if cfg.fit.steps else l1_value
+
+
+def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
+    """The decoder's settings, then a config file's ``fit``/``grid``/``sampling`` sections, then CLI options."""
+    cfg = base
+    if opts.config:
+        user = load_settings(opts.config)
+        cfg = dataclasses.replace(cfg, fit=user.fit, grid=dataclasses.replace(user.grid), sampling=user.sampling)
+        if user.model != base.model:
+            raise SdfkitError(f"{opts.config}: its model section does not match the decoder's architecture")
+    cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
+                          resolution=opts.resolution, seed=opts.seed)
+    cfg = replace_section(cfg, "grid", resolution=opts.grid_resolution)
+    if cfg.fit.steps < 1 or cfg.fit.batch_points < 1:
+        raise SdfkitError("--steps and --batch-points must be at least 1")
+    if not 16 <= cfg.fit.resolution <= 1024:
+        raise SdfkitError(f"--resolution must be between 16 and 1024, got {cfg.fit.resolution}")
+    if cfg.grid.resolution is not None and not 1 <= cfg.grid.resolution <= 256:
+        raise SdfkitError(f"--grid-resolution must be between 1 and 256, got {cfg.grid.resolution}")
+    return cfg
+
+
+@contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``<out_dir>.lock`` so that a second fit into the same folder refuses at once."""
+    lock = out_dir.with_name(f".{out_dir.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # left by a killed run
+                continue
+            except PermissionError:
+                pass
+            raise SdfkitError(f"another sdfkit process is writing {out_dir} (lock {lock})") from None
+        except OSError as exc:
+            raise SdfkitError(f"cannot write to {out_dir.parent}: {exc.strerror}") from None
+    else:
+        raise SdfkitError(f"cannot lock {out_dir}")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None = None, progress: bool = True) -> dict:
+    """Fit ``mesh_path`` with a frozen decoder and write ``out_dir`` (mesh, latents, report, preview).
+
+    Returns the report (also written to ``out_dir/report.json``).
+    """
+    from data_prep.mesh import load_mesh
+    from sdfkit.export import export_mesh
+    from sdfkit.extract import extract_mesh
+    from sdfkit.metrics import evaluate_meshes
+
+    opts = opts or FitOptions()
+    mesh_path, out = Path(mesh_path), Path(out_dir)
+    fmt = opts.format.lower().lstrip(".")
+    if fmt not in EXPORT_FORMATS:
+        raise SdfkitError(f"unknown --format '{opts.format}' (choose from {', '.join(EXPORT_FORMATS)})")
+    if out.exists() and not out.is_dir():
+        raise SdfkitError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not opts.force:
+        raise SdfkitError(f"{out} already exists and is not empty (pass --force to replace it)")
+    dev = resolve_device(opts.device)
+    timings: dict[str, float] = {}
+    bar = _progress(progress)
+
+    with output_lock(out), bar:
+        t = time.perf_counter()
+        stage = bar.add_task("prepare", total=None, loss=float("nan"))
+        gt = load_mesh(mesh_path)
+        decoder, base_cfg, dec_id = load_decoder(opts.decoder)
+        cfg = fit_settings(base_cfg, opts)
+        from sdfkit.samples import load_or_prepare
+
+        samples = load_or_prepare(mesh_path, cfg.sampling, seed=cfg.fit.seed)
+        gt_unit = gt.copy()
+        gt_unit.vertices = samples.normalization.to_unit(gt.vertices)
+        scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
+        decoder = decoder.to(dev)
+        timings["prepare"] = time.perf_counter() - t
+        bar.update(stage, total=1, completed=1)
+
+        t = time.perf_counter()
+        stage = bar.add_task("fit", total=cfg.fit.steps, loss=float("nan"))
+        steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage)
+        timings["fit"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        stage = bar.add_task("extract", total=None, loss=float("nan"))
+        field = NeuralField(decoder, scene.grid, cfg.loss.band)
+        lo, hi = scene.grid.spec.bounds
+        recon = extract_mesh(field, resolution=cfg.fit.resolution, bounds=(lo, hi), normalization=samples.normalization)
+        timings["extract"] = time.perf_counter() - t
+        bar.update(stage, total=1, completed=1)
+
+        t = time.perf_counter()
+        stage = bar.add_task("score", total=None, loss=float("nan"))
+        metrics = evaluate_meshes(recon, gt)
+        timings["score"] = time.perf_counter() - t
+        bar.update(stage, total=1, completed=1)
+
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            mesh_file = f"mesh.{fmt}"
+            export_mesh(recon, tmp / mesh_file)
+            save_torch(
+                {
+                    "sdfkit": {"kind": "latents", "version": 1},
+                    "decoder": decoder_payload(decoder.cpu(), cfg),
+                    "grid": grid_state(scene.grid),
+                    "band": cfg.loss.band,
+                    "normalization": samples.normalization.to_dict(),
+                    "source": str(mesh_path.resolve()),
+                    "mesh_hash": samples.mesh_hash,
+                    "mesh_file": mesh_file,
+                },
+                tmp / LATENTS,
+            )
+            if opts.preview:
+                t = time.perf_counter()
+                from viewer.preview import write_preview
+
+                write_preview(tmp / PREVIEW, recon, gt, field, samples.normalization, (lo, hi))
+                timings["preview"] = time.perf_counter() - t
+            report = {
+                "input": str(mesh_path.resolve()),
+                "mesh": mesh_file,
+                "metrics": metrics,
+                "steps": steps_done,
+                "final_l1_cells": l1,
+                "seconds": {k: round(v, 3) for k, v in timings.items()},
+                "seconds_total": round(sum(timings.values()), 3),
+                "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+                "machine": f"{platform.machine()} {os.cpu_count()} cores",
+                "decoder_id": dec_id,
+                "tiles": {"grid": list(scene.grid.spec.cells), "active": scene.grid.num_codes},
+                "config": {"fit": dataclasses.asdict(cfg.fit), "grid": dataclasses.asdict(cfg.grid),
+                           "sampling": dataclasses.asdict(cfg.sampling)},
+            }
+            (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            replace_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return report
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description:<8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+    )

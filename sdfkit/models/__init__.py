@@ -1,0 +1,1 @@
+"""Neural field components: decoders and latent layouts."""

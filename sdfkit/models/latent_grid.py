@@ -1,0 +1,241 @@
+"""A sparse grid of overlapping tiles, one latent code per tile.
+
+Layout. The scene's box is divided into cubic cells of edge ``cell``; a tile
+sits on every cell *vertex* and covers the 2 x 2 x 2 cells around it, so each
+tile overlaps its neighbours by half and every point of the box lies in
+exactly the 8 tiles at the corners of its cell. A point is evaluated in each
+of those tiles' local coordinates ``u = (x - vertex) / cell`` (in [-1, 1]^3),
+and the 8 results are blended with trilinear weights ``prod(1 - |u|)``. The
+weights are continuous and vanish at a tile's border, so the blended field
+is continuous everywhere.
+
+Sparsity. Only tiles whose region can touch the surface get a code. Every
+other tile lies wholly on one side of the surface; it contributes a constant:
+its side's sign (known from the exact signs of preprocessing) times the
+clamp band. Memory therefore grows with surface area, not volume.
+
+Units. The decoder predicts distances in *cell units* (distance / cell), so
+one decoder serves grids of any resolution; :func:`blend_tiles` returns cell
+units and callers multiply by ``cell`` for unit-frame distances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from torch import Tensor, nn
+
+from sdfkit.errors import SdfkitError
+from sdfkit.models.siren import ModulatedSiren
+
+#: The 8 corner offsets of a cell, in the order used everywhere: (8, 3).
+CORNERS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridSpec:
+    """Geometry of a tile grid: vertex (0, 0, 0) at ``origin``, ``cells`` cells of edge ``cell`` per axis."""
+
+    origin: tuple[float, float, float]
+    cell: float
+    cells: tuple[int, int, int]
+
+    @classmethod
+    def around(cls, lo: np.ndarray, hi: np.ndarray, resolution: int, padding_cells: int = 1) -> "GridSpec":
+        """Cubic cells, ``resolution`` of them along the box's longest axis, plus padding on every side.
+
+        lo, hi : (3,) corners of the box to cover (e.g. the mesh's normalised bounding box).
+        """
+        lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+        if resolution < 1:
+            raise SdfkitError(f"grid resolution must be at least 1, got {resolution}")
+        extent = np.maximum(hi - lo, 0.0)
+        cell = float(extent.max()) / resolution
+        if not cell > 0:
+            raise SdfkitError("cannot build a tile grid over an empty box")
+        cells = np.maximum(np.ceil(extent / cell - 1e-9).astype(np.int64), 1) + 2 * padding_cells
+        origin = (lo + hi) / 2.0 - cells * cell / 2.0
+        return cls(tuple(float(v) for v in origin), cell, tuple(int(c) for c in cells))  # type: ignore[arg-type]
+
+    @property
+    def vertex_shape(self) -> tuple[int, int, int]:
+        return tuple(c + 1 for c in self.cells)  # type: ignore[return-value]
+
+    @property
+    def num_vertices(self) -> int:
+        return int(np.prod(self.vertex_shape))
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(3,), (3,): the box the grid covers, in the unit frame."""
+        lo = np.asarray(self.origin)
+        return lo, lo + np.asarray(self.cells) * self.cell
+
+    def vertex_positions(self) -> np.ndarray:
+        """(V, 3) positions of all vertices, in flat (C-order) index order."""
+        axes = [self.origin[a] + self.cell * np.arange(self.vertex_shape[a]) for a in range(3)]
+        return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+
+    def to_dict(self) -> dict:
+        return {"origin": list(self.origin), "cell": self.cell, "cells": list(self.cells)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GridSpec":
+        try:
+            spec = cls(tuple(float(v) for v in data["origin"]), float(data["cell"]), tuple(int(c) for c in data["cells"]))  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            raise SdfkitError("invalid tile grid description") from None
+        if len(spec.origin) != 3 or len(spec.cells) != 3 or not spec.cell > 0 or min(spec.cells) < 1:
+            raise SdfkitError("invalid tile grid description")
+        return spec
+
+
+def auto_resolution(mesh, cells_per_object: float, max_resolution: int, min_resolution: int = 8) -> int:
+    """Grid resolution (cells along the longest axis) giving ``cells_per_object`` cells per object.
+
+    An object is a connected component of ``mesh`` whose bounding-box diagonal
+    is at least a quarter of the largest component's; the typical object is
+    their median. A single shape gets about ``cells_per_object`` cells along
+    its diagonal, and a scene of nine shapes as many per shape.
+    """
+    import trimesh
+
+    faces = np.asarray(mesh.faces)
+    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(faces))
+    order = np.argsort(labels, kind="stable")
+    splits = np.flatnonzero(np.diff(labels[order])) + 1
+    diagonals = []
+    for group in np.split(order, splits):
+        tri = np.asarray(mesh.vertices)[faces[group].ravel()]
+        diagonals.append(float(np.linalg.norm(tri.max(axis=0) - tri.min(axis=0))))
+    diagonals = np.asarray(diagonals)
+    objects = diagonals[diagonals >= 0.25 * diagonals.max()]
+    cell = float(np.median(objects)) / cells_per_object
+    longest = float(np.max(np.ptp(np.asarray(mesh.vertices), axis=0)))
+    return int(np.clip(round(longest / cell), min_resolution, max_resolution))
+
+
+def tile_activity(
+    spec: GridSpec,
+    surface_points: np.ndarray,
+    sample_points: np.ndarray,
+    sample_sdf: np.ndarray,
+    margin: float = 0.25,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which tiles need a code, and the side of the surface of those that do not.
+
+    A tile needs a code when its vertex is within ``cell * (sqrt(3) + margin)``
+    of a surface sample: its region (the cube of half-edge ``cell``) may then
+    reach the surface. The side of every other tile is the sign of the exact
+    SDF at the sample nearest its vertex; that sample is closer to the vertex
+    than the surface is, so it lies on the same side.
+
+    surface_points : (m, 3); sample_points : (n, 3) with exact sample_sdf : (n,).
+    Returns active : (V,) bool and side : (V,) float32 in {-1, +1} (+1 for active tiles).
+    """
+    vertices = spec.vertex_positions()
+    radius = spec.cell * (math.sqrt(3.0) + margin)
+    surface_tree = cKDTree(np.asarray(surface_points, dtype=np.float64))
+    dist, _ = surface_tree.query(vertices, k=1, distance_upper_bound=radius, workers=-1)
+    active = np.isfinite(dist)
+    side = np.ones(len(vertices), dtype=np.float32)
+    far = np.flatnonzero(~active)
+    if len(far):
+        _, nearest = cKDTree(np.asarray(sample_points, dtype=np.float64)).query(vertices[far], k=1, workers=-1)
+        side[far] = np.where(np.asarray(sample_sdf)[nearest] < 0, -1.0, 1.0)
+    return active, side
+
+
+class LatentGrid(nn.Module):
+    """Sparse tile grid of one scene: codes for active tiles, a side for the rest.
+
+    Buffers: ``lookup`` (V,) long, the code row of each vertex or -1;
+    ``side`` (V,) float, -1 inside / +1 outside for tiles without a code.
+    Parameter: ``codes`` (T, latent_dim), initialised from N(0, init_std^2).
+    """
+
+    def __init__(self, spec: GridSpec, active: np.ndarray, side: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0):
+        super().__init__()
+        if active.shape != (spec.num_vertices,) or side.shape != (spec.num_vertices,):
+            raise SdfkitError("tile grid arrays do not match the grid's size")
+        self.spec = spec
+        lookup = np.full(spec.num_vertices, -1, dtype=np.int64)
+        lookup[active] = np.arange(int(active.sum()))
+        self.register_buffer("lookup", torch.from_numpy(lookup))
+        self.register_buffer("side", torch.from_numpy(np.where(active, 1.0, side).astype(np.float32)))
+        gen = torch.Generator().manual_seed(seed)
+        self.codes = nn.Parameter(torch.randn(int(active.sum()), latent_dim, generator=gen) * init_std)
+        self.register_buffer("_origin", torch.tensor(spec.origin, dtype=torch.float32))
+        self.register_buffer("_strides", torch.tensor([spec.vertex_shape[1] * spec.vertex_shape[2], spec.vertex_shape[2], 1]))
+        self.register_buffer("_max_cell", torch.tensor(spec.cells, dtype=torch.float32) - 1)
+        self.register_buffer("_corners", torch.from_numpy(CORNERS))
+
+    @property
+    def num_codes(self) -> int:
+        return int(self.codes.shape[0])
+
+    def corners(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The 8 tiles around each point.
+
+        points : (N, 3) unit frame. Returns
+        ``code`` (N, 8) long, the code row of each tile or -1;
+        ``local`` (N, 8, 3), the point in each tile's coordinates;
+        ``weight`` (N, 8), trilinear blending weights (rows sum to 1);
+        ``side`` (N, 8), -1/+1 for tiles without a code.
+        Points outside the grid's box are clamped onto it.
+        """
+        t = (points - self._origin) / self.spec.cell
+        base = torch.minimum(torch.clamp(torch.floor(t), min=0.0), self._max_cell)
+        frac = torch.clamp(t - base, 0.0, 1.0)
+        local = frac.unsqueeze(1) - self._corners.to(frac.dtype)  # (N, 8, 3), in [-1, 1]
+        weight = (1.0 - local.abs()).prod(dim=-1)
+        vertex = ((base.long().unsqueeze(1) + self._corners) * self._strides).sum(-1)
+        return self.lookup[vertex], local, weight, self.side[vertex]
+
+    def inside_box(self, points: Tensor) -> Tensor:
+        """(N,) bool: the point lies in the grid's box."""
+        lo = self._origin
+        hi = lo + torch.tensor(self.spec.cells, device=lo.device, dtype=lo.dtype) * self.spec.cell
+        return ((points >= lo) & (points <= hi)).all(dim=-1)
+
+    def extra_state(self) -> dict:
+        return {"spec": self.spec.to_dict(), "num_codes": self.num_codes, "latent_dim": int(self.codes.shape[1])}
+
+
+def blend_tiles(
+    decoder: ModulatedSiren,
+    code: Tensor,
+    local: Tensor,
+    weight: Tensor,
+    side: Tensor,
+    band: float,
+    codes: Tensor | None = None,
+    amps: Tensor | None = None,
+) -> Tensor:
+    """Blend the 8 tiles' predictions at each point, in cell units.
+
+    code, local, weight, side : from :meth:`LatentGrid.corners`. Give either
+    ``codes`` (T, D), the latent table that ``code`` indexes (training: the
+    amplitudes are then computed once for each code the batch touches, not once
+    per point), or ``amps`` (layers, T, hidden), amplitudes precomputed for the
+    whole table (inference).
+    Returns (N,) blended signed distance in cell units (negative inside).
+    """
+    active = code >= 0
+    flat_code = code[active]
+    if amps is None:
+        if codes is None:
+            raise ValueError("blend_tiles needs codes or amps")
+        used, slot = torch.unique(flat_code, return_inverse=True)
+        amps = decoder.amplitudes(codes.index_select(0, used))
+    else:
+        slot = flat_code
+    values = (side * band).to(local.dtype)
+    if flat_code.numel():
+        pred = decoder.synthesis(local[active], amps, slot)
+        values = values.masked_scatter(active, pred.to(values.dtype))
+    return (values * weight).sum(dim=-1)

@@ -1,0 +1,131 @@
+"""Typed settings of the method, mirrored by the sections of ``configs/*.yaml``.
+
+Every field has a default; a YAML file overrides what it names, and CLI
+options override the YAML (CLI > YAML > defaults). Unknown keys are rejected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from sdfkit.config import from_dict, load_yaml
+
+
+@dataclass
+class ModelConfig:
+    """The modulated SIREN decoder."""
+
+    hidden: int = 64
+    """Width of every synthesis and modulation layer."""
+    layers: int = 4
+    """Number of sine layers (and of modulation layers)."""
+    latent_dim: int = 64
+    """Size of each tile's latent code."""
+    w0: float = 30.0
+    """SIREN frequency factor, applied to tile-local coordinates in [-1, 1]."""
+
+
+@dataclass
+class GridConfig:
+    """The sparse tile grid laid over a scene."""
+
+    resolution: Optional[int] = None
+    """Cells along the longest axis of the scene's normalised bounding box; unset: chosen
+    from the size of the objects in the scene (see ``cells_per_object``)."""
+    cells_per_object: float = 40.0
+    """Automatic resolution: cells along the bounding-box diagonal of a typical object
+    (the median of the mesh's large connected components), so a scene of many objects
+    gets as fine tiles per object as a single one."""
+    max_resolution: int = 160
+    """Upper bound of the automatic resolution."""
+    padding_cells: int = 1
+    """Extra cells around the bounding box on every side."""
+    margin: float = 0.25
+    """Activation slack, in cells, on top of the sqrt(3) cells a tile's region reaches."""
+    init_std: float = 0.01
+    """Codes are initialised from N(0, init_std^2)."""
+
+
+@dataclass
+class SamplingSection:
+    """Which SDF samples to draw (see ``docs/sampling.md``)."""
+
+    preset: str = "default"
+    """Named preset of noise scales and mix."""
+    num_points: Optional[int] = None
+    """Samples per shape (preset's value when unset)."""
+    volume: Optional[Literal["sphere", "bbox"]] = None
+    """Where the uniform half is drawn (preset's value when unset)."""
+
+
+@dataclass
+class LossConfig:
+    band: float = 1.0
+    """Clamp of predictions and targets, in cells (DeepSDF-style clamped L1)."""
+    code_reg: float = 1e-4
+    """Weight of the L2 prior on the codes used in a step."""
+
+
+@dataclass
+class TrainConfig:
+    """Auto-decoder training: decoder and every scene's codes jointly."""
+
+    data: list[str] = field(default_factory=list)
+    """Meshes or prepared ``.npz`` sample files, one per scene."""
+    rotations: int = 0
+    """Extra copies of every training mesh under random rotations (augmentation)."""
+    steps: int = 2000
+    batch_points: int = 65536
+    """Points per step, split evenly over the scenes."""
+    lr_decoder: float = 5e-4
+    lr_codes: float = 1e-2
+    lr_final_fraction: float = 0.1
+    """Cosine schedule from the initial rates down to this fraction of them."""
+    checkpoint_every: int = 250
+    log_every: int = 50
+    seed: int = 0
+
+
+@dataclass
+class FitConfig:
+    """Fitting a new scene: decoder frozen, codes only."""
+
+    steps: int = 600
+    batch_points: int = 16384
+    lr: float = 2e-2
+    lr_final_fraction: float = 0.05
+    resolution: int = 256
+    """Marching-cubes resolution of the extracted mesh."""
+    seed: int = 0
+
+
+@dataclass
+class SdfkitConfig:
+    """A named, versioned setting of the whole method (one ``configs/*.yaml``)."""
+
+    name: str = "custom"
+    version: int = 1
+    model: ModelConfig = field(default_factory=ModelConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    sampling: SamplingSection = field(default_factory=SamplingSection)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+
+
+def load_settings(path: str | Path) -> SdfkitConfig:
+    """Read ``path`` (YAML) onto :class:`SdfkitConfig`, rejecting unknown keys by name."""
+    return from_dict(SdfkitConfig, load_yaml(path))
+
+
+def settings_from_dict(data: dict) -> SdfkitConfig:
+    return from_dict(SdfkitConfig, data)
+
+
+def replace_section(cfg: SdfkitConfig, section: str, **changes) -> SdfkitConfig:
+    """Copy of ``cfg`` with non-None ``changes`` applied to one section (CLI > YAML)."""
+    sub = dataclasses.replace(getattr(cfg, section), **{k: v for k, v in changes.items() if v is not None})
+    return dataclasses.replace(cfg, **{section: sub})
