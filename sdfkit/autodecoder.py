@@ -22,7 +22,7 @@ from sdfkit.models.siren import ModulatedSiren
 from sdfkit.settings import ModelConfig, SdfkitConfig
 
 if TYPE_CHECKING:
-    from data_prep.dataset import SdfSamples
+    from data_prep.sampling import SdfSamples
     from data_prep.mesh import Normalization
 
 
@@ -112,23 +112,45 @@ def make_scene(
     return Scene(name, grid, points[keep].contiguous(), sdf[keep].contiguous(), samples.normalization)
 
 
-def scene_loss(decoder: ModulatedSiren, grid: LatentGrid, points: Tensor, sdf: Tensor, band: float, code_reg: float) -> tuple[Tensor, Tensor]:
-    """Clamped L1 in cell units plus the L2 code prior.
+def scene_loss(
+    decoder: ModulatedSiren,
+    grids: LatentGrid | list[LatentGrid],
+    points: Tensor | list[Tensor],
+    sdf: Tensor | list[Tensor],
+    band: float,
+    code_reg: float,
+) -> tuple[Tensor, Tensor]:
+    """Clamped L1 in cell units plus the L2 code prior, over one or several scenes at once.
 
-    points : (B, 3), sdf : (B,). Returns (total loss, L1 term), both scalars.
+    Several scenes are evaluated in one decoder pass: their code tables are
+    concatenated and each scene's tile indices offset into it, so a step costs
+    one batched synthesis however many scenes it draws from.
+
+    grids : one grid or a list; points : (B_s, 3) per grid; sdf : (B_s,) per grid.
+    Returns (total loss, L1 term), both scalars.
     """
-    code, local, weight, side = grid.corners(points)
-    pred = blend_tiles(decoder, code, local, weight, side, band, codes=grid.codes)
-    target = torch.clamp(sdf / grid.spec.cell, -band, band)
+    if isinstance(grids, LatentGrid):
+        grids, points, sdf = [grids], [points], [sdf]  # type: ignore[list-item]
+    parts: list[tuple[Tensor, ...]] = []
+    offset = 0
+    for grid, pts, dist in zip(grids, points, sdf):
+        code, local, weight, side = grid.corners(pts)
+        code = torch.where(code >= 0, code + offset, code)
+        target = torch.clamp(dist / grid.spec.cell, -band, band)
+        parts.append((code, local, weight, side, target))
+        offset += grid.num_codes
+    code, local, weight, side, target = (torch.cat(t) for t in zip(*parts))
+    codes = grids[0].codes if len(grids) == 1 else torch.cat([g.codes for g in grids])
+    pred = blend_tiles(decoder, code, local, weight, side, band, codes=codes)
     l1 = (torch.clamp(pred, -band, band) - target).abs().mean()
-    prior = grid.codes.pow(2).sum(dim=-1).mean()
+    prior = codes.pow(2).sum(dim=-1).mean()
     return l1 + code_reg * prior, l1
 
 
 def cosine_lr(step: int, total: int, final_fraction: float) -> float:
     """Factor on the initial learning rate: cosine from 1 at step 0 to ``final_fraction`` at ``total``."""
     progress = min(max(step / max(total, 1), 0.0), 1.0)
-    return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + np.cos(np.pi * progress))
+    return float(final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + np.cos(np.pi * progress)))
 
 
 class NeuralField:

@@ -17,7 +17,7 @@ from sdfkit.settings import SamplingSection
 
 def sampling_config(section: SamplingSection, seed: int = 0):
     """The preprocessing settings a method config asks for (preset, then overrides)."""
-    from data_prep.dataset import sampling_preset
+    from data_prep.sampling import sampling_preset
 
     cfg = sampling_preset(section.preset)
     changes = {"seed": seed}
@@ -46,7 +46,7 @@ def _cache_key(path: Path, cfg, rotation: int) -> str:
 
 def _rotated_samples(path: Path, cfg, rotation: int):
     """Samples of ``path`` turned by random rotation number ``rotation`` (0: unrotated)."""
-    from data_prep.dataset import SdfSamples, prepare_mesh, sample_mesh
+    from data_prep.sampling import SdfSamples, prepare_mesh, sample_mesh
     from data_prep.mesh import file_hash, load_mesh, normalize_mesh
 
     if rotation == 0:
@@ -67,7 +67,7 @@ def load_or_prepare(path: str | Path, section: SamplingSection, cache_dir: Path 
 
     ``rotation`` > 0 samples the mesh turned by a random rotation seeded by it (augmentation).
     """
-    from data_prep.dataset import SdfSamples
+    from data_prep.sampling import SdfSamples
 
     path = Path(path)
     if path.suffix.lower() == ".npz":

@@ -184,12 +184,11 @@ def train(
                 group["lr"] = group["base_lr"] * factor
             gen = step_generator(dev, cfg.train.seed, step)
             optimizer.zero_grad(set_to_none=True)
-            total = torch.zeros((), device=dev)
-            for scene in scenes:
-                pts, sdf = _draw(scene, per_scene, gen)
-                loss, l1 = scene_loss(decoder, scene.grid, pts, sdf, cfg.loss.band, cfg.loss.code_reg)
-                (loss / len(scenes)).backward()
-                total = total + l1.detach() / len(scenes)
+            batches = [_draw(scene, per_scene, gen) for scene in scenes]
+            loss, l1 = scene_loss(decoder, [s.grid for s in scenes], [b[0] for b in batches], [b[1] for b in batches],
+                                  cfg.loss.band, cfg.loss.code_reg)
+            loss.backward()
+            total = l1.detach()
             optimizer.step()
             if (step + 1) % cfg.train.log_every == 0 or step + 1 == cfg.train.steps:
                 loss_value = float(total)

@@ -1,0 +1,201 @@
+"""DeepSDF-style SDF samples of a normalised mesh, with exact distances and robust signs.
+
+Half of the points (``near_fraction``) lie near the surface: surface points
+drawn by area, perturbed by Gaussian noise at a few scales. The rest are
+uniform in the unit sphere or in the normalised bounding box (scenes).
+Distances are exact point-to-triangle distances; signs come from generalized
+winding numbers (:mod:`data_prep.sdf`), so they hold on meshes with holes,
+inner faces and inverted parts. Sign convention: **negative inside**.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import trimesh
+
+from data_prep.mesh import Normalization, file_hash, load_mesh, normalize_mesh
+from data_prep.sdf import signed_distance
+from sdfkit.errors import SdfkitError
+from sdfkit.io import atomic_path
+
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    """How SDF samples are drawn (see ``docs/sampling.md`` for the presets' sources)."""
+
+    num_points: int = 500_000
+    """Samples per shape (Mehta et al. 2021)."""
+    near_fraction: float = 0.5
+    """Share of samples near the surface; the rest are uniform in the volume."""
+    noise_stds: tuple[float, ...] = (0.01, 0.002, 0.05)
+    """Standard deviations (unit frame) of the Gaussian offsets of near-surface samples."""
+    noise_weights: tuple[float, ...] = (0.4, 0.4, 0.2)
+    """Share of near-surface samples at each noise scale."""
+    volume: Literal["sphere", "bbox"] = "sphere"
+    """Uniform samples in the unit sphere, or in the normalised bounding box (scenes)."""
+    bbox_padding: float = 0.05
+    """Padding of the bounding box for ``volume: bbox``, in unit-frame lengths."""
+    num_surface: int = 100_000
+    """Surface samples (with normals) stored beside the SDF samples."""
+    radius: float = 1.0
+    """Normalisation: the farthest vertex lands at this radius."""
+    method: Literal["exact", "mesh-to-sdf"] = "exact"
+    """``exact``: point-to-triangle distances, winding-number signs; ``mesh-to-sdf``: that library's sampler."""
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.num_points < 2:
+            raise SdfkitError(f"sampling num_points must be at least 2, got {self.num_points}")
+        if not 0.0 <= self.near_fraction <= 1.0:
+            raise SdfkitError(f"sampling near_fraction must be in [0, 1], got {self.near_fraction}")
+        if len(self.noise_stds) != len(self.noise_weights) or not self.noise_stds:
+            raise SdfkitError("sampling noise_stds and noise_weights must have the same, non-zero length")
+        if min(self.noise_stds) < 0 or min(self.noise_weights) < 0 or sum(self.noise_weights) <= 0:
+            raise SdfkitError("sampling noise scales and weights must be non-negative")
+
+
+#: Named presets. ``deepsdf``: DeepSDF's preprocessing (variances 0.005 and
+#: 0.0005). ``mesh-to-sdf``: mesh_to_sdf.sample_sdf_near_surface's scales
+#: (std 0.0025 and 0.00025). ``default``: two scales between them plus a wide
+#: one, which serves tiles of a few hundredths of the unit radius.
+PRESETS: dict[str, SamplingConfig] = {
+    "default": SamplingConfig(),
+    "deepsdf": SamplingConfig(noise_stds=(float(np.sqrt(0.005)), float(np.sqrt(0.0005))), noise_weights=(0.5, 0.5)),
+    "mesh-to-sdf": SamplingConfig(noise_stds=(0.0025, 0.00025), noise_weights=(0.5, 0.5)),
+}
+
+
+def sampling_preset(name: str) -> SamplingConfig:
+    """A named :class:`SamplingConfig` (``default``, ``deepsdf``, ``mesh-to-sdf``)."""
+    if name not in PRESETS:
+        raise SdfkitError(f"unknown sampling preset '{name}' (choose from {', '.join(PRESETS)})")
+    return PRESETS[name]
+
+
+def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` points on ``mesh`` by area, with their faces' unit normals: (count, 3), (count, 3)."""
+    areas = np.asarray(mesh.area_faces, dtype=np.float64)
+    if not areas.sum() > 0:
+        raise SdfkitError("mesh has zero surface area")
+    face = rng.choice(len(areas), size=count, p=areas / areas.sum())
+    uv = rng.random((count, 2))
+    flip = uv.sum(axis=1) > 1.0
+    uv[flip] = 1.0 - uv[flip]
+    tri = np.asarray(mesh.vertices, dtype=np.float64)[np.asarray(mesh.faces)[face]]
+    points = tri[:, 0] + uv[:, :1] * (tri[:, 1] - tri[:, 0]) + uv[:, 1:] * (tri[:, 2] - tri[:, 0])
+    return points, np.asarray(mesh.face_normals, dtype=np.float64)[face]
+
+
+def sample_volume(count: int, volume: str, lo: np.ndarray, hi: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """``count`` uniform points in the ball of ``radius`` or in the box [lo, hi]: (count, 3)."""
+    if volume == "bbox":
+        return rng.uniform(lo, hi, size=(count, 3))
+    direction = rng.normal(size=(count, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    return direction * radius * rng.random((count, 1)) ** (1.0 / 3.0)
+
+
+def sample_mesh(mesh_unit: trimesh.Trimesh, config: SamplingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """SDF samples of a mesh already in the unit frame.
+
+    Returns points (n, 3) float32, sdf (n,) float32 (negative inside),
+    surface_points (m, 3) float32, surface_normals (m, 3) float32.
+    """
+    rng = np.random.default_rng(config.seed)
+    n_near = int(round(config.num_points * config.near_fraction))
+    n_volume = config.num_points - n_near
+    surface_points, surface_normals = sample_surface(mesh_unit, config.num_surface, rng)
+    base, _ = sample_surface(mesh_unit, n_near, rng)
+    weights = np.asarray(config.noise_weights) / np.sum(config.noise_weights)
+    scale = np.asarray(config.noise_stds)[rng.choice(len(weights), size=n_near, p=weights)]
+    near = base + rng.normal(size=(n_near, 3)) * scale[:, None]
+    lo, hi = mesh_unit.bounds
+    volume = sample_volume(n_volume, config.volume, lo - config.bbox_padding, hi + config.bbox_padding, config.radius, rng)
+    points = np.concatenate([near, volume])
+    if config.method == "mesh-to-sdf":
+        from data_prep.mesh_to_sdf_backend import mesh_to_sdf_values
+
+        sdf = mesh_to_sdf_values(mesh_unit, points)
+    else:
+        sdf = signed_distance(mesh_unit.vertices, mesh_unit.faces, points)
+    return points.astype(np.float32), sdf.astype(np.float32), surface_points.astype(np.float32), surface_normals.astype(np.float32)
+
+
+@dataclasses.dataclass
+class SdfSamples:
+    """One shape's samples and everything needed to map them back to the input.
+
+    points : (n, 3) float32, unit frame; sdf : (n,) float32, negative inside;
+    surface_points, surface_normals : (m, 3) float32; normalization : the
+    input -> unit frame transform; source : the mesh's path; mesh_hash : its
+    SHA-256; settings : the sampling settings.
+    """
+
+    points: np.ndarray
+    sdf: np.ndarray
+    surface_points: np.ndarray
+    surface_normals: np.ndarray
+    normalization: Normalization
+    source: str
+    mesh_hash: str
+    settings: dict
+
+    def save(self, path: str | Path) -> None:
+        """Write a compressed ``.npz`` atomically."""
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf,
+            points=self.points.astype(np.float32), sdf=self.sdf.astype(np.float32),
+            surface_points=self.surface_points.astype(np.float32), surface_normals=self.surface_normals.astype(np.float32),
+            center=np.asarray(self.normalization.center, dtype=np.float64), scale=np.float64(self.normalization.scale),
+            source=np.str_(self.source), mesh_hash=np.str_(self.mesh_hash),
+            settings=np.str_(json.dumps(self.settings, sort_keys=True)), format_version=np.int64(FORMAT_VERSION),
+        )
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SdfSamples":
+        """Read and validate a samples file; one-line :class:`SdfkitError` if it is corrupt or foreign."""
+        path = Path(path)
+        if not path.is_file():
+            raise SdfkitError(f"samples file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except Exception as exc:
+            raise SdfkitError(f"cannot read samples {path}: not a valid .npz ({type(exc).__name__})") from None
+        required = ("points", "sdf", "surface_points", "surface_normals", "center", "scale", "source", "mesh_hash", "settings")
+        missing = [k for k in required if k not in arrays]
+        if missing:
+            raise SdfkitError(f"{path} is not an sdfkit samples file (missing '{missing[0]}')")
+        points, sdf = arrays["points"], arrays["sdf"]
+        if points.ndim != 2 or points.shape[1:] != (3,) or sdf.shape != (len(points),) or arrays["surface_points"].ndim != 2:
+            raise SdfkitError(f"{path}: arrays have inconsistent shapes")
+        if not (np.isfinite(points).all() and np.isfinite(sdf).all()):
+            raise SdfkitError(f"{path}: samples contain NaN or infinite values")
+        return cls(
+            points=points.astype(np.float32), sdf=sdf.astype(np.float32),
+            surface_points=arrays["surface_points"].astype(np.float32),
+            surface_normals=arrays["surface_normals"].astype(np.float32),
+            normalization=Normalization.from_dict({"center": arrays["center"].tolist(), "scale": float(arrays["scale"])}),
+            source=str(arrays["source"]), mesh_hash=str(arrays["mesh_hash"]), settings=json.loads(str(arrays["settings"])),
+        )
+
+
+def prepare_mesh(path: str | Path, config: SamplingConfig) -> SdfSamples:
+    """Load, clean and normalise the mesh at ``path`` and sample it."""
+    path = Path(path)
+    mesh = load_mesh(path)
+    unit, norm = normalize_mesh(mesh, config.radius)
+    points, sdf, surface_points, surface_normals = sample_mesh(unit, config)
+    return SdfSamples(points, sdf, surface_points, surface_normals, norm, str(path.resolve()), file_hash(path),
+                      {**dataclasses.asdict(config)})

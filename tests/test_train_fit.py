@@ -1,0 +1,140 @@
+"""Training (with resume), fitting end to end, and the files both write."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sdfkit.errors import SdfkitError
+from sdfkit.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg(shared_meshes):
+    cfg = load_settings(REPO / "configs" / "tiny.yaml")
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, data=[str(shared_meshes / "val" / "torus.obj")]))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_cfg, tmp_path_factory):
+    from sdfkit.train import train
+
+    out = tmp_path_factory.mktemp("train")
+    result = train(tiny_cfg, out, device="cpu", progress=False)
+    return result, out
+
+
+def test_training_reduces_the_loss_and_writes_a_decoder(tiny_run):
+    result, out = tiny_run
+    assert result.steps == 20
+    first, last = result.history[0][1], result.history[-1][1]
+    assert last < first
+    assert (out / "decoder.pt").is_file() and (out / "checkpoint.pt").is_file()
+    log = [json.loads(line) for line in (out / "train.log").read_text().splitlines()]
+    assert log[-1]["event"] == "done"
+    # Safe loading: weights only.
+    payload = torch.load(out / "decoder.pt", weights_only=True)
+    assert payload["sdfkit"]["kind"] == "decoder"
+
+
+def test_resume_continues_at_the_same_step_with_the_same_result(tiny_cfg, tiny_run, tmp_path):
+    from sdfkit.train import train
+
+    _, full_out = tiny_run
+    def interrupt(step, loss):
+        if step == 15:
+            raise KeyboardInterrupt  # as if killed between the step-10 checkpoint and the next
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg, tmp_path, device="cpu", progress=False, on_step=interrupt)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 10
+    resumed = train(tiny_cfg, tmp_path, device="cpu", resume=True, progress=False)
+    assert [s for s, _ in resumed.history] == [5, 10, 15, 20]
+    a = torch.load(full_out / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    for key, value in a["decoder"]["state_dict"].items():
+        torch.testing.assert_close(b["decoder"]["state_dict"][key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_a_second_run_into_the_same_folder_needs_resume(tiny_cfg, tiny_run):
+    from sdfkit.train import train
+
+    _, out = tiny_run
+    with pytest.raises(SdfkitError, match="--resume"):
+        train(tiny_cfg, out, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", None])
+def test_corrupt_or_foreign_checkpoints_are_refused(tiny_cfg, tmp_path, content):
+    from sdfkit.train import train
+
+    ckpt = tmp_path / "checkpoint.pt"
+    if content is None:
+        torch.save({"weights": torch.zeros(3)}, ckpt)  # a foreign torch file
+    else:
+        ckpt.write_bytes(content)
+    with pytest.raises(SdfkitError):
+        train(tiny_cfg, tmp_path, device="cpu", resume=True, progress=False)
+
+
+def test_fit_end_to_end_with_a_trained_decoder(tiny_run, shared_meshes, tmp_path):
+    from sdfkit.fit import FitOptions, fit_mesh
+    from sdfkit.fitted import load_fitted
+
+    _, train_out = tiny_run
+    out = tmp_path / "fit"
+    opts = FitOptions(decoder=str(train_out / "decoder.pt"), steps=15, resolution=48, device="cpu", preview=False)
+    report = fit_mesh(shared_meshes / "val" / "torus.obj", out, opts, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["latents.pt", "mesh.obj", "report.json"]
+    assert report["steps"] == 15 and 0.0 <= report["metrics"]["iou"] <= 1.0
+    assert json.loads((out / "report.json").read_text())["metrics"] == report["metrics"]
+    fitted = load_fitted(out)
+    values = fitted.field(np.array([[0.0, 0.0, 0.0], [0.0, 0.9, 0.0]], dtype=np.float32))
+    assert values.shape == (2,) and np.isfinite(values).all()
+    # A second fit into the same folder refuses without --force and leaves it intact.
+    with pytest.raises(SdfkitError, match="--force"):
+        fit_mesh(shared_meshes / "val" / "torus.obj", out, opts, progress=False)
+    assert (out / "latents.pt").is_file()
+
+
+def test_fit_cli_with_the_shipped_decoder(shared_meshes, tmp_path):
+    """The user's first command, end to end: mesh in, mesh + metrics + preview out."""
+    out = tmp_path / "sphere"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sdfkit", "fit", str(shared_meshes / "val" / "sphere.obj"), "--out", str(out),
+         "--steps", "150", "--resolution", "96", "--quiet"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["metrics"]["iou"] > 0.97
+    assert report["metrics"]["chamfer"] < 1e-4
+    import trimesh
+
+    mesh = trimesh.load(out / "mesh.obj", force="mesh")
+    source = trimesh.load(shared_meshes / "val" / "sphere.obj", force="mesh")
+    # Back in the input's own units.
+    np.testing.assert_allclose(mesh.bounds, source.bounds, atol=0.05 * source.scale)
+    assert (out / "preview.png").stat().st_size > 1000
+
+
+def test_fit_bad_input_is_one_line(tmp_path):
+    bad = tmp_path / "bad.obj"
+    bad.write_text("this is not a mesh\n")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "fit", str(bad), "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error:")
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out*"))
