@@ -119,6 +119,8 @@ def scene_loss(
     sdf: Tensor | list[Tensor],
     band: float,
     code_reg: float,
+    point_count: int | None = None,
+    code_count: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Clamped L1 in cell units plus the L2 code prior, over one or several scenes at once.
 
@@ -127,6 +129,8 @@ def scene_loss(
     one batched synthesis however many scenes it draws from.
 
     grids : one grid or a list; points : (B_s, 3) per grid; sdf : (B_s,) per grid.
+    point_count, code_count : divide the sums by these instead of the local
+    counts (a process's share of a loss averaged over several processes).
     Returns (total loss, L1 term), both scalars.
     """
     if isinstance(grids, LatentGrid):
@@ -142,8 +146,8 @@ def scene_loss(
     code, local, weight, side, target = (torch.cat(t) for t in zip(*parts))
     codes = grids[0].codes if len(grids) == 1 else torch.cat([g.codes for g in grids])
     pred = blend_tiles(decoder, code, local, weight, side, band, codes=codes)
-    l1 = (torch.clamp(pred, -band, band) - target).abs().mean()
-    prior = codes.pow(2).sum(dim=-1).mean()
+    l1 = (torch.clamp(pred, -band, band) - target).abs().sum() / (point_count or len(target))
+    prior = codes.pow(2).sum() / (code_count or len(codes))
     return l1 + code_reg * prior, l1
 
 

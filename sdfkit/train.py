@@ -41,6 +41,8 @@ class TrainResult:
     final_loss: float
     seconds: float
     history: list[tuple[int, float]]
+    decoder: torch.nn.Module
+    """This process's copy of the trained decoder."""
 
 
 def grid_state(grid: LatentGrid) -> dict:
@@ -88,14 +90,80 @@ def _unit_mesh(samples):
 
 
 def _draw(scene: Scene, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` random samples of ``scene`` (with replacement)."""
     idx = torch.randint(len(scene.points), (count,), generator=generator, device=scene.points.device)
     return scene.points.index_select(0, idx), scene.sdf.index_select(0, idx)
 
 
-def step_generator(device: torch.device, seed: int, step: int) -> torch.Generator:
+def scene_generator(device: torch.device, seed: int, step: int, scene: int) -> torch.Generator:
+    """Batch generator of one scene at one step: the same batches on any number of processes."""
     gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed) * 1_000_003 + int(step))
+    gen.manual_seed((int(seed) * 1_000_003 + int(step)) * 4099 + int(scene))
     return gen
+
+
+@dataclasses.dataclass
+class Distributed:
+    """Where this process stands in a ``torchrun`` job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def owns(self, index: int) -> bool:
+        """Scenes are dealt round-robin: process r owns scenes r, r + world, ..."""
+        return index % self.world == self.rank
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size())
+
+
+class DecoderLoss(torch.nn.Module):
+    """The decoder as the one module DistributedDataParallel replicates.
+
+    Its forward is :func:`scene_loss` on this process's scenes; the scenes'
+    codes are arguments, not parameters, so DDP all-reduces the decoder's
+    gradients and never the codes.
+    """
+
+    def __init__(self, decoder: torch.nn.Module, band: float, code_reg: float, point_count: int, code_count: int, world: int):
+        super().__init__()
+        self.decoder, self.band, self.code_reg = decoder, band, code_reg
+        self.point_count, self.code_count, self.world = point_count, code_count, world
+
+    def forward(self, grids, points, sdf):
+        # Sums over this process's share, normalised by the global counts and
+        # scaled by the world size: DDP's gradient average then equals the
+        # gradient of the global mean loss.
+        loss, l1 = scene_loss(self.decoder, grids, points, sdf, self.band, self.code_reg, self.point_count, self.code_count)
+        return loss * self.world, l1
+
+
+def _gather(obj, dist_info: Distributed) -> list:
+    """Every process's ``obj`` on rank 0 (a list there, [] elsewhere)."""
+    if dist_info.world == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    out = [None] * dist_info.world if dist_info.main else None
+    dist.gather_object(obj, out, dst=0)
+    return out or []
 
 
 def train(
@@ -108,14 +176,22 @@ def train(
 ) -> TrainResult:
     """Train the decoder and every scene's latent grid; write checkpoints and a decoder file to ``out_dir``.
 
-    With ``resume``, continue from ``out_dir/checkpoint.pt`` at its step.
+    With ``resume``, continue from ``out_dir/checkpoint.pt`` at its step. Under
+    ``torchrun`` each process owns a share of the scenes (their codes and
+    their codes' optimiser state), the decoder is replicated with
+    DistributedDataParallel, and rank 0 alone writes files. A checkpoint holds
+    every scene, so a run resumes on any number of processes.
     """
     out = Path(out_dir)
     if not cfg.train.data:
         raise SdfkitError("the config lists no training data (train.data)")
-    if cfg.train.steps < 1 or cfg.train.batch_points < len(cfg.train.data):
+    items = [(item, cfg.train.seed + i, r) for i, item in enumerate(cfg.train.data) for r in range(cfg.train.rotations + 1)]
+    if cfg.train.steps < 1 or cfg.train.batch_points < len(items):
         raise SdfkitError("train.steps must be >= 1 and train.batch_points >= the number of scenes")
     dev = resolve_device(device)
+    dist_info = init_distributed(dev)
+    if dist_info.world > len(items):
+        raise SdfkitError(f"{dist_info.world} processes but only {len(items)} scenes: use at most one process per scene")
     ckpt_path = out / CHECKPOINT
     state = None
     if resume:
@@ -132,83 +208,113 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(cfg.train.seed)
-    items = [(item, cfg.train.seed + i, r) for i, item in enumerate(cfg.train.data) for r in range(cfg.train.rotations + 1)]
-    all_samples = load_many(items, cfg.sampling, out / "samples")
-    scenes: list[Scene] = []
-    for i, ((item, seed, rotation), samples) in enumerate(zip(items, all_samples)):
+    mine = [i for i in range(len(items)) if dist_info.owns(i)]
+    all_samples = load_many([items[i] for i in mine], cfg.sampling, out / "samples")
+    scenes: dict[int, Scene] = {}
+    for i, samples in zip(mine, all_samples):
+        item, seed, rotation = items[i]
         grid = grid_from_state(state["scenes"][i], str(ckpt_path)) if state else None
         name = Path(item).stem + (f"-r{rotation}" if rotation else "")
-        scenes.append(make_scene(samples, cfg, name=name, seed=seed * 101 + rotation, grid=grid,
-                                 mesh_unit=_unit_mesh(samples) if cfg.grid.resolution is None and grid is None else None).to(dev))
+        scenes[i] = make_scene(samples, cfg, name=name, seed=seed * 101 + rotation, grid=grid,
+                               mesh_unit=_unit_mesh(samples) if cfg.grid.resolution is None and grid is None else None).to(dev)
 
     decoder = make_decoder(cfg.model).to(dev)
     if state:
         decoder.load_state_dict(state["decoder"]["state_dict"])
-    optimizer = torch.optim.Adam(
-        [
-            {"params": list(decoder.parameters()), "lr": cfg.train.lr_decoder, "base_lr": cfg.train.lr_decoder},
-            {"params": [s.grid.codes for s in scenes], "lr": cfg.train.lr_codes, "base_lr": cfg.train.lr_codes},
-        ]
-    )
+    per_scene = cfg.train.batch_points // len(items)
+    code_count = torch.tensor(sum(s.grid.num_codes for s in scenes.values()))
+    if dist_info.world > 1:
+        import torch.distributed as dist
+
+        code_count = code_count.to(dev)
+        dist.all_reduce(code_count)
+    model: torch.nn.Module = DecoderLoss(decoder, cfg.loss.band, cfg.loss.code_reg, per_scene * len(items),
+                                         int(code_count), dist_info.world)
+    if dist_info.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[dev.index or 0] if dev.type == "cuda" else None)
+    decoder_opt = torch.optim.Adam(decoder.parameters(), lr=cfg.train.lr_decoder)
+    # One optimiser per scene: a scene's codes and their Adam moments travel together
+    # between processes and checkpoints.
+    code_opts = {i: torch.optim.Adam([scenes[i].grid.codes], lr=cfg.train.lr_codes) for i in mine}
     start, history = 0, []
     if state:
-        optimizer.load_state_dict(state["optimizer"])
+        decoder_opt.load_state_dict(state["decoder_optimizer"])
+        for i in mine:
+            code_opts[i].load_state_dict(state["scenes"][i]["optimizer"])
         start, history = int(state["step"]), [tuple(h) for h in state["history"]]
 
     def save_checkpoint(step: int) -> None:
+        local = {i: dict(grid_state(scenes[i].grid), name=scenes[i].name, optimizer=code_opts[i].state_dict()) for i in mine}
+        gathered = _gather(local, dist_info)
+        if not dist_info.main:
+            return
+        all_scenes = {i: s for part in gathered for i, s in part.items()}
         save_torch(
             {
                 "sdfkit": {"kind": "train_checkpoint", "version": 1},
                 "step": step,
                 "config": to_dict(cfg),
                 "decoder": decoder_payload(decoder, cfg),
-                "scenes": [dict(grid_state(s.grid), name=s.name) for s in scenes],
-                "optimizer": optimizer.state_dict(),
+                "decoder_optimizer": decoder_opt.state_dict(),
+                "scenes": [all_scenes[i] for i in range(len(items))],
                 "history": [list(h) for h in history],
             },
             ckpt_path,
         )
 
-    per_scene = cfg.train.batch_points // len(scenes)
-    log = open(out / LOG, "a", encoding="utf-8")
-    log.write(json.dumps({"event": "start", "step": start, "device": str(dev), "scenes": [s.name for s in scenes],
-                          "codes": sum(s.grid.num_codes for s in scenes)}) + "\n")
+    log = open(out / LOG, "a", encoding="utf-8") if dist_info.main else None
+    if log:
+        log.write(json.dumps({"event": "start", "step": start, "device": str(dev), "processes": dist_info.world,
+                              "scenes": len(items), "codes_rank0": sum(s.grid.num_codes for s in scenes.values())}) + "\n")
     t0 = time.perf_counter()
     loss_value = float("nan")
-    bar = _progress(progress)
+    bar = _progress(progress and dist_info.main)
     with bar:
         task = bar.add_task("train", total=cfg.train.steps, completed=start, loss=float("nan"))
         for step in range(start, cfg.train.steps):
             factor = cosine_lr(step, cfg.train.steps, cfg.train.lr_final_fraction)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
-            gen = step_generator(dev, cfg.train.seed, step)
-            optimizer.zero_grad(set_to_none=True)
-            batches = [_draw(scene, per_scene, gen) for scene in scenes]
-            loss, l1 = scene_loss(decoder, [s.grid for s in scenes], [b[0] for b in batches], [b[1] for b in batches],
-                                  cfg.loss.band, cfg.loss.code_reg)
+            decoder_opt.param_groups[0]["lr"] = cfg.train.lr_decoder * factor
+            for opt in code_opts.values():
+                opt.param_groups[0]["lr"] = cfg.train.lr_codes * factor
+            batches = [_draw(scenes[i], per_scene, scene_generator(dev, cfg.train.seed, step, i)) for i in mine]
+            decoder_opt.zero_grad(set_to_none=True)
+            for opt in code_opts.values():
+                opt.zero_grad(set_to_none=True)
+            loss, l1 = model([scenes[i].grid for i in mine], [b[0] for b in batches], [b[1] for b in batches])
             loss.backward()
-            total = l1.detach()
-            optimizer.step()
+            decoder_opt.step()
+            for i, opt in code_opts.items():
+                if dist_info.world > 1:  # undo the world-size scale on codes, which DDP does not average
+                    scenes[i].grid.codes.grad.div_(dist_info.world)
+                opt.step()
             if (step + 1) % cfg.train.log_every == 0 or step + 1 == cfg.train.steps:
+                total = l1.detach()
+                if dist_info.world > 1:
+                    import torch.distributed as dist
+
+                    dist.all_reduce(total)  # each process holds its share of the global mean
                 loss_value = float(total)
                 if not np.isfinite(loss_value):
                     raise SdfkitError(f"training diverged at step {step + 1} (loss is {loss_value})")
                 history.append((step + 1, loss_value))
-                log.write(json.dumps({"step": step + 1, "l1": loss_value, "lr_factor": factor,
-                                      "seconds": round(time.perf_counter() - t0, 3)}) + "\n")
-                log.flush()
-                if on_step:
-                    on_step(step + 1, loss_value)
+                if log:
+                    log.write(json.dumps({"step": step + 1, "l1": loss_value, "lr_factor": factor,
+                                          "seconds": round(time.perf_counter() - t0, 3)}) + "\n")
+                    log.flush()
             bar.update(task, advance=1, loss=loss_value)
             if (step + 1) % cfg.train.checkpoint_every == 0 or step + 1 == cfg.train.steps:
                 save_checkpoint(step + 1)
+            if on_step and history and history[-1][0] == step + 1:
+                on_step(step + 1, loss_value)
     seconds = time.perf_counter() - t0
     decoder_path = out / DECODER
-    save_decoder(decoder_path, decoder, cfg, trained_on=[str(d) for d in cfg.train.data], steps=cfg.train.steps)
-    log.write(json.dumps({"event": "done", "step": cfg.train.steps, "seconds": round(seconds, 3)}) + "\n")
-    log.close()
-    return TrainResult(decoder_path, ckpt_path, cfg.train.steps, loss_value, seconds, history)
+    if dist_info.main:
+        save_decoder(decoder_path, decoder, cfg, trained_on=[str(d) for d in cfg.train.data], steps=cfg.train.steps)
+        log.write(json.dumps({"event": "done", "step": cfg.train.steps, "seconds": round(seconds, 3)}) + "\n")
+        log.close()
+    return TrainResult(decoder_path, ckpt_path, cfg.train.steps, loss_value, seconds, history, decoder)
 
 
 def _progress(enabled: bool):
