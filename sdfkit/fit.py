@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from sdfkit.autodecoder import NeuralField, Scene, cosine_lr, make_scene, resolve_device, scene_loss
 from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
-from sdfkit.io import replace_dir, save_torch
+from sdfkit.io import make_temp_dir, replace_dir, save_torch
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.settings import SdfkitConfig, load_settings, replace_section
 from sdfkit.train import grid_state
@@ -81,7 +80,7 @@ def fit_codes(
         loss.backward()
         optimizer.step()
         if progress is not None and (step % 10 == 0 or step == cfg.fit.steps):
-            l1_value = float(l1)
+            l1_value = float(l1.detach())
             progress.update(task, completed=step, loss=l1_value)
         if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
             break
@@ -199,7 +198,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         timings["score"] = time.perf_counter() - t
         bar.update(stage, total=1, completed=1)
 
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        tmp = make_temp_dir(out)
         try:
             mesh_file = f"mesh.{fmt}"
             export_mesh(recon, tmp / mesh_file)

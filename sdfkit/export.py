@@ -1,0 +1,29 @@
+"""Writing meshes: format chosen by the output's extension, written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trimesh
+
+from sdfkit.errors import SdfkitError
+from sdfkit.io import atomic_path
+
+#: Extensions ``export_mesh`` writes.
+FORMATS = (".obj", ".ply", ".stl", ".glb", ".off")
+
+
+def export_mesh(mesh: trimesh.Trimesh, path: str | Path) -> Path:
+    """Write ``mesh`` to ``path`` (obj, ply, stl, glb or off by extension); nothing is left on failure."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise SdfkitError(f"cannot write '{path.suffix or path.name}': choose an extension from {', '.join(FORMATS)}")
+    if len(mesh.faces) == 0:
+        raise SdfkitError("refusing to write an empty mesh")
+    data = mesh.export(file_type=suffix[1:])
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path

@@ -1,0 +1,1 @@
+"""Looking at signed distance fields: slice images, offscreen renders, previews, the browser viewer."""
