@@ -25,7 +25,7 @@ from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.io import make_temp_dir, replace_dir, save_torch
 from sdfkit.models.siren import ModulatedSiren
-from sdfkit.settings import SdfkitConfig, load_settings, replace_section
+from sdfkit.settings import FitConfig, SdfkitConfig, load_settings, replace_section
 from sdfkit.train import grid_state
 
 LATENTS = "latents.pt"
@@ -53,6 +53,13 @@ class FitOptions:
     seed: int | None = None
 
 
+def fit_batch_points(cfg: SdfkitConfig, num_codes: int) -> int:
+    """Points per fitting step: ``fit.batch_points``, or enough to give every code a few samples."""
+    if cfg.fit.batch_points is not None:
+        return cfg.fit.batch_points
+    return int(min(max(cfg.fit.points_per_code * num_codes, 8192), 262144))
+
+
 def fit_codes(
     decoder: ModulatedSiren,
     scene: Scene,
@@ -70,11 +77,12 @@ def fit_codes(
     optimizer = torch.optim.Adam([scene.grid.codes], lr=cfg.fit.lr)
     device = scene.points.device
     gen = torch.Generator(device=device).manual_seed(cfg.fit.seed)
+    batch = fit_batch_points(cfg, scene.grid.num_codes)
     t0, step, l1_value = time.perf_counter(), 0, float("nan")
     for step in range(1, cfg.fit.steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = cfg.fit.lr * cosine_lr(step - 1, cfg.fit.steps, cfg.fit.lr_final_fraction)
-        idx = torch.randint(len(scene.points), (cfg.fit.batch_points,), generator=gen, device=device)
+        idx = torch.randint(len(scene.points), (batch,), generator=gen, device=device)
         loss, l1 = scene_loss(decoder, scene.grid, scene.points[idx], scene.sdf[idx], cfg.loss.band, cfg.loss.code_reg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -90,8 +98,9 @@ def fit_codes(
 
 
 def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
-    """The decoder's settings, then a config file's ``fit``/``grid``/``sampling`` sections, then CLI options."""
-    cfg = base
+    """The decoder's model, grid, sampling and loss settings with the package's fit defaults, then a
+    config file's ``fit``/``grid``/``sampling`` sections, then CLI options."""
+    cfg = dataclasses.replace(base, fit=FitConfig())
     if opts.config:
         user = load_settings(opts.config)
         cfg = dataclasses.replace(cfg, fit=user.fit, grid=dataclasses.replace(user.grid), sampling=user.sampling)
@@ -100,7 +109,7 @@ def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed)
     cfg = replace_section(cfg, "grid", resolution=opts.grid_resolution)
-    if cfg.fit.steps < 1 or cfg.fit.batch_points < 1:
+    if cfg.fit.steps < 1 or (cfg.fit.batch_points is not None and cfg.fit.batch_points < 1):
         raise SdfkitError("--steps and --batch-points must be at least 1")
     if not 16 <= cfg.fit.resolution <= 1024:
         raise SdfkitError(f"--resolution must be between 16 and 1024, got {cfg.fit.resolution}")
@@ -226,6 +235,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
                 "mesh": mesh_file,
                 "metrics": metrics,
                 "steps": steps_done,
+                "batch_points": fit_batch_points(cfg, scene.grid.num_codes),
                 "final_l1_cells": l1,
                 "seconds": {k: round(v, 3) for k, v in timings.items()},
                 "seconds_total": round(sum(timings.values()), 3),

@@ -94,7 +94,9 @@ class FitConfig:
     """Fitting a new scene: decoder frozen, codes only."""
 
     steps: int = 600
-    batch_points: int = 16384
+    batch_points: Optional[int] = None
+    """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
+    points_per_code: float = 3.0
     lr: float = 2e-2
     lr_final_fraction: float = 0.05
     resolution: int = 256

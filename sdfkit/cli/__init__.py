@@ -16,6 +16,7 @@ from sdfkit.errors import SdfkitError
 from sdfkit.cli import prep  # noqa: E402,F401
 from sdfkit.cli import train  # noqa: E402,F401
 from sdfkit.cli import fit  # noqa: E402,F401
+from sdfkit.cli import mesh  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 
