@@ -1,50 +1,80 @@
-"""``preview.png`` of a fit: reconstruction beside ground truth, and three SDF slices."""
+"""``preview.png`` of a fit: reconstruction beside ground truth, and three SDF slices.
+
+Everything is composed with PIL and numpy; when no offscreen OpenGL exists the
+renders are left out and the preview holds the slices alone.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import trimesh
 from PIL import Image, ImageDraw
 
 from sdfkit.errors import SdfkitError
 from sdfkit.io import atomic_path
-from viewer.slices import slice_image
+from viewer.slices import AXIS_NAMES, Field, colorize, evaluate_slice
 
 PANEL = 320
+SLICE_RESOLUTION = 192
+# Colour range of the preview's slices as a fraction of the box's largest side.
+RANGE_FRACTION = 1.0 / 8.0
 
 
-def _label(image: np.ndarray, text: str) -> Image.Image:
-    img = Image.fromarray(image).resize((PANEL, PANEL))
-    ImageDraw.Draw(img).text((6, 4), text, fill=(0, 0, 0))
+def _panel(image: np.ndarray, text: str) -> Image.Image:
+    img = Image.fromarray(image).resize((PANEL, PANEL), Image.NEAREST)
+    draw = ImageDraw.Draw(img)
+    box = draw.textbbox((6, 4), text)
+    draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(255, 255, 255))
+    draw.text((6, 4), text, fill=(0, 0, 0))
     return img
 
 
-def preview_panels(recon, gt, field, normalization, bounds, slice_resolution: int = 192) -> list[Image.Image]:
-    """The preview's panels: renders of reconstruction and ground truth (when GL works), then x/y/z slices."""
-    from viewer.render import render_mesh
+def render_panels(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None) -> list[Image.Image]:
+    """Renders of the reconstruction and the ground truth, or [] when offscreen GL is unavailable."""
+    from viewer.render import render_meshes
 
-    panels = []
+    meshes, names = [recon], ["reconstruction"]
+    if gt is not None:
+        meshes.append(gt)
+        names.append("ground truth")
     try:
-        panels.append(_label(render_mesh(recon, (PANEL, PANEL)), "reconstruction"))
-        panels.append(_label(render_mesh(gt, (PANEL, PANEL)), "ground truth"))
+        images = render_meshes(meshes, (PANEL, PANEL))
     except SdfkitError:
-        pass  # no offscreen GL: the slices still tell the story
+        return []  # no offscreen GL: the slices still tell the story
+    return [_panel(image, name) for image, name in zip(images, names)]
+
+
+def slice_panels(field: Field, bounds, resolution: int = SLICE_RESOLUTION) -> list[Image.Image]:
+    """Three slices through the box centre (x, y, z) with their zero contours, one colour range for all."""
     lo, hi = (np.asarray(b, dtype=np.float64) for b in bounds)
     centre = (lo + hi) / 2.0
-    vmax = float(np.max(hi - lo)) / 8.0
-    for axis, name in enumerate("xyz"):
-        img = slice_image(field, axis, float(centre[axis]), (lo, hi), slice_resolution, vmax=vmax)
-        panels.append(_label(img, f"sdf, {name} = {centre[axis]:.2f}"))
+    vmax = float(np.max(hi - lo)) * RANGE_FRACTION
+    panels = []
+    for axis in range(3):
+        values = evaluate_slice(field, axis, float(centre[axis]), (lo, hi), resolution)
+        panels.append(_panel(colorize(values, vmax=vmax), f"sdf, {AXIS_NAMES[axis]} = {centre[axis]:.2f}"))
     return panels
 
 
-def write_preview(path: str | Path, recon, gt, field, normalization, bounds) -> Path:
-    """Write the preview PNG atomically."""
-    panels = preview_panels(recon, gt, field, normalization, bounds)
+def preview_image(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None, field: Field, normalization, bounds) -> Image.Image:
+    """The preview sheet: renders (when GL works), then x/y/z slices, in one row.
+
+    ``recon`` and ``gt`` may be in any frame (each render frames its own mesh);
+    ``field`` and ``bounds`` are in the unit frame of ``normalization``.
+    """
+    panels = render_panels(recon, gt) + slice_panels(field, bounds)
     sheet = Image.new("RGB", (PANEL * len(panels), PANEL), (255, 255, 255))
     for i, panel in enumerate(panels):
         sheet.paste(panel, (i * PANEL, 0))
+    return sheet
+
+
+def write_preview(path: str | Path, recon: trimesh.Trimesh, gt: trimesh.Trimesh | None, field: Field,
+                  normalization, bounds) -> Path:
+    """Write the preview PNG atomically (see :func:`preview_image`)."""
+    sheet = preview_image(recon, gt, field, normalization, bounds)
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
     return Path(path)

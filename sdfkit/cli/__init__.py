@@ -24,7 +24,7 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Console entry point."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except SdfkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -46,3 +46,5 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # In non-standalone mode click returns the code of typer.Exit instead of exiting.
+    sys.exit(code if isinstance(code, int) else 0)

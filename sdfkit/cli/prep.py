@@ -48,8 +48,10 @@ def prep(
     config = dataclasses.replace(sampling_preset(preset), **changes)
     summary = prep_dataset(path, out, config, workers=workers, synsets=synsets.split(",") if synsets else None,
                            shard=shard, force=force, progress=not quiet)
+    if path.is_file() and summary.failed:  # a single mesh: its error is the whole story
+        raise SdfkitError(next(iter(summary.failed.values())))
     typer.echo(f"{len(summary.written)} written, {len(summary.skipped)} up to date, {len(summary.failed)} failed -> {out}")
     for mesh, reason in summary.failed.items():
-        typer.echo(f"  failed: {mesh}: {reason}", err=True)
+        typer.echo(f"failed: {reason}", err=True)
     if summary.failed:
         raise typer.Exit(1)
