@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,7 @@ import trimesh
 
 from data_prep.mesh import Normalization, file_hash, load_mesh, normalize_mesh
 from data_prep.sdf import signed_distance
+from sdfkit.config import from_dict, load_yaml
 from sdfkit.errors import SdfkitError
 from sdfkit.io import atomic_path
 
@@ -52,6 +54,14 @@ class SamplingConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.method not in ("exact", "mesh-to-sdf"):
+            raise SdfkitError(f"sampling method must be exact or mesh-to-sdf, got '{self.method}'")
+        if self.volume not in ("sphere", "bbox"):
+            raise SdfkitError(f"sampling volume must be sphere or bbox, got '{self.volume}'")
+        if self.num_surface < 0:
+            raise SdfkitError(f"sampling num_surface must be non-negative, got {self.num_surface}")
+        if not self.radius > 0 or self.bbox_padding < 0:
+            raise SdfkitError("sampling radius must be positive and bbox_padding non-negative")
         if self.num_points < 2:
             raise SdfkitError(f"sampling num_points must be at least 2, got {self.num_points}")
         if not 0.0 <= self.near_fraction <= 1.0:
@@ -62,12 +72,15 @@ class SamplingConfig:
             raise SdfkitError("sampling noise scales and weights must be non-negative")
 
 
-#: Named presets. ``deepsdf``: DeepSDF's preprocessing (variances 0.005 and
-#: 0.0005). ``mesh-to-sdf``: mesh_to_sdf.sample_sdf_near_surface's scales
-#: (std 0.0025 and 0.00025). ``default``: two scales between them plus a wide
-#: one, which serves tiles of a few hundredths of the unit radius.
+#: Named presets (sources in ``docs/sampling.md``); change one scale here.
+#: ``deepsdf``: DeepSDF's preprocessing perturbs surface points with variances
+#: 0.005 and 0.0005 (std ~0.071 and ~0.022), half each.
+#: ``mesh-to-sdf``: mesh_to_sdf.sample_sdf_near_surface's std 0.0025 and
+#: 0.00025, half each: 28 to 89 times tighter.
+#: ``default``: std 0.01 and 0.002 (40 % each) plus 20 % at a wide 0.05, so
+#: that both a fine surface band and the cells around it are covered.
 PRESETS: dict[str, SamplingConfig] = {
-    "default": SamplingConfig(),
+    "default": SamplingConfig(noise_stds=(0.01, 0.002, 0.05), noise_weights=(0.4, 0.4, 0.2)),
     "deepsdf": SamplingConfig(noise_stds=(float(np.sqrt(0.005)), float(np.sqrt(0.0005))), noise_weights=(0.5, 0.5)),
     "mesh-to-sdf": SamplingConfig(noise_stds=(0.0025, 0.00025), noise_weights=(0.5, 0.5)),
 }
@@ -78,6 +91,25 @@ def sampling_preset(name: str) -> SamplingConfig:
     if name not in PRESETS:
         raise SdfkitError(f"unknown sampling preset '{name}' (choose from {', '.join(PRESETS)})")
     return PRESETS[name]
+
+
+def load_sampling_config(path: str | Path, base: SamplingConfig | None = None) -> SamplingConfig:
+    """A YAML file of :class:`SamplingConfig` keys applied over ``base`` (or its ``preset:`` key, or ``default``).
+
+    Unknown keys are rejected by name; e.g. ``noise_stds: [0.01, 0.002]`` with
+    ``noise_weights: [0.5, 0.5]``.
+    """
+    data = load_yaml(path)
+    preset = data.pop("preset", None)
+    if preset is not None and not isinstance(preset, str):
+        raise SdfkitError(f"config key 'preset' must be a string, got {preset!r}")
+    start = sampling_preset(preset) if preset else (base or sampling_preset("default"))
+    return from_dict(SamplingConfig, {**dataclasses.asdict(start), **data})
+
+
+def config_settings(config: SamplingConfig) -> dict:
+    """The JSON-plain settings stored with samples (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -103,11 +135,42 @@ def sample_volume(count: int, volume: str, lo: np.ndarray, hi: np.ndarray, radiu
     return direction * radius * rng.random((count, 1)) ** (1.0 / 3.0)
 
 
-def sample_mesh(mesh_unit: trimesh.Trimesh, config: SamplingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def mesh_to_sdf_values(mesh_unit: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
+    """Signed distances of (n, 3) ``points`` by the mesh-to-sdf library: (n,), negative inside.
+
+    Its distances are to a point cloud scanned from 100 rendered views and its
+    signs come from the normals of the nearest scanned points ("normal"
+    method), so both are approximate; needs OpenGL (EGL when no display).
+    """
+    if "PYOPENGL_PLATFORM" not in os.environ and not os.environ.get("DISPLAY"):
+        os.environ["PYOPENGL_PLATFORM"] = "egl"
+    try:
+        import mesh_to_sdf  # must come before pyrender, which fixes the OpenGL platform on import
+    except Exception as exc:
+        raise SdfkitError(f"--method mesh-to-sdf: cannot import mesh_to_sdf ({type(exc).__name__}: {str(exc)[:120]})") from None
+    try:
+        values = mesh_to_sdf.mesh_to_sdf(mesh_unit, np.asarray(points, dtype=np.float64),
+                                         surface_point_method="scan", sign_method="normal")
+    except Exception as exc:  # rendering failures surface as many types
+        raise SdfkitError(f"mesh-to-sdf failed ({type(exc).__name__}: {str(exc).strip()[:120]}); try --method exact") from None
+    return np.asarray(values, dtype=np.float64)
+
+
+def sample_mesh(mesh_unit: trimesh.Trimesh, config: SamplingConfig, workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """SDF samples of a mesh already in the unit frame.
 
-    Returns points (n, 3) float32, sdf (n,) float32 (negative inside),
-    surface_points (m, 3) float32, surface_normals (m, 3) float32.
+    Parameters
+    ----------
+    mesh_unit : the mesh in the normalised frame.
+    config : counts, noise scales, volume, method and seed.
+    workers : processes for the exact distances (results do not depend on it).
+
+    Returns
+    -------
+    points : (n, 3) float32, near-surface samples first, then uniform ones.
+    sdf : (n,) float32, signed distance, negative inside.
+    surface_points : (m, 3) float32, area-weighted surface samples.
+    surface_normals : (m, 3) float32, their faces' unit normals.
     """
     rng = np.random.default_rng(config.seed)
     n_near = int(round(config.num_points * config.near_fraction))
@@ -121,11 +184,9 @@ def sample_mesh(mesh_unit: trimesh.Trimesh, config: SamplingConfig) -> tuple[np.
     volume = sample_volume(n_volume, config.volume, lo - config.bbox_padding, hi + config.bbox_padding, config.radius, rng)
     points = np.concatenate([near, volume])
     if config.method == "mesh-to-sdf":
-        from data_prep.mesh_to_sdf_backend import mesh_to_sdf_values
-
         sdf = mesh_to_sdf_values(mesh_unit, points)
     else:
-        sdf = signed_distance(mesh_unit.vertices, mesh_unit.faces, points)
+        sdf = signed_distance(mesh_unit.vertices, mesh_unit.faces, points, workers=workers)
     return points.astype(np.float32), sdf.astype(np.float32), surface_points.astype(np.float32), surface_normals.astype(np.float32)
 
 

@@ -10,12 +10,18 @@ signs fail. Sign convention: **negative inside**, positive outside.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import numpy as np
 import point_cloud_utils as pcu
 import trimesh
 
 #: Points per call into the distance and winding-number kernels; bounds memory.
 CHUNK = 1 << 18
+
+#: Below this many points a process pool costs more than it saves.
+MIN_POINTS_PER_WORKER = 20_000
 
 
 def _arrays(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,10 +54,62 @@ def unsigned_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarra
     return out
 
 
-def signed_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(n,) exact signed distance of (n, 3) ``points``, negative inside."""
+def _signed_serial(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     d = unsigned_distance(vertices, faces, points)
     return np.where(inside(vertices, faces, points), -d, d)
+
+
+# The mesh a forked pool's workers read (inherited, not pickled per task).
+_POOL_MESH: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _pool_chunk(bounds: tuple[int, int, np.ndarray]) -> np.ndarray:
+    start, stop, points = bounds
+    assert _POOL_MESH is not None
+    return _signed_serial(_POOL_MESH[0], _POOL_MESH[1], points)
+
+
+def signed_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, workers: int = 1) -> np.ndarray:
+    """Exact signed distance to a triangle mesh, negative inside.
+
+    Parameters
+    ----------
+    vertices : (v, 3) float
+    faces : (f, 3) int
+    points : (n, 3) float
+    workers : processes to split the points over. The point-triangle kernel
+        holds the GIL, so threads do not help; each point's result does not
+        depend on how the points are split, so any ``workers`` gives
+        bit-identical output.
+
+    Returns
+    -------
+    sdf : (n,) float64, |sdf| the exact distance to the nearest triangle,
+        negative where |winding number| > 1/2.
+    """
+    v, f = _arrays(vertices, faces)
+    p = np.ascontiguousarray(points, dtype=np.float64)
+    workers = max(1, min(int(workers), len(p) // MIN_POINTS_PER_WORKER))
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return _signed_serial(v, f, p)
+    global _POOL_MESH
+    _POOL_MESH = (v, f)
+    try:
+        bounds = np.linspace(0, len(p), 2 * workers + 1).astype(int)
+        tasks = [(a, b, p[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_pool_chunk, tasks)
+    finally:
+        _POOL_MESH = None
+    return np.concatenate(parts)
+
+
+def default_workers() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class MeshSDF:
@@ -60,8 +118,9 @@ class MeshSDF:
     Points and distances are in the frame of ``mesh`` (normally the unit frame).
     """
 
-    def __init__(self, mesh: trimesh.Trimesh):
+    def __init__(self, mesh: trimesh.Trimesh, workers: int = 1):
         self.vertices, self.faces = _arrays(mesh.vertices, mesh.faces)
+        self.workers = workers
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
-        return signed_distance(self.vertices, self.faces, points).astype(np.float32)
+        return signed_distance(self.vertices, self.faces, points, workers=self.workers).astype(np.float32)

@@ -13,12 +13,18 @@ from sdfkit.io import atomic_path
 FORMATS = (".obj", ".ply", ".stl", ".glb", ".off")
 
 
+def check_format(path: str | Path) -> str:
+    """The mesh format of ``path`` by its extension; one-line error for one sdfkit cannot write."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise SdfkitError(f"cannot write '{Path(path).suffix or Path(path).name}': choose an extension from {', '.join(FORMATS)}")
+    return suffix
+
+
 def export_mesh(mesh: trimesh.Trimesh, path: str | Path) -> Path:
     """Write ``mesh`` to ``path`` (obj, ply, stl, glb or off by extension); nothing is left on failure."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise SdfkitError(f"cannot write '{path.suffix or path.name}': choose an extension from {', '.join(FORMATS)}")
+    suffix = check_format(path)
     if len(mesh.faces) == 0:
         raise SdfkitError("refusing to write an empty mesh")
     data = mesh.export(file_type=suffix[1:])

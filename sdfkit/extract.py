@@ -1,15 +1,20 @@
 """From a signed distance field to a mesh: batched grid evaluation and marching cubes.
 
 Works on any field: a callable mapping (N, 3) float32 unit-frame points to (N,)
-signed distances, negative inside (a fitted model, or the exact SDF of a mesh).
-Coarse-to-fine extraction evaluates a coarse lattice first and refines only the
-blocks whose corner values allow the zero level inside them, so its cost grows
-with the surface's area rather than the volume.
+signed distances, **negative inside**, positive outside (a fitted model, or the
+exact SDF of a mesh, :class:`data_prep.sdf.MeshSDF`).
+
+Coarse-to-fine extraction evaluates the corners of coarse blocks first and
+refines only the blocks whose corner values allow the iso level inside them, so
+its cost grows with the surface's area rather than with the volume. For a
+1-Lipschitz field (every exact SDF) it yields the same lattice values as the
+dense grid on every cell the surface passes through, hence the same mesh.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator, Sequence
 
 import mcubes
 import numpy as np
@@ -18,133 +23,243 @@ import trimesh
 from sdfkit.errors import SdfkitError
 
 Field = Callable[[np.ndarray], np.ndarray]
+Bounds = tuple[Sequence[float], Sequence[float]]
 
-#: Points per call into the field.
+#: Default extraction box: the unit cube, which contains the unit sphere.
+UNIT_BOUNDS: Bounds = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
+#: Points per call into the field; bounds the field's working memory.
 BATCH = 1 << 18
-#: Edge of the coarsest block, in fine cells (a power of two).
+#: Edge of the coarsest block, in fine cells (rounded up to a power of two).
 BLOCK = 16
-#: Refine a block when a corner's |sdf| is below this many block diagonals. A
-#: distance field is 1-Lipschitz, so 1 would do; learned fields only nearly are.
+#: A block is skipped when every corner is at least this many block diagonals
+#: away from the iso level. An exact SDF is 1-Lipschitz, so 1 would do; learned
+#: fields are only approximately Lipschitz, hence the margin.
 LIPSCHITZ_FACTOR = 1.5
+#: Accepted resolutions (lattice points per axis).
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 2048
 
 
-def _axes(resolution: int, bounds) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    lo, hi = (np.asarray(b, dtype=np.float64).reshape(3) for b in bounds)
-    if not np.all(hi > lo):
-        raise SdfkitError("extraction bounds must have positive extent on every axis")
+def _axes(resolution: int, bounds: Bounds) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Box corners (3,), (3,) and the lattice coordinates along each axis."""
+    try:
+        lo, hi = (np.asarray(b, dtype=np.float64).reshape(3) for b in bounds)
+    except (TypeError, ValueError):
+        raise SdfkitError("extraction bounds must be two 3-vectors (lo, hi)") from None
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(hi > lo)):
+        raise SdfkitError("extraction bounds must be finite with positive extent on every axis")
     return lo, hi, [np.linspace(lo[a], hi[a], resolution) for a in range(3)]
 
 
-def _evaluate(field: Field, points: np.ndarray, batch_size: int) -> np.ndarray:
+def _check_resolution(resolution: int) -> None:
+    if not MIN_RESOLUTION <= int(resolution) <= MAX_RESOLUTION:
+        raise SdfkitError(f"resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION}, got {resolution}")
+
+
+def evaluate_points(field: Field, points: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
+    """The field at (n, 3) ``points``, ``batch_size`` points per call: (n,) float32.
+
+    Accepts fields returning numpy arrays or torch tensors (on any device).
+    Raises :class:`SdfkitError` when the field returns the wrong count or
+    non-finite values.
+    """
+    if batch_size < 1:
+        raise SdfkitError(f"batch size must be positive, got {batch_size}")
     out = np.empty(len(points), dtype=np.float32)
     for start in range(0, len(points), batch_size):
-        values = np.asarray(field(points[start : start + batch_size].astype(np.float32)), dtype=np.float32).reshape(-1)
-        if len(values) != min(batch_size, len(points) - start):
-            raise SdfkitError("the field returned the wrong number of values")
-        out[start : start + len(values)] = values
+        chunk = np.ascontiguousarray(points[start : start + batch_size], dtype=np.float32)
+        values = field(chunk)
+        if hasattr(values, "detach"):  # a torch tensor, possibly on the GPU
+            values = values.detach().float().cpu().numpy()
+        values = np.asarray(values, dtype=np.float32).reshape(-1)
+        if len(values) != len(chunk):
+            raise SdfkitError(f"the field returned {len(values)} values for {len(chunk)} points")
+        out[start : start + len(chunk)] = values
     if not np.isfinite(out).all():
         raise SdfkitError("the field returned NaN or infinite values")
     return out
 
 
-def evaluate_grid(field: Field, resolution: int, bounds=((-1, -1, -1), (1, 1, 1)), batch_size: int = BATCH) -> np.ndarray:
-    """The field on a dense ``resolution``^3 lattice over ``bounds``: (R, R, R) float32, index order x, y, z.
+@contextlib.contextmanager
+def _progress(enabled: bool, description: str, total: float | None) -> Iterator[Callable[..., None]]:
+    """Yields ``update(advance=..., total=..., description=...)``; a no-op when disabled."""
+    if not enabled:
+        yield lambda **_: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    Evaluated one x-slab at a time, so memory beyond the grid itself stays bounded.
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda **kw: bar.update(task, **kw)
+
+
+def evaluate_grid(
+    field: Field,
+    resolution: int,
+    bounds: Bounds = UNIT_BOUNDS,
+    batch_size: int = BATCH,
+    progress: bool = False,
+) -> np.ndarray:
+    """The field on a dense ``resolution``^3 lattice over ``bounds``.
+
+    Lattice point (i, j, k) is ``lo + (i, j, k) * (hi - lo) / (resolution - 1)``.
+    Points are generated a few x-slabs at a time (about ``batch_size`` points),
+    so memory beyond the float32 grid itself stays bounded.
+
+    Returns
+    -------
+    grid : (R, R, R) float32, index order x, y, z.
     """
+    _check_resolution(resolution)
     _, _, axes = _axes(resolution, bounds)
     grid = np.empty((resolution,) * 3, dtype=np.float32)
-    yz = np.stack(np.meshgrid(axes[1], axes[2], indexing="ij"), axis=-1).reshape(-1, 2)
-    for i, x in enumerate(axes[0]):
-        pts = np.column_stack([np.full(len(yz), x), yz])
-        grid[i] = _evaluate(field, pts, batch_size).reshape(resolution, resolution)
+    yz = np.stack(np.meshgrid(axes[1], axes[2], indexing="ij"), axis=-1).reshape(-1, 2).astype(np.float32)
+    slabs = max(1, batch_size // len(yz))
+    with _progress(progress, f"field {resolution}^3 (dense)", resolution) as update:
+        for i0 in range(0, resolution, slabs):
+            xs = axes[0][i0 : i0 + slabs].astype(np.float32)
+            pts = np.empty((len(xs), len(yz), 3), dtype=np.float32)
+            pts[:, :, 0] = xs[:, None]
+            pts[:, :, 1:] = yz[None]
+            grid[i0 : i0 + len(xs)] = evaluate_points(field, pts.reshape(-1, 3), batch_size).reshape(len(xs), resolution, resolution)
+            update(advance=len(xs))
     return grid
+
+
+def _fill_skipped(grid: np.ndarray, skipped: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+    """Give every lattice point still NaN the fill value of the skipped block holding it.
+
+    ``skipped`` holds, per level, (block edge ``s``, block starts (B, 3), fill (B,)).
+    A point at index i is looked up in block ``min(i // s, nb - 1)``; a point on a
+    face shared with a refined block is either evaluated or covered by a finer
+    skipped block, so each point ends up with a value.
+    """
+    resolution = grid.shape[0]
+    last = resolution - 1
+    tables = []
+    for size, starts, fill in skipped:
+        nb = -(-last // size)
+        table = np.full((nb, nb, nb), np.nan, dtype=np.float32)
+        table[tuple((starts // size).T)] = fill
+        tables.append((table, np.minimum(np.arange(resolution) // size, nb - 1)))
+    for i in range(resolution):
+        slab = grid[i]
+        for table, index in tables:
+            missing = np.isnan(slab)
+            if not missing.any():
+                break
+            np.copyto(slab, table[index[i]][np.ix_(index, index)], where=missing)
 
 
 def evaluate_grid_coarse_to_fine(
     field: Field,
     resolution: int,
-    bounds=((-1, -1, -1), (1, 1, 1)),
+    bounds: Bounds = UNIT_BOUNDS,
     batch_size: int = BATCH,
     block: int = BLOCK,
     lipschitz_factor: float = LIPSCHITZ_FACTOR,
+    level: float = 0.0,
+    progress: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """The field on a ``resolution``^3 lattice, evaluated only near the zero level.
+    """The field on a ``resolution``^3 lattice over ``bounds``, evaluated only near the iso level.
 
     Blocks of ``block`` cells are tested by their 8 corners: a block whose
-    corners all have |sdf| >= ``lipschitz_factor`` x its diagonal holds no
-    surface (a distance field changes no faster than distance), so it is not
-    evaluated further and its lattice points take its corners' mean, which has
-    their common sign. Other blocks split in 8 and are tested again, down to
-    single cells. Marching cubes then yields the same triangles as on the
-    dense grid. Returns the grid (R, R, R) float32 (x, y, z index order) and
-    the number of field evaluations.
+    corners lie on one side of ``level`` with |sdf - level| >=
+    ``lipschitz_factor`` x its diagonal holds no surface (a distance field
+    changes no faster than distance), so it is not evaluated further; its
+    lattice points get its corners' mean, which lies on the same side of
+    ``level``, so marching cubes makes no surface there. Other blocks split in
+    8 and are tested again, down to single cells, whose corners are the field's
+    own values. For a 1-Lipschitz field with ``lipschitz_factor`` >= 1 every
+    cell the surface crosses is fully evaluated, so marching cubes gives the
+    same triangles as on :func:`evaluate_grid`.
+
+    Returns
+    -------
+    grid : (R, R, R) float32, index order x, y, z.
+    evaluations : int, the number of points the field was evaluated at.
     """
+    _check_resolution(resolution)
+    if not lipschitz_factor > 0:
+        raise SdfkitError(f"lipschitz factor must be positive, got {lipschitz_factor}")
     lo, hi, _ = _axes(resolution, bounds)
     last = resolution - 1
     step = (hi - lo) / last
     grid = np.full((resolution,) * 3, np.nan, dtype=np.float32)
+    flat_grid = grid.reshape(-1)
     evaluations = 0
-    size = 1 << max(0, int(np.ceil(np.log2(max(block, 1)))))
+    size = 1 << max(0, int(np.ceil(np.log2(max(min(block, last), 1)))))
     starts = np.arange(0, last, size)
     blocks = np.stack(np.meshgrid(starts, starts, starts, indexing="ij"), axis=-1).reshape(-1, 3)
     corner_offsets = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
-    while len(blocks):
-        ends = np.minimum(blocks + size, last)
-        corners = np.where(corner_offsets[None] == 1, ends[:, None, :], blocks[:, None, :])  # (B, 8, 3)
-        flat = np.ravel_multi_index(corners.reshape(-1, 3).T, grid.shape)
-        todo = np.unique(flat[np.isnan(grid.reshape(-1)[flat])])
-        if len(todo):
-            idx = np.stack(np.unravel_index(todo, grid.shape), axis=-1)
-            grid.reshape(-1)[todo] = _evaluate(field, lo + idx * step, batch_size)
-            evaluations += len(todo)
-        values = grid.reshape(-1)[flat].reshape(-1, 8)
-        if size == 1:
-            break
-        diagonal = np.linalg.norm((ends - blocks) * step, axis=1)
-        refine = np.abs(values).min(axis=1) < lipschitz_factor * diagonal
-        for (i0, j0, k0), (i1, j1, k1), fill in zip(blocks[~refine], ends[~refine], values[~refine].mean(axis=1)):
-            sub = grid[i0 : i1 + 1, j0 : j1 + 1, k0 : k1 + 1]
-            np.copyto(sub, fill, where=np.isnan(sub))
-        half = size // 2
-        children = (blocks[refine][:, None, :] + corner_offsets[None] * half).reshape(-1, 3)
-        parent_ends = np.repeat(ends[refine], 8, axis=0)
-        blocks = children[(children < parent_ends).all(axis=1)]
-        size = half
+    skipped: list[tuple[int, np.ndarray, np.ndarray]] = []
+    levels = int(np.log2(size)) + 1
+    with _progress(progress, f"field {resolution}^3 (coarse to fine)", levels) as update:
+        while len(blocks):
+            ends = np.minimum(blocks + size, last)
+            corners = np.where(corner_offsets[None] == 1, ends[:, None, :], blocks[:, None, :])  # (B, 8, 3)
+            flat = np.ravel_multi_index(corners.reshape(-1, 3).T, grid.shape)
+            todo = np.unique(flat[np.isnan(flat_grid[flat])])
+            if len(todo):
+                idx = np.stack(np.unravel_index(todo, grid.shape), axis=-1)
+                flat_grid[todo] = evaluate_points(field, lo + idx * step, batch_size)
+                evaluations += len(todo)
+            update(advance=1, description=f"field {resolution}^3 (coarse to fine, {evaluations:,} points)")
+            if size == 1:
+                break
+            offset = flat_grid[flat].reshape(-1, 8) - np.float32(level)
+            diagonal = np.linalg.norm((ends - blocks) * step, axis=1)
+            one_side = (offset > 0).all(axis=1) | (offset < 0).all(axis=1)
+            skip = one_side & (np.abs(offset).min(axis=1) >= lipschitz_factor * diagonal)
+            skipped.append((size, blocks[skip], offset[skip].mean(axis=1) + np.float32(level)))
+            half = size // 2
+            children = (blocks[~skip][:, None, :] + corner_offsets[None] * half).reshape(-1, 3)
+            parent_ends = np.repeat(ends[~skip], 8, axis=0)
+            blocks = children[(children < parent_ends).all(axis=1)]
+            size = half
+    del flat_grid
+    _fill_skipped(grid, skipped)
     return grid, evaluations
 
 
-def marching_cubes(grid: np.ndarray, bounds, level: float = 0.0) -> trimesh.Trimesh:
-    """PyMCubes on a lattice over ``bounds``; triangles face outwards (towards larger values)."""
+def marching_cubes(grid: np.ndarray, bounds: Bounds = UNIT_BOUNDS, level: float = 0.0) -> trimesh.Trimesh:
+    """PyMCubes on a (R, R, R) lattice over ``bounds``; triangles face outwards (towards larger values).
+
+    Raises :class:`SdfkitError` when the grid does not cross ``level``.
+    """
     lo, hi, _ = _axes(grid.shape[0], bounds)
     if not (grid.min() < level < grid.max()):
-        raise SdfkitError(f"the field has no surface at level {level} inside the extraction box")
+        raise SdfkitError(f"the field has no surface at level {level:g} inside the extraction box")
     vertices, faces = mcubes.marching_cubes(grid, float(level))
-    vertices = lo + vertices * (hi - lo) / (np.asarray(grid.shape) - 1)
-    # PyMCubes winds triangles towards decreasing values; negative-inside fields need the reverse.
-    return trimesh.Trimesh(vertices, faces[:, ::-1], process=False)
+    vertices = lo + vertices * ((hi - lo) / (np.asarray(grid.shape) - 1))
+    # PyMCubes winds triangles to face decreasing values; with negative inside that is inwards.
+    return trimesh.Trimesh(vertices, np.asarray(faces, dtype=np.int64)[:, ::-1], process=False)
 
 
 def clean_components(mesh: trimesh.Trimesh, keep_largest: bool = False, min_component_faces: int = 0) -> trimesh.Trimesh:
-    """Keep the largest connected component, or drop components with fewer faces than ``min_component_faces``."""
+    """Keep only the largest connected component (by faces), or drop those with fewer than ``min_component_faces`` faces."""
     if not keep_largest and min_component_faces <= 0:
         return mesh
-    parts = mesh.split(only_watertight=False)
-    if len(parts) <= 1:
-        return mesh
+    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+    counts = np.bincount(labels)
     if keep_largest:
-        return max(parts, key=lambda p: len(p.faces))
-    kept = [p for p in parts if len(p.faces) >= min_component_faces]
-    if not kept:
-        raise SdfkitError(f"every component has fewer than {min_component_faces} faces")
-    return trimesh.util.concatenate(kept)
+        keep = labels == np.argmax(counts)
+    else:
+        keep = counts[labels] >= min_component_faces
+        if not keep.any():
+            raise SdfkitError(f"every component has fewer than {min_component_faces} faces")
+    if keep.all():
+        return mesh
+    out = mesh.submesh([np.flatnonzero(keep)], append=True, repair=False)
+    out.remove_unreferenced_vertices()
+    return out
 
 
 def extract_mesh(
     field: Field,
     resolution: int = 256,
     level: float = 0.0,
-    bounds=((-1, -1, -1), (1, 1, 1)),
+    bounds: Bounds = UNIT_BOUNDS,
     batch_size: int = BATCH,
     coarse_to_fine: bool = True,
     lipschitz_factor: float = LIPSCHITZ_FACTOR,
@@ -152,24 +267,45 @@ def extract_mesh(
     min_component_faces: int = 0,
     smooth_iterations: int = 0,
     normalization=None,
+    progress: bool = False,
 ) -> trimesh.Trimesh:
-    """Marching cubes of ``field`` at ``resolution``^3 over ``bounds`` (unit frame).
+    """Marching cubes of ``field`` on a ``resolution``^3 lattice over ``bounds`` (unit frame).
 
-    Returns the mesh in the input's own units when ``normalization`` (a
-    :class:`data_prep.mesh.Normalization`) is given, else in the unit frame.
+    Parameters
+    ----------
+    field : callable, (N, 3) float32 unit-frame points -> (N,) signed distances, negative inside.
+    resolution : lattice points per axis.
+    level : iso level, in the unit frame.
+    bounds : ((3,), (3,)) lattice box in the unit frame; the unit cube by default.
+    batch_size : points per call into the field.
+    coarse_to_fine : evaluate only blocks that may hold the surface (see
+        :func:`evaluate_grid_coarse_to_fine`); else the dense grid.
+    lipschitz_factor : safety factor of the coarse-to-fine skip test.
+    keep_largest, min_component_faces : component filtering, off by default.
+    smooth_iterations : Taubin smoothing iterations (0: none).
+    normalization : a :class:`data_prep.mesh.Normalization`; when given the mesh
+        is returned in the input's own units, else in the unit frame.
+    progress : show a progress bar.
+
+    Returns
+    -------
+    mesh : trimesh.Trimesh with outward-facing triangles.
     """
-    if not 8 <= resolution <= 2048:
-        raise SdfkitError(f"resolution must be between 8 and 2048, got {resolution}")
     if coarse_to_fine:
-        grid, _ = evaluate_grid_coarse_to_fine(field, resolution, bounds, batch_size, lipschitz_factor=lipschitz_factor)
+        grid, _ = evaluate_grid_coarse_to_fine(field, resolution, bounds, batch_size,
+                                               lipschitz_factor=lipschitz_factor, level=level, progress=progress)
     else:
-        grid = evaluate_grid(field, resolution, bounds, batch_size)
+        grid = evaluate_grid(field, resolution, bounds, batch_size, progress=progress)
     mesh = marching_cubes(grid, bounds, level)
     del grid
     mesh.merge_vertices()
+    # Cells cut exactly at lattice points give triangles whose corners merged into one vertex.
+    faces = np.asarray(mesh.faces)
+    mesh.update_faces((faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2]))
+    mesh.remove_unreferenced_vertices()
     mesh = clean_components(mesh, keep_largest, min_component_faces)
     if smooth_iterations > 0:
-        trimesh.smoothing.filter_taubin(mesh, iterations=smooth_iterations)
+        trimesh.smoothing.filter_taubin(mesh, iterations=int(smooth_iterations))
     if normalization is not None:
-        mesh.vertices = normalization.from_unit(mesh.vertices)
+        mesh.vertices = normalization.from_unit(np.asarray(mesh.vertices))
     return mesh

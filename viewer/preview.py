@@ -14,11 +14,12 @@ from PIL import Image, ImageDraw
 
 from sdfkit.errors import SdfkitError
 from sdfkit.io import atomic_path
-from viewer.slices import AXIS_NAMES, Field, colorize, evaluate_slice
+from viewer.slices import AXIS_NAMES, Field, auto_range, colorize, evaluate_slice
 
 PANEL = 320
 SLICE_RESOLUTION = 192
-# Colour range of the preview's slices as a fraction of the box's largest side.
+# Upper limit of the slices' colour range as a fraction of the box's largest side; a field
+# clamped to a narrow band near the surface gets its own (smaller) range instead.
 RANGE_FRACTION = 1.0 / 8.0
 
 
@@ -50,12 +51,10 @@ def slice_panels(field: Field, bounds, resolution: int = SLICE_RESOLUTION) -> li
     """Three slices through the box centre (x, y, z) with their zero contours, one colour range for all."""
     lo, hi = (np.asarray(b, dtype=np.float64) for b in bounds)
     centre = (lo + hi) / 2.0
-    vmax = float(np.max(hi - lo)) * RANGE_FRACTION
-    panels = []
-    for axis in range(3):
-        values = evaluate_slice(field, axis, float(centre[axis]), (lo, hi), resolution)
-        panels.append(_panel(colorize(values, vmax=vmax), f"sdf, {AXIS_NAMES[axis]} = {centre[axis]:.2f}"))
-    return panels
+    slices = [evaluate_slice(field, axis, float(centre[axis]), (lo, hi), resolution) for axis in range(3)]
+    vmax = min(float(np.max(hi - lo)) * RANGE_FRACTION, auto_range(np.concatenate([s.ravel() for s in slices])))
+    return [_panel(colorize(values, vmax=vmax), f"sdf, {AXIS_NAMES[axis]} = {centre[axis]:.2f}")
+            for axis, values in enumerate(slices)]
 
 
 def preview_image(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None, field: Field, normalization, bounds) -> Image.Image:

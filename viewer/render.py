@@ -16,7 +16,7 @@ DEFAULT_ELEVATION = 25.0  # degrees above the horizon
 BACKGROUND = (255, 255, 255)
 MESH_RGB = (0.75, 0.78, 0.82)
 # Camera distance in bounding-sphere radii; with a 35 degree field of view the whole object fits.
-CAMERA_DISTANCE = 2.6
+CAMERA_DISTANCE = 3.3
 FIELD_OF_VIEW = 35.0
 MAX_SIZE = 4096
 MAX_VIEWS = 36

@@ -26,9 +26,10 @@ def mesh(
     """Extract a mesh, in the input's own units, from a fitted field or a mesh's exact SDF."""
     import numpy as np
 
-    from sdfkit.export import export_mesh
+    from sdfkit.export import check_format, export_mesh
     from sdfkit.extract import extract_mesh
 
+    check_format(out)
     if exact:
         from data_prep.mesh import load_mesh, normalize_mesh
         from data_prep.sdf import MeshSDF
