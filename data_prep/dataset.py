@@ -1,69 +1,124 @@
 """Whole datasets: a mesh, a folder of meshes, or a ShapeNet-layout root -> one ``.npz`` per shape.
 
 Parallel over shapes, resumable (a shape whose output exists with the same mesh
-hash and settings is skipped), and tolerant: one bad mesh is reported in the
-summary and does not stop the others. ``--shard i/n`` splits the work so any
-scheduler can run shards on different machines; :func:`combine_shards` merges
-their split files.
+hash, settings and format version is skipped), and tolerant: one bad mesh is
+reported in the summary and does not stop the others. ``shard="i/n"`` splits
+the work so any scheduler can run shards on different machines;
+:func:`combine_shards` merges their split files.
+
+Layout and split files follow DeepSDF: a split file maps
+``{dataset: {class: [instance, ...]}}`` and a shape's samples live at
+``<out>/<class>/<instance>.npz``. For a ShapeNet root the dataset is
+``ShapeNetV2``, the class the synset and the instance the model id. For a
+plain folder the dataset is the folder's name, the class is the mesh's
+sub-folder relative to it (``.`` for files at its top) and the instance the
+file stem, so ``<folder>/bunny.obj`` gives ``<out>/bunny.npz``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import re
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes
-from data_prep.sampling import SamplingConfig, SdfSamples, prepare_mesh
+from data_prep.sampling import FORMAT_VERSION, SamplingConfig, config_settings, prepare_mesh
+from data_prep.sdf import default_workers
 from sdfkit.errors import SdfkitError
 from sdfkit.io import atomic_write_text
 
+#: Where a ShapeNet (v2) model's mesh lies below ``<root>/<synset>/<model>/``.
 SHAPENET_MESH = Path("models") / "model_normalized.obj"
+
+#: Dataset name in split files of ShapeNet roots (as in DeepSDF's examples).
+SHAPENET_DATASET = "ShapeNetV2"
+
+#: Class of meshes at the top of a plain folder.
+TOP_CLASS = "."
 
 
 @dataclasses.dataclass(frozen=True)
 class Shape:
-    """One mesh of a dataset: its ``group`` (synset or dataset name) and ``name`` (model id or relative stem)."""
+    """One mesh of a dataset, named as in DeepSDF split files.
+
+    path : the mesh file; dataset : ``ShapeNetV2`` or the folder's name;
+    group : the class (synset, or sub-folder, ``.`` at the top);
+    name : the instance (model id, or file stem).
+    """
 
     path: Path
     group: str
     name: str
+    dataset: str = ""
 
     @property
     def output_name(self) -> str:
-        return f"{self.group}/{self.name}.npz"
+        """Output path relative to the output folder, POSIX style."""
+        return str(PurePosixPath(self.group) / f"{self.name}.npz")
 
 
 @dataclasses.dataclass
 class PrepSummary:
+    """What a :func:`prep_dataset` run did; ``failed`` maps a mesh (or split entry) to its one-line reason."""
+
     written: list[str]
     skipped: list[str]
     failed: dict[str, str]
     split_file: Path | None
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Wall time per output name (written shapes only)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _is_shapenet(root: Path) -> bool:
+    return any(root.glob(f"*/*/{SHAPENET_MESH}"))
 
 
 def list_shapes(path: str | Path, synsets: list[str] | None = None) -> list[Shape]:
-    """The shapes under ``path`` (a mesh, a folder of meshes, or a ShapeNet root), sorted."""
+    """The shapes under ``path`` (a mesh, a folder of meshes, or a ShapeNet root), sorted by output name.
+
+    ``synsets`` keeps only those ShapeNet synsets (an error for plain folders).
+    Raises :class:`SdfkitError` when nothing is found or two meshes would
+    write the same output.
+    """
     path = Path(path)
     if not path.exists():
         raise SdfkitError(f"not found: {path}")
     if path.is_file():
         if path.suffix.lower() not in MESH_SUFFIXES:
-            raise SdfkitError(f"unsupported mesh format '{path.suffix}' for {path}")
-        return [Shape(path, path.parent.name or "meshes", path.stem)]
-    shapenet = sorted(path.glob(f"*/*/{SHAPENET_MESH}"))
-    if shapenet:
-        shapes = [Shape(p, p.parents[2].name, p.parents[1].name) for p in shapenet]
+            raise SdfkitError(f"unsupported mesh format '{path.suffix}' for {path} (supported: {', '.join(MESH_SUFFIXES)})")
+        return [Shape(path, TOP_CLASS, path.stem, path.resolve().parent.name or "meshes")]
+    if _is_shapenet(path):
+        shapes = [Shape(p, p.parents[2].name, p.parents[1].name, SHAPENET_DATASET)
+                  for p in sorted(path.glob(f"*/*/{SHAPENET_MESH}"))]
         if synsets:
+            known = {s.group for s in shapes}
+            unknown = [s for s in synsets if s not in known]
+            if unknown:
+                raise SdfkitError(f"synset '{unknown[0]}' not found in {path} (present: {', '.join(sorted(known))})")
             shapes = [s for s in shapes if s.group in set(synsets)]
     else:
-        shapes = [Shape(p, path.name, str(p.relative_to(path).with_suffix("")).replace(os.sep, "__")) for p in find_meshes(path)]
+        if synsets:
+            raise SdfkitError(f"--synsets applies to ShapeNet roots (<synset>/<model>/{SHAPENET_MESH.as_posix()}); {path} is a plain folder")
+        dataset = path.resolve().name or "meshes"
+        shapes = []
+        for p in find_meshes(path):
+            rel = PurePosixPath(p.relative_to(path).as_posix())
+            shapes.append(Shape(p, str(rel.parent) if str(rel.parent) != "." else TOP_CLASS, rel.stem, dataset))
     if not shapes:
         raise SdfkitError(f"no meshes found in {path} (looked for {', '.join(MESH_SUFFIXES)})")
+    shapes.sort(key=lambda s: s.output_name)
+    for a, b in zip(shapes, shapes[1:]):
+        if a.output_name == b.output_name:
+            raise SdfkitError(f"{a.path} and {b.path} would both write {a.output_name}; rename one")
     return shapes
 
 
@@ -80,88 +135,173 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
-def _is_current(out: Path, mesh_hash: str, settings: dict) -> bool:
+def shard_shapes(shapes: list[Shape], shard: str | None) -> list[Shape]:
+    """Shard ``i/n`` of ``shapes``: those whose index in the sorted list is ``i`` modulo ``n``."""
+    i, n = parse_shard(shard)
+    return [s for k, s in enumerate(shapes) if k % n == i]
+
+
+def read_split(path: str | Path) -> dict[str, dict[str, list[str]]]:
+    """Read a DeepSDF-style split file ``{dataset: {class: [instance, ...]}}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SdfkitError(f"split file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SdfkitError(f"cannot parse split file {path}: {str(exc).splitlines()[0][:120]}") from None
+    valid = isinstance(data, dict) and all(
+        isinstance(groups, dict) and all(isinstance(names, list) and all(isinstance(n, str) for n in names)
+                                         for names in groups.values())
+        for groups in data.values())
+    if not valid:
+        raise SdfkitError(f"split file {path} must map dataset -> class -> list of instance names")
+    return data
+
+
+def split_of(shapes: list[Shape]) -> dict[str, dict[str, list[str]]]:
+    """The split file content listing ``shapes``."""
+    split: dict[str, dict[str, list[str]]] = {}
+    for s in shapes:
+        split.setdefault(s.dataset, {}).setdefault(s.group, []).append(s.name)
+    return {d: {g: sorted(n) for g, n in sorted(groups.items())} for d, groups in sorted(split.items())}
+
+
+def select_split(shapes: list[Shape], split: dict[str, dict[str, list[str]]]) -> tuple[list[Shape], list[str]]:
+    """The shapes a split lists (any dataset key), and the listed entries not found, as ``class/instance``."""
+    wanted = {(g, n) for groups in split.values() for g, names in groups.items() for n in names}
+    have = {(s.group, s.name) for s in shapes}
+    missing = sorted(str(PurePosixPath(g) / n) for g, n in wanted - have)
+    return [s for s in shapes if (s.group, s.name) in wanted], missing
+
+
+def is_current(out: Path, mesh_hash: str, settings: dict) -> bool:
+    """Whether ``out`` holds samples of this mesh file with these settings (a damaged file is not current)."""
     try:
         with np.load(out, allow_pickle=False) as data:
-            return str(data["mesh_hash"]) == mesh_hash and json.loads(str(data["settings"])) == settings
-    except Exception:
+            return (int(data["format_version"]) == FORMAT_VERSION and str(data["mesh_hash"]) == mesh_hash
+                    and json.loads(str(data["settings"])) == settings and len(data["points"]) == settings["num_points"])
+    except Exception:  # any unreadable file is simply resampled
         return False
 
 
-def _prep_one(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool) -> tuple[str, str]:
+def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool = False, workers: int = 1) -> tuple[str, str, float]:
+    """Sample one shape into ``out_dir``: ("written" | "skipped" | "failed", reason, seconds).
+
+    Never raises for a bad mesh: its one-line reason is returned instead.
+    """
+    start = time.perf_counter()
     out = out_dir / shape.output_name
-    settings = json.loads(json.dumps(dataclasses.asdict(config)))
-    if not force and out.is_file() and _is_current(out, file_hash(shape.path), settings):
-        return "skipped", ""
-    samples: SdfSamples = prepare_mesh(shape.path, config)
-    samples.save(out)
-    return "written", ""
-
-
-def _job(args) -> tuple[str, str]:
-    shape, out_dir, config, force = args
     try:
-        return _prep_one(shape, out_dir, config, force)
+        if not force and out.is_file() and is_current(out, file_hash(shape.path), config_settings(config)):
+            return "skipped", "", 0.0
+        prepare_mesh(shape.path, config, workers=workers).save(out)
     except SdfkitError as exc:
-        return "failed", str(exc)
+        return "failed", str(exc), time.perf_counter() - start
     except MemoryError:
-        return "failed", "out of memory"
+        return "failed", "out of memory", time.perf_counter() - start
+    except Exception as exc:  # a library failing on one odd mesh must not stop the dataset
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        return "failed", f"{type(exc).__name__}: {reason}", time.perf_counter() - start
+    return "written", "", time.perf_counter() - start
+
+
+def _job(args) -> tuple[str, str, float]:
+    return prep_shape(*args)
 
 
 def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, workers: int | None = None,
                  synsets: list[str] | None = None, shard: str | None = None, force: bool = False,
-                 progress: bool = True) -> PrepSummary:
-    """Sample every shape under ``path`` into ``out_dir``; write a DeepSDF-style split file."""
+                 progress: bool = True, split: str | Path | None = None) -> PrepSummary:
+    """Sample every shape under ``path`` into ``out_dir`` and write its split file.
+
+    Parameters
+    ----------
+    path : a mesh, a folder of meshes (searched recursively), or a ShapeNet root.
+    out_dir : output folder; ``<out>/<class>/<instance>.npz`` per shape.
+    config : sampling settings.
+    workers : processes (default: all cores). Several shapes are spread over
+        processes; a single shape splits its distance queries instead.
+    synsets : ShapeNet synsets to keep.
+    shard : ``"i/n"``: only shapes whose sorted index is ``i`` mod ``n``; the
+        split file is then ``split.shard-i-of-n.json``.
+    force : resample shapes whose output is current.
+    progress : show a progress bar.
+    split : a split file; only the shapes it lists are prepared (entries
+        not found are reported as failed).
+
+    Returns
+    -------
+    PrepSummary; the split file lists the shapes that have samples.
+    """
     out_dir = Path(out_dir)
+    shapes = list_shapes(path, synsets)
+    missing: list[str] = []
+    if split is not None:
+        shapes, missing = select_split(shapes, read_split(split))
     shard_i, shard_n = parse_shard(shard)
-    shapes = [s for k, s in enumerate(list_shapes(path, synsets)) if k % shard_n == shard_i]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(shapes) or 1))
-    results: dict[Shape, tuple[str, str]] = {}
+    shapes = shard_shapes(shapes, shard)
+    workers = max(1, workers or default_workers())
+    results: dict[Shape, tuple[str, str, float]] = {}
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    bar = Progress(TextColumn("[bold]prep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=not progress)
+    bar = Progress(TextColumn("[bold]prep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.description}"), disable=not progress)
     with bar:
-        task = bar.add_task("prep", total=len(shapes))
-        jobs = [(s, out_dir, config, force) for s in shapes]
-        if workers == 1:
-            for job in jobs:
-                results[job[0]] = _job(job)
+        task = bar.add_task("", total=len(shapes))
+        if workers == 1 or len(shapes) <= 1:
+            for shape in shapes:
+                bar.update(task, description=shape.output_name)
+                results[shape] = prep_shape(shape, out_dir, config, force, workers=workers)
                 bar.advance(task)
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(_job, job): job[0] for job in jobs}
+            with ProcessPoolExecutor(max_workers=min(workers, len(shapes))) as pool:
+                futures = {pool.submit(_job, (s, out_dir, config, force, 1)): s for s in shapes}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
+                    bar.update(task, description=futures[future].output_name)
                     bar.advance(task)
     done = [s for s in shapes if results[s][0] != "failed"]
-    split_name = "split.json" if shard_n == 1 else f"split.shard-{shard_i}-of-{shard_n}.json"
-    groups: dict[str, list[str]] = {}
-    for s in done:
-        groups.setdefault(s.group, []).append(s.name)
     split_file = None
     if done:
-        split_file = out_dir / split_name
-        atomic_write_text(split_file, json.dumps({"sdfkit": {g: sorted(v) for g, v in sorted(groups.items())}}, indent=2) + "\n")
+        split_file = out_dir / ("split.json" if shard_n == 1 else f"split.shard-{shard_i}-of-{shard_n}.json")
+        atomic_write_text(split_file, json.dumps(split_of(done), indent=2) + "\n")
+    failed = {str(s.path): results[s][1] for s in shapes if results[s][0] == "failed"}
+    failed.update({entry: "listed in the split file but not found" for entry in missing})
     return PrepSummary(
         written=[s.output_name for s in shapes if results[s][0] == "written"],
         skipped=[s.output_name for s in shapes if results[s][0] == "skipped"],
-        failed={str(s.path): results[s][1] for s in shapes if results[s][0] == "failed"},
+        failed=failed,
         split_file=split_file,
+        seconds={s.output_name: results[s][2] for s in shapes if results[s][0] == "written"},
     )
 
 
 def combine_shards(out_dir: str | Path) -> Path:
-    """Merge ``split.shard-*-of-*.json`` in ``out_dir`` into one ``split.json``."""
+    """Merge ``split.shard-*-of-*.json`` in ``out_dir`` into one ``split.json``; returns its path."""
     out_dir = Path(out_dir)
-    parts = sorted(out_dir.glob("split.shard-*-of-*.json"))
+    if not out_dir.is_dir():
+        raise SdfkitError(f"not a folder: {out_dir}")
+    parts = {}
+    for p in sorted(out_dir.glob("split.shard-*-of-*.json")):
+        match = re.fullmatch(r"split\.shard-(\d+)-of-(\d+)\.json", p.name)
+        if match:
+            parts[(int(match[1]), int(match[2]))] = p
     if not parts:
-        raise SdfkitError(f"no shard split files in {out_dir}")
-    merged: dict[str, dict[str, list[str]]] = {}
-    for part in parts:
-        for dataset, groups in json.loads(part.read_text()).items():
+        raise SdfkitError(f"no shard split files (split.shard-i-of-n.json) in {out_dir}")
+    counts = sorted({n for _, n in parts})
+    if len(counts) != 1:
+        raise SdfkitError(f"shard split files in {out_dir} come from different shard counts ({', '.join(map(str, counts))})")
+    n = counts[0]
+    absent = sorted(set(range(n)) - {i for i, _ in parts})
+    if absent:
+        raise SdfkitError(f"shard split files missing in {out_dir}: shard {', '.join(f'{i}/{n}' for i in absent)} has not finished")
+    merged: dict[str, dict[str, set[str]]] = {}
+    for part in parts.values():
+        for dataset, groups in read_split(part).items():
             for group, names in groups.items():
-                merged.setdefault(dataset, {}).setdefault(group, [])
-                merged[dataset][group] = sorted(set(merged[dataset][group]) | set(names))
+                merged.setdefault(dataset, {}).setdefault(group, set()).update(names)
     path = out_dir / "split.json"
-    atomic_write_text(path, json.dumps(merged, indent=2) + "\n")
+    content = {d: {g: sorted(n) for g, n in sorted(groups.items())} for d, groups in sorted(merged.items())}
+    atomic_write_text(path, json.dumps(content, indent=2) + "\n")
     return path

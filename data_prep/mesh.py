@@ -91,7 +91,15 @@ def _read(path: Path) -> trimesh.Trimesh:
         loaded = trimesh.util.concatenate(geoms) if geoms else trimesh.Trimesh()
     if not isinstance(loaded, trimesh.Trimesh):
         raise SdfkitError(f"cannot read mesh {path}: it holds no triangle mesh ({type(loaded).__name__})")
+    if len(loaded.faces) == 0 and suffix == ".ply" and b"element tristrips" in _ply_header(path):
+        raise SdfkitError(f"cannot read mesh {path}: PLY triangle strips are not supported (convert to faces)")
     return loaded
+
+
+def _ply_header(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    return head.split(b"end_header", 1)[0]
 
 
 def clean_mesh(mesh: trimesh.Trimesh, name: str = "mesh") -> trimesh.Trimesh:

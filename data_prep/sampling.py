@@ -28,6 +28,14 @@ from sdfkit.io import atomic_path
 
 FORMAT_VERSION = 1
 
+#: Keys of a samples ``.npz`` (read by the training and fitting stages).
+SAMPLE_KEYS = ("points", "sdf", "surface_points", "surface_normals", "center", "scale", "source", "mesh_hash",
+               "settings", "format_version")
+
+#: dtype kind and number of dimensions of each array key.
+_ARRAY_SPECS = {"points": ("f", 2), "sdf": ("f", 1), "surface_points": ("f", 2), "surface_normals": ("f", 2),
+                "center": ("f", 1), "scale": ("f", 0), "source": ("U", 0), "mesh_hash": ("U", 0), "settings": ("U", 0)}
+
 
 @dataclasses.dataclass(frozen=True)
 class SamplingConfig:
@@ -93,17 +101,19 @@ def sampling_preset(name: str) -> SamplingConfig:
     return PRESETS[name]
 
 
-def load_sampling_config(path: str | Path, base: SamplingConfig | None = None) -> SamplingConfig:
-    """A YAML file of :class:`SamplingConfig` keys applied over ``base`` (or its ``preset:`` key, or ``default``).
+def load_sampling_config(path: str | Path | None = None, preset: str | None = None) -> SamplingConfig:
+    """Sampling settings: a preset, with the keys of a YAML file applied over it.
 
-    Unknown keys are rejected by name; e.g. ``noise_stds: [0.01, 0.002]`` with
+    The preset is ``preset`` if given, else the file's ``preset:`` key, else
+    ``default``. Other keys are :class:`SamplingConfig` fields (unknown keys
+    are rejected by name), e.g. ``noise_stds: [0.01, 0.002]`` with
     ``noise_weights: [0.5, 0.5]``.
     """
-    data = load_yaml(path)
-    preset = data.pop("preset", None)
-    if preset is not None and not isinstance(preset, str):
-        raise SdfkitError(f"config key 'preset' must be a string, got {preset!r}")
-    start = sampling_preset(preset) if preset else (base or sampling_preset("default"))
+    data = load_yaml(path) if path is not None else {}
+    file_preset = data.pop("preset", None)
+    if file_preset is not None and not isinstance(file_preset, str):
+        raise SdfkitError(f"config key 'preset' must be a string, got {file_preset!r}")
+    start = sampling_preset(preset or file_preset or "default")
     return from_dict(SamplingConfig, {**dataclasses.asdict(start), **data})
 
 
@@ -181,7 +191,8 @@ def sample_mesh(mesh_unit: trimesh.Trimesh, config: SamplingConfig, workers: int
     scale = np.asarray(config.noise_stds)[rng.choice(len(weights), size=n_near, p=weights)]
     near = base + rng.normal(size=(n_near, 3)) * scale[:, None]
     lo, hi = mesh_unit.bounds
-    volume = sample_volume(n_volume, config.volume, lo - config.bbox_padding, hi + config.bbox_padding, config.radius, rng)
+    # The uniform half fills the unit sphere whatever the normalisation margin.
+    volume = sample_volume(n_volume, config.volume, lo - config.bbox_padding, hi + config.bbox_padding, 1.0, rng)
     points = np.concatenate([near, volume])
     if config.method == "mesh-to-sdf":
         sdf = mesh_to_sdf_values(mesh_unit, points)
@@ -232,31 +243,53 @@ class SdfSamples:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except Exception as exc:
+        except Exception as exc:  # zipfile, zlib and numpy raise many types for damaged files
             raise SdfkitError(f"cannot read samples {path}: not a valid .npz ({type(exc).__name__})") from None
-        required = ("points", "sdf", "surface_points", "surface_normals", "center", "scale", "source", "mesh_hash", "settings")
-        missing = [k for k in required if k not in arrays]
+        missing = [k for k in SAMPLE_KEYS if k not in arrays]
         if missing:
             raise SdfkitError(f"{path} is not an sdfkit samples file (missing '{missing[0]}')")
+        version = arrays["format_version"]
+        if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
+            raise SdfkitError(f"{path}: unsupported samples format version {version!r} (expected {FORMAT_VERSION})")
+        for key, (kind, ndim) in _ARRAY_SPECS.items():
+            value = arrays[key]
+            if value.dtype.kind != kind or value.ndim != ndim:
+                raise SdfkitError(f"{path}: '{key}' has dtype {value.dtype} and {value.ndim} dims, expected {kind} x {ndim}")
         points, sdf = arrays["points"], arrays["sdf"]
-        if points.ndim != 2 or points.shape[1:] != (3,) or sdf.shape != (len(points),) or arrays["surface_points"].ndim != 2:
+        surface_points, surface_normals = arrays["surface_points"], arrays["surface_normals"]
+        if (points.shape[1:] != (3,) or sdf.shape != (len(points),) or surface_points.shape[1:] != (3,)
+                or surface_normals.shape != surface_points.shape or arrays["center"].shape != (3,)):
             raise SdfkitError(f"{path}: arrays have inconsistent shapes")
-        if not (np.isfinite(points).all() and np.isfinite(sdf).all()):
+        if len(points) == 0:
+            raise SdfkitError(f"{path}: holds no samples")
+        if not all(np.isfinite(arrays[k]).all() for k in ("points", "sdf", "surface_points", "surface_normals")):
             raise SdfkitError(f"{path}: samples contain NaN or infinite values")
+        try:
+            settings = json.loads(str(arrays["settings"]))
+            normalization = Normalization.from_dict({"center": arrays["center"].tolist(), "scale": float(arrays["scale"])})
+        except (ValueError, SdfkitError) as exc:
+            raise SdfkitError(f"{path}: invalid settings or transform ({str(exc)[:100]})") from None
         return cls(
             points=points.astype(np.float32), sdf=sdf.astype(np.float32),
-            surface_points=arrays["surface_points"].astype(np.float32),
-            surface_normals=arrays["surface_normals"].astype(np.float32),
-            normalization=Normalization.from_dict({"center": arrays["center"].tolist(), "scale": float(arrays["scale"])}),
-            source=str(arrays["source"]), mesh_hash=str(arrays["mesh_hash"]), settings=json.loads(str(arrays["settings"])),
+            surface_points=surface_points.astype(np.float32), surface_normals=surface_normals.astype(np.float32),
+            normalization=normalization, source=str(arrays["source"]), mesh_hash=str(arrays["mesh_hash"]),
+            settings=settings,
         )
 
 
-def prepare_mesh(path: str | Path, config: SamplingConfig) -> SdfSamples:
-    """Load, clean and normalise the mesh at ``path`` and sample it."""
+def prepare_mesh(path: str | Path, config: SamplingConfig, workers: int = 1) -> SdfSamples:
+    """Load, clean and normalise the mesh at ``path`` and sample it.
+
+    Parameters
+    ----------
+    path : a mesh file any format :func:`data_prep.mesh.load_mesh` reads.
+    config : the sampling settings (``config.radius`` sets the normalisation).
+    workers : processes for the exact distances (results do not depend on it).
+    """
     path = Path(path)
+    mesh_hash = file_hash(path) if path.is_file() else ""
     mesh = load_mesh(path)
     unit, norm = normalize_mesh(mesh, config.radius)
-    points, sdf, surface_points, surface_normals = sample_mesh(unit, config)
-    return SdfSamples(points, sdf, surface_points, surface_normals, norm, str(path.resolve()), file_hash(path),
-                      {**dataclasses.asdict(config)})
+    points, sdf, surface_points, surface_normals = sample_mesh(unit, config, workers=workers)
+    return SdfSamples(points, sdf, surface_points, surface_normals, norm, str(path.resolve()), mesh_hash,
+                      config_settings(config))

@@ -55,6 +55,23 @@ def _check_resolution(resolution: int) -> None:
         raise SdfkitError(f"resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION}, got {resolution}")
 
 
+def padded_bounds(lo: Sequence[float], hi: Sequence[float], resolution: int, cells: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The box [lo, hi] grown so that ``cells`` lattice cells of a ``resolution``^3 lattice lie outside it on every side.
+
+    Use it to extract a normalised bounding box (e.g. a scene's) without clipping
+    the surface at the lattice border. Returns (3,), (3,) float64.
+    """
+    lo, hi = np.asarray(lo, dtype=np.float64).reshape(3), np.asarray(hi, dtype=np.float64).reshape(3)
+    inner = int(resolution) - 1 - 2 * int(cells)
+    if inner < 1:
+        raise SdfkitError(f"resolution {resolution} is too small for {cells} padding cells")
+    # Flat boxes still get a lattice of positive extent on every axis.
+    extent = np.maximum(hi - lo, 1e-3 * max(float((hi - lo).max()), 1e-9))
+    center = (lo + hi) / 2.0
+    half = extent / 2.0 + cells * extent / inner
+    return center - half, center + half
+
+
 def evaluate_points(field: Field, points: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
     """The field at (n, 3) ``points``, ``batch_size`` points per call: (n,) float32.
 

@@ -123,9 +123,18 @@ def point_to_pixel(axis: int, bounds, resolution: int, points: np.ndarray) -> np
 def evaluate_points(field: Field, points: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
     """(n,) float32 signed distances of (n, 3) points, ``batch`` points per field call."""
     points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
+    count = len(points)
+    if count == 1:
+        # point-cloud-utils 0.34 answers a single query point wrongly (it reads the (1, 3) array
+        # another way round); a duplicate row makes it a proper (2, 3) query.
+        points = np.repeat(points, 2, axis=0)
     out = np.empty(len(points), dtype=np.float32)
     for start in range(0, len(points), batch):
-        out[start : start + batch] = np.asarray(field(points[start : start + batch]), dtype=np.float32).reshape(-1)
+        chunk = points[start : start + batch]
+        if len(chunk) == 1:
+            chunk = np.repeat(chunk, 2, axis=0)
+        out[start : start + batch] = np.asarray(field(chunk), dtype=np.float32).reshape(-1)[: len(points) - start]
+    out = out[:count]
     if not np.all(np.isfinite(out)):
         raise SdfkitError("the field returned NaN or infinite distances")
     return out

@@ -104,8 +104,8 @@ def subject_from_fitted(fitted: FittedLike, exact: bool = False, name: str = "fi
     return Subject(name, fitted.field, norm, (lo, hi), recon, reference, False)
 
 
-def open_subject(path: str | Path, exact: bool = False) -> Subject:
-    """A fit's output folder (or its ``latents.pt``), or a mesh file (always its exact SDF)."""
+def open_subject(path: str | Path, exact: bool = False, device: str = "cpu") -> Subject:
+    """A fit's output folder (or its ``latents.pt``) on ``device``, or a mesh file (always its exact SDF)."""
     from data_prep.mesh import MESH_SUFFIXES
 
     path = Path(path)
@@ -117,5 +117,5 @@ def open_subject(path: str | Path, exact: bool = False) -> Subject:
         from sdfkit.fitted import load_fitted
 
         folder = path if path.is_dir() else path.parent
-        return subject_from_fitted(load_fitted(path), exact=exact, name=folder.resolve().name)
+        return subject_from_fitted(load_fitted(path, device=device), exact=exact, name=folder.resolve().name)
     raise SdfkitError(f"{path} is neither a mesh ({', '.join(sorted(MESH_SUFFIXES))}) nor a fit's output folder")

@@ -1,4 +1,4 @@
-"""``sdfkit prep``: meshes to SDF samples."""
+"""``sdfkit prep``: meshes to SDF samples (one ``.npz`` per shape)."""
 
 from __future__ import annotations
 
@@ -12,46 +12,61 @@ from sdfkit.cli.app import app
 
 @app.command()
 def prep(
-    path: Annotated[Path, typer.Argument(help="A mesh, a folder of meshes, or a ShapeNet root (<synset>/<model>/models/model_normalized.obj).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: one .npz per shape and split.json.")] = Path("samples"),
-    preset: Annotated[str, typer.Option(help="Sampling preset: default, deepsdf or mesh-to-sdf.")] = "default",
+    path: Annotated[Optional[Path], typer.Argument(help="A mesh, a folder of meshes, or a ShapeNet root (<synset>/<model>/models/model_normalized.obj).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: <class>/<instance>.npz per shape, and split.json.")] = Path("samples"),
+    preset: Annotated[Optional[str], typer.Option(help="Sampling preset: default, deepsdf or mesh-to-sdf (docs/sampling.md).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML of sampling keys applied over the preset (e.g. noise_stds, num_surface).")] = None,
     points: Annotated[Optional[int], typer.Option(help="Samples per shape (default 500,000).")] = None,
-    volume: Annotated[Optional[str], typer.Option(help="Uniform samples in the unit 'sphere' or the normalised 'bbox'.")] = None,
-    method: Annotated[str, typer.Option(help="exact (distances + winding-number signs) or mesh-to-sdf.")] = "exact",
+    method: Annotated[Optional[str], typer.Option(help="exact (point-triangle distances, winding-number signs) or mesh-to-sdf.")] = None,
+    volume: Annotated[Optional[str], typer.Option(help="Uniform samples in the unit 'sphere' or the normalised 'bbox' (scenes).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Parallel processes (default: all cores).")] = None,
     synsets: Annotated[Optional[str], typer.Option(help="ShapeNet synsets to keep, comma-separated.")] = None,
-    shard: Annotated[Optional[str], typer.Option(help="Take shard i of n (i/n, 0-based) of the shapes.")] = None,
-    combine: Annotated[bool, typer.Option("--combine", help="Merge the shards' split files in --out into split.json.")] = False,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    split: Annotated[Optional[Path], typer.Option("--split", help="DeepSDF-style split file: prepare only the shapes it lists.")] = None,
+    shard: Annotated[Optional[str], typer.Option(help="Take shard i of n (i/n, 0-based): shapes whose sorted index is i mod n.")] = None,
+    combine: Annotated[bool, typer.Option("--combine", help="Merge the shards' split files in --out (or PATH) into split.json.")] = False,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Resample shapes whose output is current.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Sample signed distances (negative inside) of meshes into one .npz per shape; resumable."""
-    import dataclasses
-
     from data_prep.dataset import combine_shards, prep_dataset
-    from data_prep.sampling import sampling_preset
+    from data_prep.sampling import load_sampling_config
+    from sdfkit.config import override
     from sdfkit.errors import SdfkitError
 
     if combine:
-        typer.echo(f"wrote {combine_shards(out)}")
+        typer.echo(f"wrote {combine_shards(path if path is not None else out)}")
         return
-    if method not in ("exact", "mesh-to-sdf"):
-        raise SdfkitError(f"--method must be exact or mesh-to-sdf, got '{method}'")
-    if volume not in (None, "sphere", "bbox"):
-        raise SdfkitError(f"--volume must be sphere or bbox, got '{volume}'")
-    changes = {"seed": seed, "method": method}
-    if points is not None:
-        changes["num_points"] = points
-    if volume is not None:
-        changes["volume"] = volume
-    config = dataclasses.replace(sampling_preset(preset), **changes)
-    summary = prep_dataset(path, out, config, workers=workers, synsets=synsets.split(",") if synsets else None,
-                           shard=shard, force=force, progress=not quiet)
-    if path.is_file() and summary.failed:  # a single mesh: its error is the whole story
+    if path is None:
+        raise SdfkitError("prep needs a PATH (a mesh, a folder of meshes or a ShapeNet root), or --combine")
+    if workers is not None and workers < 1:
+        raise SdfkitError(f"--workers must be at least 1, got {workers}")
+    cfg = override(load_sampling_config(config, preset), num_points=points, method=method, volume=volume, seed=seed)
+    summary = prep_dataset(path, out, cfg, workers=workers, synsets=[s for s in synsets.split(",") if s] if synsets else None,
+                           shard=shard, force=force, progress=not quiet, split=split)
+    if path.is_file() and summary.failed:  # a single mesh: its reason is the one-line error
         raise SdfkitError(next(iter(summary.failed.values())))
-    typer.echo(f"{len(summary.written)} written, {len(summary.skipped)} up to date, {len(summary.failed)} failed -> {out}")
-    for mesh, reason in summary.failed.items():
-        typer.echo(f"failed: {reason}", err=True)
+    _print_summary(summary, out)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _print_summary(summary, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"sdfkit prep -> {out}", title_justify="left")
+    table.add_column("shape")
+    table.add_column("status")
+    table.add_column("seconds", justify="right")
+    table.add_column("reason", overflow="fold")
+    for name in summary.written:
+        table.add_row(name, "written", f"{summary.seconds.get(name, 0.0):.1f}", "")
+    for name in summary.skipped:
+        table.add_row(name, "up to date", "", "")
+    for name, reason in summary.failed.items():
+        table.add_row(name, "[red]failed[/red]", "", reason)
+    console = Console(width=max(100, Console().width))
+    console.print(table)
+    split = f", split file {summary.split_file}" if summary.split_file else ""
+    console.print(f"{len(summary.written)} written, {len(summary.skipped)} up to date, {len(summary.failed)} failed{split}")

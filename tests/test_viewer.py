@@ -1,0 +1,129 @@
+"""The viewer: slices against the exact SDF, the server's safety, Ctrl-C, pictures (pixels checked)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from viewer.slices import colorize, evaluate_slice, slice_points
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_slice_points_lie_on_the_plane_and_image_is_upright():
+    pts, shape = slice_points(2, 0.25, ((-1, -1, -1), (1, 1, 1)), 5)
+    assert shape == (5, 5) and np.all(pts[:, 2] == 0.25)
+    grid = pts.reshape(5, 5, 3)
+    assert grid[0, 0, 1] == 1.0 and grid[-1, 0, 1] == -1.0  # top row is +y
+    assert grid[0, 0, 0] == -1.0 and grid[0, -1, 0] == 1.0  # columns run along +x
+
+
+def test_colorize_marks_the_zero_contour_and_sides():
+    values = evaluate_slice(lambda p: (np.linalg.norm(p, axis=1) - 0.5).astype(np.float32), 2, 0.0, ((-1, -1, -1), (1, 1, 1)), 101)
+    image = colorize(values, vmax=0.5, iso_step=0)
+    centre, corner = image[50, 50].astype(int), image[2, 2].astype(int)
+    assert centre[2] > centre[0]  # blue inside
+    assert corner[0] > corner[2]  # orange outside
+    black = np.all(image == 0, axis=-1)
+    r = np.hypot(*(np.argwhere(black) - 50).T) / 50
+    assert black.any() and np.all(np.abs(r - 0.5) < 0.03)  # the contour lies on the circle
+
+
+@pytest.fixture
+def viewer(shared_meshes):
+    from viewer.server import SliceViewer
+    from viewer.sources import exact_source
+
+    v = SliceViewer(exact_source(shared_meshes / "val" / "penguin.obj"), resolution=128)
+    yield v
+    v.stop()
+
+
+def test_server_binds_localhost_and_serves_no_files_outside(viewer):
+    assert viewer.host == "127.0.0.1"
+    assert urllib.request.urlopen(viewer.url, timeout=10).status == 200
+    for probe in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2f..%2fetc%2fpasswd", "//etc/passwd"):
+        try:
+            body = urllib.request.urlopen(viewer.url + probe, timeout=10).read()
+        except urllib.error.HTTPError as err:
+            assert err.code in (400, 403, 404)
+            continue
+        assert b"root:" not in body
+
+
+def test_page_values_are_validated(viewer):
+    viewer.sliders[2].value = 99.0  # out of the box: clamped
+    viewer.update_slice()
+    assert viewer.state["position"] == pytest.approx(viewer.hi[2])
+    viewer.vmax.value = -1.0
+    viewer.update_slice()
+    assert viewer.state["image"].shape == (128, 128, 3)
+
+
+def test_probe_reports_the_field_on_the_plane(viewer):
+    viewer._probe(np.array([0.0, 0.0, 5.0]), np.array([0.0, 0.0, -1.0]))
+    point, value = viewer.state["probe"]
+    assert point[2] == pytest.approx(viewer.state["position"])
+    assert value == pytest.approx(float(viewer.source.field(point[None].astype(np.float32))[0]))
+
+
+def test_view_stops_cleanly_on_ctrl_c(shared_meshes):
+    proc = subprocess.Popen([sys.executable, "-m", "sdfkit", "view", str(shared_meshes / "val" / "sphere.obj"), "--exact"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        deadline = time.time() + 120
+        while time.time() < deadline and url is None:
+            line = proc.stdout.readline()
+            if "sdfkit viewer at" in line:
+                url = line.split("at", 1)[1].split()[0]
+        assert url and url.startswith("http://127.0.0.1:")
+        assert urllib.request.urlopen(url, timeout=10).status == 200
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert "Traceback" not in err
+
+
+def test_view_bad_input(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "view", str(tmp_path / "nothing.obj"), "--exact"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_render_pixels(shared_meshes, tmp_path):
+    out = tmp_path / "r.png"
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "render", str(shared_meshes / "val" / "torus.obj"), "--out", str(out),
+                           "--views", "2", "--size", "160x120"], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 and "offscreen" in proc.stderr:
+        pytest.skip(proc.stderr.strip())
+    assert proc.returncode == 0, proc.stderr
+    image = np.asarray(Image.open(out).convert("RGB"))
+    assert image.shape == (120, 320, 3)
+    for half in (image[:, :160], image[:, 160:]):
+        object_pixels = np.any(half < 240, axis=-1)  # background is white
+        assert 0.05 < object_pixels.mean() < 0.9
+        rows, cols = np.nonzero(object_pixels)
+        assert abs(cols.mean() - 80) < 25 and abs(rows.mean() - 60) < 25  # the torus is in the middle
+
+
+def test_slices_pixels(shared_meshes, tmp_path):
+    out = tmp_path / "s.png"
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "slices", str(shared_meshes / "val" / "sphere.obj"), "--exact",
+                           "--out", str(out), "--resolution", "64", "--count", "2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    image = np.asarray(Image.open(out).convert("RGB"))
+    assert image.shape == (192, 128, 3)
+    assert np.all(image == 0, axis=-1).any()  # zero contours drawn
