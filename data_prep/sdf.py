@@ -18,7 +18,7 @@ import point_cloud_utils as pcu
 import trimesh
 
 #: Points per call into the distance and winding-number kernels; bounds memory.
-CHUNK = 1 << 18
+CHUNK = 1 << 20
 
 #: Below this many points a process pool costs more than it saves.
 MIN_POINTS_PER_WORKER = 20_000
@@ -59,14 +59,14 @@ def _signed_serial(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) 
     return np.where(inside(vertices, faces, points), -d, d)
 
 
-# The mesh a forked pool's workers read (inherited, not pickled per task).
-_POOL_MESH: tuple[np.ndarray, np.ndarray] | None = None
+# Mesh and points a forked pool's workers read (inherited, not pickled per task).
+_POOL_INPUT: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
-def _pool_chunk(bounds: tuple[int, int, np.ndarray]) -> np.ndarray:
-    start, stop, points = bounds
-    assert _POOL_MESH is not None
-    return _signed_serial(_POOL_MESH[0], _POOL_MESH[1], points)
+def _pool_chunk(bounds: tuple[int, int]) -> np.ndarray:
+    assert _POOL_INPUT is not None
+    vertices, faces, points = _POOL_INPUT
+    return _signed_serial(vertices, faces, points[bounds[0] : bounds[1]])
 
 
 def signed_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, workers: int = 1) -> np.ndarray:
@@ -92,15 +92,15 @@ def signed_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
     workers = max(1, min(int(workers), len(p) // MIN_POINTS_PER_WORKER))
     if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
         return _signed_serial(v, f, p)
-    global _POOL_MESH
-    _POOL_MESH = (v, f)
+    global _POOL_INPUT
+    _POOL_INPUT = (v, f, p)
     try:
+        # Two chunks per worker even out near-surface and far points, which cost differently.
         bounds = np.linspace(0, len(p), 2 * workers + 1).astype(int)
-        tasks = [(a, b, p[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_pool_chunk, tasks)
+            parts = pool.map(_pool_chunk, list(zip(bounds[:-1].tolist(), bounds[1:].tolist())))
     finally:
-        _POOL_MESH = None
+        _POOL_INPUT = None
     return np.concatenate(parts)
 
 

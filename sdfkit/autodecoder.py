@@ -40,7 +40,19 @@ def resolve_device(device: str) -> torch.device:
 
 
 def make_decoder(cfg: ModelConfig) -> ModulatedSiren:
-    return ModulatedSiren(in_dim=3, hidden=cfg.hidden, layers=cfg.layers, latent_dim=cfg.latent_dim, w0=cfg.w0)
+    """The decoder ``cfg.kind`` names: the modulated SIREN or a baseline (``sdfkit.models.baselines``)."""
+    if cfg.kind == "modulated_siren":
+        return ModulatedSiren(in_dim=3, hidden=cfg.hidden, layers=cfg.layers, latent_dim=cfg.latent_dim, w0=cfg.w0)
+    from sdfkit.models import baselines
+
+    if cfg.kind == "relu_concat":
+        return baselines.ReluConcatDecoder(3, cfg.hidden, cfg.layers, cfg.latent_dim, cfg.skip_layer)  # type: ignore[return-value]
+    if cfg.kind == "siren_concat":
+        return baselines.SirenConcatDecoder(3, cfg.hidden, cfg.layers, cfg.latent_dim, cfg.w0)  # type: ignore[return-value]
+    if cfg.kind == "fourier_concat":
+        return baselines.FourierConcatDecoder(3, cfg.hidden, cfg.layers, cfg.latent_dim, cfg.fourier_features,  # type: ignore[return-value]
+                                              cfg.fourier_scale)
+    raise SdfkitError(f"unknown model.kind '{cfg.kind}'")
 
 
 @dataclasses.dataclass
@@ -85,6 +97,10 @@ def grid_for_samples(samples: "SdfSamples", cfg: SdfkitConfig, seed: int = 0, me
     ``grid.resolution`` is unset (read from ``samples.source`` when not given).
     """
     surface = np.asarray(samples.surface_points, dtype=np.float64)
+    if cfg.grid.layout == "global":
+        from sdfkit.models.baselines import GlobalGrid
+
+        return GlobalGrid.around(surface.min(axis=0), surface.max(axis=0), cfg.model.latent_dim, cfg.grid.init_std, seed)
     resolution = grid_resolution(samples, cfg, mesh_unit)
     spec = GridSpec.around(surface.min(axis=0), surface.max(axis=0), resolution, cfg.grid.padding_cells)
     active, side = tile_activity(spec, surface, samples.points, samples.sdf, cfg.grid.margin)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import trimesh
 
 from sdfkit.errors import SdfkitError
@@ -22,11 +23,18 @@ def check_format(path: str | Path) -> str:
 
 
 def export_mesh(mesh: trimesh.Trimesh, path: str | Path) -> Path:
-    """Write ``mesh`` to ``path`` (obj, ply, stl, glb or off by extension); nothing is left on failure."""
+    """Write ``mesh`` to ``path`` (obj, ply, stl, glb or off by extension); nothing is left on failure.
+
+    The file appears only when complete (:func:`sdfkit.io.atomic_path`); an
+    unknown extension, an empty mesh or non-finite vertices raise a one-line
+    :class:`SdfkitError` before anything is written. Returns ``path``.
+    """
     path = Path(path)
     suffix = check_format(path)
     if len(mesh.faces) == 0:
         raise SdfkitError("refusing to write an empty mesh")
+    if not np.isfinite(np.asarray(mesh.vertices)).all():
+        raise SdfkitError("refusing to write a mesh with NaN or infinite vertices")
     data = mesh.export(file_type=suffix[1:])
     if isinstance(data, str):
         data = data.encode("utf-8")

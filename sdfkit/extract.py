@@ -31,10 +31,12 @@ UNIT_BOUNDS: Bounds = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
 BATCH = 1 << 18
 #: Edge of the coarsest block, in fine cells (rounded up to a power of two).
 BLOCK = 16
-#: A block is skipped when every corner is at least this many block diagonals
+#: A block is skipped when a corner is at least this many block diagonals
 #: away from the iso level. An exact SDF is 1-Lipschitz, so 1 would do; learned
 #: fields are only approximately Lipschitz, hence the margin.
 LIPSCHITZ_FACTOR = 1.5
+#: Blocks tested at once in coarse-to-fine extraction; bounds its bookkeeping memory.
+BLOCK_CHUNK = 1 << 17
 #: Accepted resolutions (lattice points per axis).
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 2048
 
@@ -181,11 +183,12 @@ def evaluate_grid_coarse_to_fine(
     """The field on a ``resolution``^3 lattice over ``bounds``, evaluated only near the iso level.
 
     Blocks of ``block`` cells are tested by their 8 corners: a block whose
-    corners lie on one side of ``level`` with |sdf - level| >=
-    ``lipschitz_factor`` x its diagonal holds no surface (a distance field
-    changes no faster than distance), so it is not evaluated further; its
-    lattice points get its corners' mean, which lies on the same side of
-    ``level``, so marching cubes makes no surface there. Other blocks split in
+    corners lie on one side of ``level`` and one of which has |sdf - level| >=
+    ``lipschitz_factor`` x the block's diagonal holds no surface (a distance
+    field changes no faster than distance, and a surface point in the block
+    would be within one diagonal of that corner), so it is not evaluated
+    further; its lattice points get its corners' mean, which lies on the same
+    side of ``level``, so marching cubes makes no surface there. Other blocks split in
     8 and are tested again, down to single cells, whose corners are the field's
     own values. For a 1-Lipschitz field with ``lipschitz_factor`` >= 1 every
     cell the surface crosses is fully evaluated, so marching cubes gives the
@@ -207,33 +210,43 @@ def evaluate_grid_coarse_to_fine(
     evaluations = 0
     size = 1 << max(0, int(np.ceil(np.log2(max(min(block, last), 1)))))
     starts = np.arange(0, last, size)
-    blocks = np.stack(np.meshgrid(starts, starts, starts, indexing="ij"), axis=-1).reshape(-1, 3)
-    corner_offsets = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+    blocks = np.stack(np.meshgrid(starts, starts, starts, indexing="ij"), axis=-1).reshape(-1, 3).astype(np.int32)
+    corner_offsets = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int32)
     skipped: list[tuple[int, np.ndarray, np.ndarray]] = []
     levels = int(np.log2(size)) + 1
     with _progress(progress, f"field {resolution}^3 (coarse to fine)", levels) as update:
         while len(blocks):
-            ends = np.minimum(blocks + size, last)
-            corners = np.where(corner_offsets[None] == 1, ends[:, None, :], blocks[:, None, :])  # (B, 8, 3)
-            flat = np.ravel_multi_index(corners.reshape(-1, 3).T, grid.shape)
-            todo = np.unique(flat[np.isnan(flat_grid[flat])])
-            if len(todo):
-                idx = np.stack(np.unravel_index(todo, grid.shape), axis=-1)
-                flat_grid[todo] = evaluate_points(field, lo + idx * step, batch_size)
-                evaluations += len(todo)
+            refined = []
+            level_skipped: list[tuple[np.ndarray, np.ndarray]] = []
+            # Chunks of blocks bound the (B, 8) corner bookkeeping near large surfaces.
+            for chunk in range(0, len(blocks), BLOCK_CHUNK):
+                starts_ = blocks[chunk : chunk + BLOCK_CHUNK]
+                ends = np.minimum(starts_ + size, last)
+                corners = np.where(corner_offsets[None] == 1, ends[:, None, :], starts_[:, None, :])  # (B, 8, 3)
+                flat = np.ravel_multi_index(corners.reshape(-1, 3).T, grid.shape)
+                todo = np.unique(flat[np.isnan(flat_grid[flat])])
+                if len(todo):
+                    idx = np.stack(np.unravel_index(todo, grid.shape), axis=-1)
+                    flat_grid[todo] = evaluate_points(field, lo + idx * step, batch_size)
+                    evaluations += len(todo)
+                if size == 1:
+                    continue
+                offset = flat_grid[flat].reshape(-1, 8) - np.float32(level)
+                diagonal = np.linalg.norm((ends - starts_) * step, axis=1)
+                one_side = (offset > 0).all(axis=1) | (offset < 0).all(axis=1)
+                # A zero inside the block is within one diagonal of every corner, so one far corner rules it out.
+                skip = one_side & (np.abs(offset).max(axis=1) >= lipschitz_factor * diagonal)
+                level_skipped.append((starts_[skip], offset[skip].mean(axis=1) + np.float32(level)))
+                half = size // 2
+                children = (starts_[~skip][:, None, :] + corner_offsets[None] * half).reshape(-1, 3)
+                refined.append(children[(children < np.repeat(ends[~skip], 8, axis=0)).all(axis=1)])
             update(advance=1, description=f"field {resolution}^3 (coarse to fine, {evaluations:,} points)")
             if size == 1:
                 break
-            offset = flat_grid[flat].reshape(-1, 8) - np.float32(level)
-            diagonal = np.linalg.norm((ends - blocks) * step, axis=1)
-            one_side = (offset > 0).all(axis=1) | (offset < 0).all(axis=1)
-            skip = one_side & (np.abs(offset).min(axis=1) >= lipschitz_factor * diagonal)
-            skipped.append((size, blocks[skip], offset[skip].mean(axis=1) + np.float32(level)))
-            half = size // 2
-            children = (blocks[~skip][:, None, :] + corner_offsets[None] * half).reshape(-1, 3)
-            parent_ends = np.repeat(ends[~skip], 8, axis=0)
-            blocks = children[(children < parent_ends).all(axis=1)]
-            size = half
+            skipped.append((size, np.concatenate([b for b, _ in level_skipped]),
+                            np.concatenate([f for _, f in level_skipped])))
+            blocks = np.concatenate(refined)
+            size //= 2
     del flat_grid
     _fill_skipped(grid, skipped)
     return grid, evaluations

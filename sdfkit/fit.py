@@ -9,6 +9,7 @@ a failed or killed fit leaves no half-written folder.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 import platform
@@ -23,7 +24,7 @@ import torch
 from sdfkit.autodecoder import NeuralField, Scene, cosine_lr, make_scene, resolve_device, scene_loss
 from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
-from sdfkit.io import make_temp_dir, replace_dir, save_torch
+from sdfkit.io import _describe_os_error as describe_os_error, make_temp_dir, replace_dir, save_torch
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.settings import FitConfig, SdfkitConfig, load_settings, replace_section
 from sdfkit.train import grid_state
@@ -32,6 +33,8 @@ LATENTS = "latents.pt"
 REPORT = "report.json"
 PREVIEW = "preview.png"
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
+#: An empty lock file older than this was left by a fit killed between creating and writing it.
+EMPTY_LOCK_SECONDS = 10.0
 
 
 @dataclasses.dataclass
@@ -132,7 +135,10 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         except FileExistsError:
             try:
                 pid = int(lock.read_text().strip() or 0)
-                os.kill(pid, 0)
+                if pid > 0:
+                    os.kill(pid, 0)
+                elif time.time() - lock.stat().st_mtime > EMPTY_LOCK_SECONDS:
+                    raise ValueError  # empty: its writer was killed before writing its id
             except (ValueError, ProcessLookupError, FileNotFoundError):
                 lock.unlink(missing_ok=True)  # left by a killed run
                 continue
@@ -143,6 +149,10 @@ def output_lock(out_dir: Path) -> Iterator[None]:
             raise SdfkitError(f"cannot write to {out_dir.parent}: {exc.strerror}") from None
     else:
         raise SdfkitError(f"cannot lock {out_dir}")
+    # Holding the lock, no other fit writes out_dir: temporary folders beside it were left by killed fits.
+    for kind in ("tmp", "old"):
+        for stale in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.{kind}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     try:
         yield
     finally:
@@ -207,7 +217,10 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         timings["score"] = time.perf_counter() - t
         bar.update(stage, total=1, completed=1)
 
-        tmp = make_temp_dir(out)
+        try:
+            tmp = make_temp_dir(out)
+        except OSError as exc:
+            raise SdfkitError(describe_os_error(out, exc)) from None
         try:
             mesh_file = f"mesh.{fmt}"
             export_mesh(recon, tmp / mesh_file)
@@ -248,6 +261,9 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
             }
             (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
             replace_dir(tmp, out)
+        except OSError as exc:  # disk full, read-only folder: one line, and no half-written folder
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SdfkitError(describe_os_error(out, exc)) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

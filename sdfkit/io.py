@@ -107,7 +107,7 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     except Exception as exc:  # torch raises many types for bad files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SdfkitError(f"cannot load {what} {path}: not a valid sdfkit file ({reason[:120]})") from None
-    if not isinstance(obj, dict) or "sdfkit" not in obj:
+    if not isinstance(obj, dict) or not isinstance(obj.get("sdfkit"), dict):
         raise SdfkitError(f"cannot load {what} {path}: not an sdfkit file")
     return obj
 

@@ -16,8 +16,10 @@ from sdfkit.config import from_dict, load_yaml
 
 @dataclass
 class ModelConfig:
-    """The modulated SIREN decoder."""
+    """The decoder: the modulated SIREN, or a baseline (``sdfkit.models.baselines``)."""
 
+    kind: Literal["modulated_siren", "relu_concat", "siren_concat", "fourier_concat"] = "modulated_siren"
+    """Decoder family; the baselines take the latent code concatenated to their input."""
     hidden: int = 64
     """Width of every synthesis and modulation layer."""
     layers: int = 4
@@ -26,12 +28,21 @@ class ModelConfig:
     """Size of each tile's latent code."""
     w0: float = 30.0
     """SIREN frequency factor, applied to tile-local coordinates in [-1, 1]."""
+    skip_layer: Optional[int] = None
+    """relu_concat: the layer whose input is re-concatenated with the decoder's input (DeepSDF's skip); unset: none."""
+    fourier_features: int = 64
+    """fourier_concat: number of random frequencies (the embedding has twice as many values)."""
+    fourier_scale: float = 4.0
+    """fourier_concat: standard deviation of the random frequencies, in cycles per unit of input."""
 
 
 @dataclass
 class GridConfig:
     """The sparse tile grid laid over a scene."""
 
+    layout: Literal["local", "global"] = "local"
+    """``local``: a code per tile near the surface; ``global``: one code for the whole scene
+    (one cell over the padded box, the decoder sees box coordinates in [-1, 1])."""
     resolution: Optional[int] = None
     """Cells along the longest axis of the scene's normalised bounding box; unset: chosen
     from the size of the objects in the scene (see ``cells_per_object``)."""

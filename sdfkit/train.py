@@ -53,6 +53,7 @@ def grid_state(grid: LatentGrid) -> dict:
         "active": active.cpu(),
         "side": grid.side.to(torch.int8).cpu(),
         "codes": grid.codes.detach().cpu(),
+        "layout": getattr(grid, "layout", "local"),
     }
 
 
@@ -71,7 +72,12 @@ def grid_from_state(state: dict, where: str = "file") -> LatentGrid:
         raise
     except (KeyError, AttributeError, TypeError, ValueError):
         raise SdfkitError(f"{where} holds an invalid latent grid") from None
-    grid = LatentGrid(spec, active, side, int(codes.shape[1]))
+    if state.get("layout", "local") == "global":
+        from sdfkit.models.baselines import GlobalGrid
+
+        grid = GlobalGrid(spec, int(codes.shape[1]))
+    else:
+        grid = LatentGrid(spec, active, side, int(codes.shape[1]))
     with torch.no_grad():
         grid.codes.copy_(codes.float())
     return grid
@@ -216,7 +222,7 @@ def train(
         grid = grid_from_state(state["scenes"][i], str(ckpt_path)) if state else None
         name = Path(item).stem + (f"-r{rotation}" if rotation else "")
         scenes[i] = make_scene(samples, cfg, name=name, seed=seed * 101 + rotation, grid=grid,
-                               mesh_unit=_unit_mesh(samples) if cfg.grid.resolution is None and grid is None else None).to(dev)
+                               mesh_unit=_unit_mesh(samples) if cfg.grid.resolution is None and cfg.grid.layout == "local" and grid is None else None).to(dev)
 
     decoder = make_decoder(cfg.model).to(dev)
     if state:

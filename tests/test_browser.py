@@ -44,11 +44,18 @@ def test_page_renders_and_the_slider_moves_the_slice(shared_meshes, tmp_path):
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1200, "height": 800})
+            # Offline: every request the page makes goes to the viewer itself.
+            outside = []
+            page.on("request", lambda r: None if r.url.startswith((viewer.url, "ws://127.0.0.1:", "data:", "blob:"))
+                    else outside.append(r.url))
             page.goto(viewer.url)
             page.wait_for_selector("canvas", timeout=60_000)
             sliders = page.locator('[role="slider"]')
             wait_for(lambda: sliders.count() == 3, 60)
             time.sleep(2.0)  # let the scene arrive and draw
+            close = page.locator("button.mantine-Notification-closeButton")  # "software WebGL" notice
+            for i in range(close.count()):
+                close.nth(i).click()
             first = tmp_path / "before.png"
             page.screenshot(path=str(first))
             before_updates, before_values = viewer.state["updates"], viewer.state["values"].copy()
@@ -63,6 +70,7 @@ def test_page_renders_and_the_slider_moves_the_slice(shared_meshes, tmp_path):
     finally:
         viewer.stop()
 
+    assert outside == [], f"the page fetched from outside: {outside[:3]}"
     # The slice the page now shows is the field on the new plane...
     state = viewer.state
     assert not np.array_equal(state["values"], before_values)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +44,14 @@ def test_folder_is_prepared_in_parallel_and_resumes(folder, tmp_path):
     third = prep_dataset(folder, out, SamplingConfig(num_points=3_000, num_surface=500), workers=1, progress=False)
     assert len(third.written) == 3
     split = json.loads((out / "split.json").read_text())
-    assert sorted(split["sdfkit"]["meshes"]) == ["shape0", "shape1", "shape2"]
+    assert split == {"meshes": {".": ["shape0", "shape1", "shape2"]}}
+    assert sorted(f.name for f in out.glob("*.npz")) == ["shape0.npz", "shape1.npz", "shape2.npz"]
+    # A changed mesh file makes its own output stale, and only that one.
+    trimesh.creation.icosphere(1).export(folder / "shape0.obj")
+    fourth = prep_dataset(folder, out, SamplingConfig(num_points=3_000, num_surface=500), workers=1, progress=False)
+    assert fourth.written == ["shape0.npz"] and len(fourth.skipped) == 2
+    forced = prep_dataset(folder, out, SamplingConfig(num_points=3_000, num_surface=500), workers=1, force=True, progress=False)
+    assert len(forced.written) == 3
 
 
 def test_one_bad_mesh_does_not_stop_the_others(folder, tmp_path):
@@ -53,7 +59,8 @@ def test_one_bad_mesh_does_not_stop_the_others(folder, tmp_path):
     summary = prep_dataset(folder, tmp_path / "out", SMALL, workers=2, progress=False)
     assert len(summary.written) == 3
     assert list(summary.failed) == [str(folder / "broken.obj")]
-    assert not (tmp_path / "out" / "meshes" / "broken.npz").exists()
+    assert not (tmp_path / "out" / "broken.npz").exists()
+    assert "broken" not in (tmp_path / "out" / "split.json").read_text()
 
 
 def test_shapenet_layout_synsets_and_shards(tmp_path):
@@ -68,8 +75,15 @@ def test_shapenet_layout_synsets_and_shards(tmp_path):
     for i in range(2):
         prep_dataset(root, out, SMALL, workers=1, shard=f"{i}/2", progress=False)
     merged = json.loads(combine_shards(out).read_text())
-    assert merged["sdfkit"] == {"02691156": ["a1", "a2"], "03001627": ["c1"]}
-    assert len(list(out.rglob("*.npz"))) == 3
+    assert merged == {"ShapeNetV2": {"02691156": ["a1", "a2"], "03001627": ["c1"]}}
+    # Shard k takes sorted indices k, k + n, ...: a1 and c1 in shard 0, a2 in shard 1.
+    assert json.loads((out / "split.shard-0-of-2.json").read_text()) == {"ShapeNetV2": {"02691156": ["a1"], "03001627": ["c1"]}}
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npz")) == ["02691156/a1.npz", "02691156/a2.npz", "03001627/c1.npz"]
+    # A split file read back selects shapes; unknown entries are reported.
+    split = tmp_path / "pick.json"
+    split.write_text(json.dumps({"ShapeNetV2": {"02691156": ["a2", "zz"]}}))
+    picked = prep_dataset(root, tmp_path / "picked", SMALL, workers=1, split=split, progress=False)
+    assert picked.written == ["02691156/a2.npz"] and list(picked.failed) == ["02691156/zz"]
 
 
 def test_cli_prep_writes_nine_shapes(shared_meshes, tmp_path):
@@ -95,7 +109,9 @@ NAN_OBJ = "v 0 0 0\nv nan 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\nf 1 2 4\nf 2 
         ("text.obj", b"not a mesh", "no faces"),
         ("flat.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", "flat"),
         ("nan.obj", NAN_OBJ.encode(), "NaN"),
-        ("strips.ply", STRIPS_PLY, "no faces"),
+        ("strips.ply", STRIPS_PLY, "triangle strips"),
+        ("inf.obj", NAN_OBJ.replace("nan", "inf").encode(), "infinite"),
+        ("notes.txt", b"hello", "unsupported"),
         ("nomesh", "dir", "no meshes"),
     ],
 )
@@ -112,3 +128,73 @@ def test_cli_bad_input_is_one_line_and_leaves_nothing(tmp_path, name, content, m
     assert len(proc.stderr.strip().splitlines()) == 1
     assert message in proc.stderr
     assert not out.exists() or not list(out.rglob("*.npz"))
+
+
+def test_cli_dataset_with_a_bad_mesh_prints_summary_and_fails(folder, tmp_path):
+    (folder / "broken.obj").write_text("garbage\n")
+    proc = sdfkit("prep", str(folder), "--out", str(tmp_path / "out"), "--points", "2000", "--quiet")
+    assert proc.returncode == 1
+    assert "3 written, 0 up to date, 1 failed" in proc.stdout and "broken.obj" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert len(list((tmp_path / "out").glob("*.npz"))) == 3
+
+
+def test_cli_options_config_shards_and_reproducibility(folder, tmp_path):
+    config = tmp_path / "sampling.yaml"
+    config.write_text("num_surface: 77\nnoise_stds: [0.02]\nnoise_weights: [1.0]\n")
+    out = tmp_path / "out"
+    for i in range(2):
+        proc = sdfkit("prep", str(folder), "--out", str(out), "--config", str(config), "--points", "1500",
+                      "--volume", "bbox", "--seed", "3", "--shard", f"{i}/2", "--workers", "1", "--quiet")
+        assert proc.returncode == 0, proc.stderr
+    assert not (out / "split.json").exists()
+    proc = sdfkit("prep", "--combine", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "split.json").read_text()) == {"meshes": {".": ["shape0", "shape1", "shape2"]}}
+    samples = SdfSamples.load(out / "shape1.npz")
+    assert samples.points.shape == (1500, 3) and samples.surface_points.shape == (77, 3)
+    assert samples.settings["noise_stds"] == [0.02] and samples.settings["volume"] == "bbox" and samples.settings["seed"] == 3
+    # The same seed and mesh give bit-identical samples, whatever the worker count.
+    again = prep_dataset(folder / "shape1.obj", tmp_path / "again", SamplingConfig(
+        num_points=1500, num_surface=77, noise_stds=(0.02,), noise_weights=(1.0,), volume="bbox", seed=3), workers=2, progress=False)
+    other = SdfSamples.load(tmp_path / "again" / again.written[0])
+    assert np.array_equal(other.points, samples.points) and np.array_equal(other.sdf, samples.sdf)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--shard", "2/2"], "--shard"),
+        (["--method", "fast"], "sampling method must be exact or mesh-to-sdf"),
+        (["--preset", "nope"], "unknown sampling preset"),
+        (["--config", "missing.yaml"], "config file not found"),
+        (["--synsets", "02691156"], "--synsets applies to ShapeNet roots"),
+        (["--split", "missing.json"], "split file not found"),
+    ],
+)
+def test_cli_bad_options_are_one_line(folder, tmp_path, args, message):
+    proc = sdfkit("prep", str(folder), "--out", str(tmp_path / "out"), "--quiet", *args)
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_combine_without_shards_fails(tmp_path):
+    proc = sdfkit("prep", "--combine", "--out", str(tmp_path))
+    assert proc.returncode == 1 and "no shard split files" in proc.stderr
+    (tmp_path / "split.shard-0-of-3.json").write_text("{}")
+    proc = sdfkit("prep", "--combine", "--out", str(tmp_path))
+    assert proc.returncode == 1 and "shard 1/3, 2/3 has not finished" in proc.stderr
+    assert not (tmp_path / "split.json").exists()
+
+
+@pytest.mark.slow  # mesh-to-sdf renders 100 views per shape
+def test_cli_mesh_to_sdf_method(shared_meshes, tmp_path):
+    proc = sdfkit("prep", str(shared_meshes / "val" / "sphere.obj"), "--out", str(tmp_path), "--method", "mesh-to-sdf",
+                  "--points", "2000", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    samples = SdfSamples.load(tmp_path / "sphere.npz")
+    assert samples.settings["method"] == "mesh-to-sdf"
+    radius = np.linalg.norm(samples.points, axis=1)
+    clear = np.abs(radius - 1.0) > 0.02
+    assert np.mean((samples.sdf[clear] < 0) == (radius[clear] < 1.0)) > 0.95

@@ -192,6 +192,7 @@ def test_samples_map_back_to_the_input_frame(sphere_mesh_file):
     np.testing.assert_allclose(samples.sdf[:500] * samples.normalization.scale, direct, atol=1e-6)
 
 
+@pytest.mark.slow  # mesh-to-sdf renders 100 views: ~20 s
 def test_mesh_to_sdf_method_runs_headless(shared_meshes):
     unit, _ = normalize_mesh(load_mesh(shared_meshes / "val" / "torus.obj"))
     cfg = SamplingConfig(num_points=2_000, num_surface=10, method="mesh-to-sdf")

@@ -8,7 +8,7 @@ import pytest
 from data_prep.mesh import load_mesh, normalize_mesh
 from data_prep.sdf import MeshSDF
 from sdfkit.errors import SdfkitError
-from sdfkit.extract import evaluate_grid, evaluate_grid_coarse_to_fine, extract_mesh, marching_cubes
+from sdfkit.extract import evaluate_grid, evaluate_grid_coarse_to_fine, extract_mesh, marching_cubes, padded_bounds
 from sdfkit.metrics import evaluate_meshes
 
 
@@ -38,6 +38,9 @@ def test_coarse_to_fine_gives_the_dense_mesh_on_real_shapes(shared_meshes, name)
     # Every lattice point that was evaluated holds the dense value.
     near = np.abs(dense) < 0.05
     np.testing.assert_allclose(sparse[near], dense[near], atol=1e-6)
+    # Skipped regions are filled with values of the right sign, so marching cubes sees the same inside/outside.
+    assert not np.isnan(sparse).any()
+    np.testing.assert_array_equal(np.sign(sparse[dense != 0]), np.sign(dense[dense != 0]))
 
 
 def test_triangles_face_outwards():
@@ -52,7 +55,7 @@ def test_oracle_extraction_quality(shared_meshes, name):
     unit, norm = normalize_mesh(gt)
     pad = 0.02
     mesh = extract_mesh(MeshSDF(unit), resolution=128, bounds=(unit.bounds[0] - pad, unit.bounds[1] + pad), normalization=norm)
-    metrics = evaluate_meshes(mesh, gt, num_surface=20_000, num_volume=200_000)
+    metrics = evaluate_meshes(mesh, gt, num_surface=10_000, num_volume=100_000)
     assert metrics["chamfer"] < 1e-6
     assert metrics["iou"] > 0.995
     np.testing.assert_allclose(mesh.bounds, gt.bounds, atol=0.02 * norm.scale)  # in the input's own units
@@ -83,3 +86,83 @@ def test_batches_bound_the_calls():
 
     extract_mesh(field, resolution=40, batch_size=1000, coarse_to_fine=False)
     assert max(sizes) <= 1000
+
+
+# --- references and further properties -------------------------------------------------------------
+
+#: Float tolerance for lattice values and vertex positions computed by two paths.
+VALUE_ATOL = 1e-6
+
+
+def naive_grid(field, resolution: int, bounds) -> np.ndarray:
+    """One point at a time: the obviously-correct lattice."""
+    lo, hi = np.asarray(bounds[0], float), np.asarray(bounds[1], float)
+    out = np.empty((resolution,) * 3, np.float32)
+    for i in range(resolution):
+        for j in range(resolution):
+            for k in range(resolution):
+                p = lo + (hi - lo) * np.array([i, j, k]) / (resolution - 1)
+                out[i, j, k] = field(p[None].astype(np.float32))[0]
+    return out
+
+
+@pytest.mark.parametrize("batch_size", [7, 100, 10_000])
+def test_dense_grid_matches_a_naive_loop_for_any_batching(batch_size):
+    bounds = ((-1.0, -0.5, -0.8), (0.9, 1.0, 0.7))  # not a cube: each axis has its own step
+    grid = evaluate_grid(sphere_field, 11, bounds, batch_size=batch_size)
+    np.testing.assert_allclose(grid, naive_grid(sphere_field, 11, bounds), atol=VALUE_ATOL)
+
+
+def test_coarse_to_fine_at_a_nonzero_level_matches_dense():
+    level = 0.1
+    dense = marching_cubes(evaluate_grid(sphere_field, 65), level=level)
+    sparse_grid, _ = evaluate_grid_coarse_to_fine(sphere_field, 65, level=level)
+    sparse = marching_cubes(sparse_grid, level=level)
+    np.testing.assert_allclose(sparse.vertices, dense.vertices, atol=VALUE_ATOL)
+    radius = np.linalg.norm(extract_mesh(sphere_field, 65, level=level).vertices, axis=1)
+    np.testing.assert_allclose(radius, 0.7, atol=0.01)
+
+
+def test_lipschitz_factor_covers_steeper_fields():
+    """A field 3x steeper than a distance needs a factor >= 3 to reproduce the dense mesh."""
+    steep = lambda p: 3.0 * sphere_field(p)
+    dense = marching_cubes(evaluate_grid(steep, 65))
+    grid, _ = evaluate_grid_coarse_to_fine(steep, 65, lipschitz_factor=3.0)
+    np.testing.assert_allclose(marching_cubes(grid).vertices, dense.vertices, atol=VALUE_ATOL)
+    with pytest.raises(SdfkitError, match="lipschitz"):
+        evaluate_grid_coarse_to_fine(steep, 65, lipschitz_factor=0.0)
+
+
+def test_padded_bounds_leave_whole_cells_outside_the_box():
+    lo, hi = np.array([-0.2, -1.0, -0.5]), np.array([0.2, 1.0, 0.4])
+    a, b = padded_bounds(lo, hi, 101, cells=2)
+    step = (b - a) / 100
+    np.testing.assert_allclose(a + 2 * step, lo, atol=1e-12)
+    np.testing.assert_allclose(b - 2 * step, hi, atol=1e-12)
+    with pytest.raises(SdfkitError, match="too small"):
+        padded_bounds(lo, hi, 5, cells=2)
+
+
+def test_input_units_and_torch_fields():
+    import torch
+
+    from data_prep.mesh import Normalization
+
+    norm = Normalization(center=np.array([10.0, -2.0, 3.0]), scale=4.0)
+    unit = extract_mesh(sphere_field, 48)
+    # A torch-returning field (as a model on any device would be) gives the same mesh.
+    mapped = extract_mesh(lambda p: torch.from_numpy(sphere_field(p)), 48, normalization=norm, progress=True)
+    np.testing.assert_allclose(mapped.vertices, unit.vertices * 4.0 + [10.0, -2.0, 3.0], atol=1e-5)
+    with pytest.raises(SdfkitError, match="values for"):
+        extract_mesh(lambda p: sphere_field(p)[:-1], 16)
+
+
+def test_min_component_faces_drops_floaters_only():
+    two = lambda p: np.minimum(np.linalg.norm(p - [0.5, 0, 0], axis=1) - 0.3,
+                               np.linalg.norm(p + [0.5, 0, 0], axis=1) - 0.08).astype(np.float32)
+    both = extract_mesh(two, resolution=64)
+    sizes = sorted(len(part.faces) for part in both.split(only_watertight=False))
+    kept = extract_mesh(two, resolution=64, min_component_faces=sizes[0] + 1)
+    assert len(kept.faces) == sizes[1] and kept.bounds[0][0] > 0.1
+    with pytest.raises(SdfkitError, match="fewer than"):
+        extract_mesh(two, resolution=64, min_component_faces=sizes[1] + 1)

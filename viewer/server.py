@@ -21,17 +21,19 @@ import numpy as np
 import trimesh
 
 from sdfkit.errors import SdfkitError
-from viewer.slices import colorize, evaluate_slice
+from viewer.slices import colorize, evaluate_points, evaluate_slice
 
 #: Slice resolutions offered by the page.
 RESOLUTIONS = ("64", "128", "256", "512")
 #: Colour classes of "colour by distance to ground truth" (0 to 1% of the box).
 ERROR_BINS = 8
-#: Rotations (w, x, y, z) taking an image's local (x, y, z) onto the plane of each axis.
+#: Rotations (w, x, y, z) taking viser's image frame (x along the columns, y DOWN the rows, normal z)
+#: onto each axis' slice: columns along the slice's u axis, rows towards -v (viewer.slices draws v
+#: up), normal u x (-v). An identity for z would show the slice upside down.
 PLANE_ROTATIONS = {
-    0: (0.5, 0.5, 0.5, 0.5),  # local x -> world y, local y -> world z, normal -> world x
-    1: (np.sqrt(0.5), np.sqrt(0.5), 0.0, 0.0),  # local x -> world x, local y -> world z, normal -> -world y
-    2: (1.0, 0.0, 0.0, 0.0),  # image in the x-y plane
+    0: (0.5, -0.5, -0.5, 0.5),  # columns -> +y, rows -> -z
+    1: (np.sqrt(0.5), -np.sqrt(0.5), 0.0, 0.0),  # columns -> +x, rows -> -z
+    2: (0.0, 1.0, 0.0, 0.0),  # columns -> +x, rows -> -y
 }
 
 
@@ -82,6 +84,8 @@ class SliceViewer:
         scene, gui = self.server.scene, self.server.gui
         src = self.source
         scene.set_up_direction("+y")
+        # No share button: sharing opens a tunnel through an outside server; the viewer stays local.
+        gui.configure_theme(show_share_button=False)
         centre = (self.lo + self.hi) / 2
         radius = float(np.linalg.norm(self.hi - self.lo)) / 2
         try:
@@ -194,7 +198,7 @@ class SliceViewer:
         point = origin + t * direction
         if t < 0 or np.any(point < self.lo - 1e-6) or np.any(point > self.hi + 1e-6):
             return
-        value = float(self.source.field(point[None].astype(np.float32))[0])
+        value = float(evaluate_points(self.source.field, point[None])[0])  # one point: see evaluate_points
         self.state["probe"] = (point, value)
         self.readout.content = f"sdf at ({point[0]:.3f}, {point[1]:.3f}, {point[2]:.3f}) = **{value:+.5f}**"
 

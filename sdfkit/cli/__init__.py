@@ -17,6 +17,7 @@ from sdfkit.cli import prep  # noqa: E402,F401
 from sdfkit.cli import train  # noqa: E402,F401
 from sdfkit.cli import fit  # noqa: E402,F401
 from sdfkit.cli import mesh  # noqa: E402,F401
+from sdfkit.cli import eval  # noqa: E402,F401
 from sdfkit.cli import view  # noqa: E402,F401
 from sdfkit.cli import view  # noqa: E402,F401
 

@@ -56,7 +56,7 @@ def _print_summary(summary, out: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"sdfkit prep -> {out}", title_justify="left")
-    table.add_column("shape")
+    table.add_column("shape", no_wrap=True)
     table.add_column("status")
     table.add_column("seconds", justify="right")
     table.add_column("reason", overflow="fold")
@@ -66,7 +66,9 @@ def _print_summary(summary, out: Path) -> None:
         table.add_row(name, "up to date", "", "")
     for name, reason in summary.failed.items():
         table.add_row(name, "[red]failed[/red]", "", reason)
-    console = Console(width=max(100, Console().width))
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: keep rows on one line each
+        console = Console(width=200)
     console.print(table)
     split = f", split file {summary.split_file}" if summary.split_file else ""
-    console.print(f"{len(summary.written)} written, {len(summary.skipped)} up to date, {len(summary.failed)} failed{split}")
+    typer.echo(f"{len(summary.written)} written, {len(summary.skipped)} up to date, {len(summary.failed)} failed{split}")

@@ -1,0 +1,104 @@
+"""``sdfkit mesh`` and ``sdfkit eval`` end to end, through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from sdfkit.metrics import METRIC_KEYS
+
+#: Seconds a CLI call may take before the test gives up (small meshes, low resolutions).
+CLI_TIMEOUT = 300
+
+
+def sdfkit(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sdfkit", *map(str, args)], capture_output=True, text=True,
+                          timeout=CLI_TIMEOUT)
+
+
+def in_process(monkeypatch, capsys, *args: object) -> subprocess.CompletedProcess:
+    """``sdfkit ARGS`` through :func:`sdfkit.cli.main` (its error handling included), without a new interpreter."""
+    from sdfkit.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["sdfkit", *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, info.value.code, captured.out, captured.err)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_mesh_exact_remeshes_in_the_input_units(sphere_mesh_file: Path, tmp_path: Path, monkeypatch, capsys):
+    out = tmp_path / "remeshed.obj"
+    proc = sdfkit("mesh", "--exact", sphere_mesh_file, out, "--resolution", 48)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote" in proc.stdout
+    result, source = trimesh.load(out, force="mesh"), trimesh.load(sphere_mesh_file, force="mesh")
+    np.testing.assert_allclose(result.bounds, source.bounds, atol=0.02)  # centre (1, 2, 3), radius 0.5
+    assert result.volume == pytest.approx(source.volume, rel=0.02)  # positive: faces point outwards
+    dense = tmp_path / "dense.obj"
+    proc = in_process(monkeypatch, capsys, "mesh", "--exact", sphere_mesh_file, dense, "--resolution", 48, "--no-coarse-to-fine")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(trimesh.load(dense, force="mesh", process=False).vertices,
+                               trimesh.load(out, force="mesh", process=False).vertices, atol=1e-6)
+
+
+def test_mesh_options_level_smooth_and_components(tmp_path: Path, monkeypatch, capsys):
+    pair = trimesh.util.concatenate([trimesh.creation.icosphere(subdivisions=3, radius=1.0),
+                                     trimesh.creation.icosphere(subdivisions=2, radius=0.2).apply_translation([2.5, 0, 0])])
+    src = tmp_path / "pair.ply"
+    pair.export(src)
+    largest = tmp_path / "largest.ply"
+    proc = in_process(monkeypatch, capsys, "mesh", "--exact", src, largest, "--resolution", 64, "--keep-largest", "--level", 0.05, "--smooth", 3)
+    assert proc.returncode == 0, proc.stderr
+    result = trimesh.load(largest, force="mesh")
+    assert len(result.split(only_watertight=False)) == 1
+    # Iso level 0.05 (input units) around the unit sphere: radius about 1.05.
+    assert np.linalg.norm(result.vertices, axis=1).mean() == pytest.approx(1.05, abs=0.01)
+
+
+def test_mesh_errors_are_one_line(sphere_mesh_file: Path, tmp_path: Path, monkeypatch, capsys):
+    # Once through a real interpreter: the console entry point turns the error into one line and exit 1.
+    assert_one_line_error(sdfkit("mesh", "--exact", tmp_path / "none.obj", tmp_path / "o.ply"), "not found")
+    run = lambda *args: in_process(monkeypatch, capsys, *args)
+    assert_one_line_error(run("mesh", "--exact", sphere_mesh_file, tmp_path / "o.xyz"), "choose an extension")
+    garbage = tmp_path / "garbage.obj"
+    garbage.write_text("this is not a mesh\n")
+    proc = run("mesh", "--exact", garbage, tmp_path / "o.ply")
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+    assert_one_line_error(run("mesh", "--exact", sphere_mesh_file, tmp_path / "o.ply", "--resolution", 4), "resolution")
+    assert_one_line_error(run("mesh", "--exact", sphere_mesh_file, tmp_path / "o.ply", "--level", 5, "--resolution", 32), "no surface at level")
+    assert_one_line_error(run("mesh", tmp_path, tmp_path / "o.ply"), "no latents.pt")
+    assert_one_line_error(run("mesh", sphere_mesh_file, tmp_path / "o.ply"), "--exact")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("o.", ".o."))]
+
+
+def test_eval_of_a_mesh_against_itself_and_json(sphere_mesh_file: Path, tmp_path: Path, monkeypatch, capsys):
+    js = tmp_path / "m.json"
+    proc = in_process(monkeypatch, capsys, "eval", sphere_mesh_file, sphere_mesh_file, "--json", js, "--surface-points", 2000,
+                  "--volume-points", 20000)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(js.read_text())
+    assert tuple(metrics) == METRIC_KEYS
+    assert metrics["chamfer"] < 1e-12 and metrics["iou"] == 1.0 and metrics["fscore_05pct"] == 1.0
+    assert "chamfer" in proc.stdout and "iou" in proc.stdout  # the table
+
+
+def test_eval_errors_are_one_line(sphere_mesh_file: Path, tmp_path: Path, monkeypatch, capsys):
+    run = lambda *args: in_process(monkeypatch, capsys, *args)
+    assert_one_line_error(run("eval", tmp_path / "none.obj", sphere_mesh_file), "not found")
+    assert_one_line_error(run("eval", sphere_mesh_file, sphere_mesh_file, "--surface-points", 0), "positive")
+    assert_one_line_error(run("eval", sphere_mesh_file, sphere_mesh_file, "--json", tmp_path / "m.txt"), ".json")
+    assert not list(tmp_path.glob("m.*"))
