@@ -14,7 +14,6 @@ seconds per stage.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path

@@ -19,10 +19,11 @@ all on one machine in one invocation:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -102,6 +103,7 @@ def train_method(cfg, data: list[Path], out_dir: Path):
     from sdfkit.train import train
 
     cfg = replace_section(cfg, "train", data=[str(p) for p in data])
+    shutil.rmtree(out_dir, ignore_errors=True)  # scratch of an earlier run in the same --work folder
     return train(cfg, out_dir, device="cpu", progress=False)
 
 
@@ -146,6 +148,17 @@ def fit_and_score(name: str, cfg, decoder, npz: Path, mesh: Path, budget: float,
     fit_seconds = time.perf_counter() - t0
     return {"mesh": mesh.stem, "budget_s": budget, "fit_s": round(fit_seconds, 2), "steps": steps, "codes": codes,
             **score(field, bounds, samples, gt, scale["resolution"], scale)}
+
+
+def shape_summary(shapes: list[dict]) -> dict:
+    """Median and mean CD and IoU over the shapes that produced a surface, and how many did not."""
+    ok = [r for r in shapes if math.isfinite(r["chamfer"])]
+    if not ok:
+        return {"cd_median": math.nan, "cd_mean": math.nan, "iou_median": math.nan, "iou_mean": math.nan,
+                "failed": len(shapes)}
+    cds, ious = [r["chamfer"] for r in ok], [r["iou"] for r in ok]
+    return {"cd_median": statistics.median(cds), "cd_mean": statistics.fmean(cds), "iou_median": statistics.median(ious),
+            "iou_mean": statistics.fmean(ious), "failed": len(shapes) - len(ok)}
 
 
 def run(scale_name: str, work: Path, methods: tuple[str, ...] = METHODS, log=print) -> dict:
@@ -199,10 +212,7 @@ def run(scale_name: str, work: Path, methods: tuple[str, ...] = METHODS, log=pri
         row["scene"] = row["equal_time"][-1]
         row["shapes"] = [fit_and_score(name, cfg, shapes_decoder, npz, mesh, scale["shape_budget"], scale)
                          for npz, mesh in zip(val_npz, val)]
-        cds = [r["chamfer"] for r in row["shapes"]]
-        ious = [r["iou"] for r in row["shapes"]]
-        row["shapes_summary"] = {"cd_median": statistics.median(cds), "cd_mean": statistics.fmean(cds),
-                                 "iou_median": statistics.median(ious), "iou_mean": statistics.fmean(ious)}
+        row["shapes_summary"] = shape_summary(row["shapes"])
         log(f"{name:16s} shapes median CD {row['shapes_summary']['cd_median'] / CD_UNIT:9.2f}e-5  "
             f"mean IoU {row['shapes_summary']['iou_mean']:.3f}")
         rows[name] = row
@@ -245,31 +255,33 @@ def markdown(doc: dict, plot_name: str) -> str:
     rows = doc["methods"]
     lines = [
         "## Baselines", "",
-        f"Machine: {doc['machine']}, {doc.get('torch_threads', '?')} torch thread(s). CPU only, shared with other jobs (timings are noisy). Scale `{doc['scale']}`: "
-        f"decoders {s['model'] or 'as in configs/baselines'}, {s['train_steps']} training steps of {s['train_batch']} points, "
-        f"{s['num_points']} samples per mesh, grid {s['cells_per_object']:g} cells per object, "
-        f"marching cubes {s['resolution']}^3, metrics on {s['num_surface']} surface / {s['num_volume']} volume points. "
-        f"Whole run {doc['seconds_total']:.0f} s.", "",
-        "Run: `python -m benchmarks.run" + (" --quick`" if doc["scale"] == "quick" else "`") + "; configs in `configs/baselines/`.", "",
+        (f"Machine: {doc['machine']}, {doc.get('torch_threads', '?')} torch thread(s). CPU only, shared with other "
+         f"jobs (timings are noisy). Scale `{doc['scale']}`: "
+         f"decoders {s['model'] or 'as in configs/baselines'}, {s['train_steps']} training steps of {s['train_batch']} points, "
+         f"{s['num_points']} samples per mesh, grid {s['cells_per_object']:g} cells per object, "
+         f"marching cubes {s['resolution']}^3, metrics on {s['num_surface']} surface / {s['num_volume']} volume points. "
+         f"Whole run {doc['seconds_total']:.0f} s."), "",
+        f"Run: `{doc.get('command', 'python -m benchmarks.run')}`; configs in `configs/baselines/`.", "",
         f"### Unseen scene (Table 6 style): train on scene_a, fit the val scene ({', '.join(doc['val'])}) codes only", "",
         "| method | decoder | layout | parameters | codes | train s | fit s (steps) | CD x1e-5 | IoU | F@1% |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in rows.items():
+    for r in rows.values():
         sc = r["scene"]
         lines.append(f"| {r['label']} | {r['kind']} | {r['layout']} | {r['parameters']} | {sc['codes']} | {r['train_s']:.1f} | "
                      f"{sc['fit_s']:.1f} ({sc['steps']}) | {_cd(sc['chamfer'])} | {sc['iou']:.3f} | {sc['fscore_1pct']:.3f} |")
     lines += ["", verdict(doc), "",
-              f"### Shapes (Table 3 style): train on {len(doc['train_shapes'])} train meshes, fit each val mesh "
-              f"({s['shape_budget']:g} s each)", "",
-              "| method | CD median x1e-5 | CD mean x1e-5 | IoU median | IoU mean |", "|---|---|---|---|---|"]
-    for name, r in rows.items():
-        m = r["shapes_summary"]
-        lines.append(f"| {r['label']} | {_cd(m['cd_median'])} | {_cd(m['cd_mean'])} | {m['iou_median']:.3f} | {m['iou_mean']:.3f} |")
+              (f"### Shapes (Table 3 style): train on {len(doc['train_shapes'])} train meshes, fit each val mesh "
+               f"({s['shape_budget']:g} s each)"), "",
+              "| method | CD median x1e-5 | CD mean x1e-5 | IoU median | IoU mean | no surface |", "|---|---|---|---|---|---|"]
+    for r in rows.values():
+        m = shape_summary(r["shapes"])
+        lines.append(f"| {r['label']} | {_cd(m['cd_median'])} | {_cd(m['cd_mean'])} | {m['iou_median']:.3f} | "
+                     f"{m['iou_mean']:.3f} | {m['failed']} of {len(r['shapes'])} |")
     budgets = s["budgets"]
     lines += ["", "### Equal time: unseen scene CD x1e-5 after each fit budget", "",
               "| method | " + " | ".join(f"{b:g} s" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
-    for name, r in rows.items():
+    for r in rows.values():
         lines.append(f"| {r['label']} | " + " | ".join(_cd(e["chamfer"]) for e in r["equal_time"]) + " |")
     lines += ["", f"![CD against fit budget]({plot_name})", ""]
     return "\n".join(lines) + "\n"
@@ -334,6 +346,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the result files")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--train-steps", type=int, default=None, help="override the scale's training steps")
+    parser.add_argument("--name", default=None, help="result file name (default baselines-quick / baselines-full)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1: on a small shared CPU extra threads mostly contend)")
     args = parser.parse_args(argv)
@@ -341,11 +355,16 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     scale = "quick" if args.quick else "full"
-    name = "baselines-quick" if args.quick else "baselines-full"
+    name = args.name or ("baselines-quick" if args.quick else "baselines-full")
+    if args.train_steps is not None:
+        if args.train_steps < 1:
+            parser.error("--train-steps must be at least 1")
+        SCALES[scale] = {**SCALES[scale], "train_steps": args.train_steps}
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        doc = {"machine": machine(), "torch_threads": args.threads, **run(scale, work, tuple(args.methods), log=lambda m: print(m, flush=True))}
+        command = " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
+        doc = {"machine": machine(), "command": command, "torch_threads": args.threads, **run(scale, work, tuple(args.methods), log=lambda m: print(m, flush=True))}
     from sdfkit.io import atomic_write_text
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import torch
 
 from sdfkit.autodecoder import make_decoder
 from sdfkit.config import to_dict

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from sdfkit.autodecoder import NeuralField, resolve_device
 from sdfkit.decoder_io import decoder_from_payload

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import trimesh
 import yaml
 
@@ -119,7 +118,7 @@ def tiny_config(tmp_path: Path) -> Path:
     mesh = tmp_path / "ball.obj"
     trimesh.creation.icosphere(subdivisions=3, radius=0.6).export(mesh)
     cfg = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
-    cfg["train"].update(data=[str(mesh.resolve())], steps=12, checkpoint_every=3)
+    cfg["train"].update(data=[str(mesh.resolve())], steps=9, checkpoint_every=3)
     cfg["sampling"]["num_points"] = 5000
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -142,6 +141,15 @@ def test_train_killed(tmp_path):
     args = ("train", str(config), "--device", "cpu", "--quiet")
     longest = run_ok(*args, "--out", str(tmp_path / "reference"))
     run = tmp_path / "killed"
+    # First a kill right after the first checkpoint is written, so that the runs below resume mid-way.
+    proc = sdfkit(*args, "--out", str(run))
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while not (run / "checkpoint.pt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert load_torch(run / "checkpoint.pt")["step"] < 9
     for delay in kill_delays(longest):
         resume = ("--resume",) if (run / "checkpoint.pt").exists() else ()
         run_killed((*args, "--out", str(run), *resume), float(delay))

@@ -112,7 +112,7 @@ def test_fit_cli_with_the_shipped_decoder(shared_meshes, tmp_path):
     out = tmp_path / "sphere"
     proc = subprocess.run(
         [sys.executable, "-m", "sdfkit", "fit", str(shared_meshes / "val" / "sphere.obj"), "--out", str(out),
-         "--steps", "150", "--resolution", "96", "--quiet"],
+         "--steps", "100", "--batch-points", "8192", "--resolution", "64", "--quiet"],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr

@@ -17,6 +17,7 @@ def fit(
     decoder: Annotated[Optional[Path], typer.Option(help="Decoder file (default: the one shipped with sdfkit).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Optimisation steps on the latent codes.")] = None,
+    batch_points: Annotated[Optional[int], typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")] = None,
     max_seconds: Annotated[Optional[float], typer.Option(help="Stop fitting after this many seconds.")] = None,
     grid_resolution: Annotated[Optional[int], typer.Option(help="Tiles along the longest axis.")] = None,
     resolution: Annotated[Optional[int], typer.Option(help="Marching-cubes resolution (default 256).")] = None,
@@ -33,7 +34,7 @@ def fit(
     out = out or Path("runs") / mesh.stem
     opts = FitOptions(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
-        max_seconds=max_seconds, grid_resolution=grid_resolution, resolution=resolution, device=device,
+        batch_points=batch_points, max_seconds=max_seconds, grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, force=force, preview=preview, seed=seed,
     )
     report = fit_mesh(mesh, out, opts, progress=not quiet)

@@ -184,7 +184,7 @@ class GlobalGrid(LatentGrid):
         super().__init__(spec, active, np.ones(spec.num_vertices, dtype=np.float32), latent_dim, init_std, seed)
 
     @classmethod
-    def around(cls, lo: np.ndarray, hi: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0) -> "GlobalGrid":
+    def around(cls, lo: np.ndarray, hi: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0) -> GlobalGrid:
         """The cube around the box ``lo``..``hi`` (each (3,)), padded by :data:`GLOBAL_PADDING` of its longest side."""
         lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
         pad = GLOBAL_PADDING * float(np.max(hi - lo))

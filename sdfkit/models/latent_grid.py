@@ -202,8 +202,6 @@ class LatentGrid(nn.Module):
         hi = lo + torch.tensor(self.spec.cells, device=lo.device, dtype=lo.dtype) * self.spec.cell
         return ((points >= lo) & (points <= hi)).all(dim=-1)
 
-    def extra_state(self) -> dict:
-        return {"spec": self.spec.to_dict(), "num_codes": self.num_codes, "latent_dim": int(self.codes.shape[1])}
 
 
 def blend_tiles(
