@@ -147,7 +147,7 @@ def _mb(run: dict) -> str:
     return f"{run['peak_rss_mb']:.0f} (+{run['peak_rss_mb'] - run['rss_before_mb']:.0f})"
 
 
-def markdown(rows: list[dict], header: str) -> str:
+def markdown(rows: list[dict], header: str, skipped: tuple[str, ...] = ()) -> str:
     res_q = sorted({int(r) for row in rows for r in row["quality"]})
     res_t = sorted({int(r) for row in rows for r in row["timing"]})
     lines = [header, "", "## Oracle quality (exact SDF, coarse to fine; GT unit frame)", "",
@@ -170,7 +170,8 @@ def markdown(rows: list[dict], header: str) -> str:
             e = row["timing"].get(str(r))
             if e is None:
                 continue
-            c, d = e["coarse_to_fine"], e.get("dense", {"pending": True})
+            pending = {"skipped": True} if f"{row['mesh']} at {r}^3" in skipped else {"pending": True}
+            c, d = e["coarse_to_fine"], e.get("dense", pending)
             frac = c["evaluations"] / r**3
             if d.get("pending"):
                 lines.append(f"| {row['mesh']} | {r} | (running) | | {c['seconds']:.1f} | {_mb(c)} | - | "
@@ -214,7 +215,7 @@ def main() -> None:
                   f"same time, so timings are noisy). Samples: {data['surface_points']} surface / {data['volume_points']} "
                   f"volume. Box: normalised bounding box padded by {data['pad_cells']} lattice cells."
                   + (f" Dense extraction skipped (by flag) for: {', '.join(skipped)}." if skipped else ""))
-        (RESULTS / f"{args.name}.md").write_text(markdown(data["rows"], header))
+        (RESULTS / f"{args.name}.md").write_text(markdown(data["rows"], header, tuple(skipped)))
         print((RESULTS / f"{args.name}.md").read_text())
         return
     meshes = args.meshes or sorted((SHARED / "val").glob("*.obj")) + [SHARED / "scene_a.obj"]
@@ -239,12 +240,12 @@ def main() -> None:
         # Written after every step so that a long run leaves its finished part behind.
         write_result(args.name, {"pad_cells": PAD_CELLS, "surface_points": args.surface_points,
                                  "volume_points": args.volume_points, "skipped_dense": skipped_names, "rows": rows})
-        (RESULTS / f"{args.name}.md").write_text(markdown(rows, header))
+        (RESULTS / f"{args.name}.md").write_text(markdown(rows, header, tuple(skipped_names)))
 
     with tempfile.TemporaryDirectory() as tmp:
         rows = bench([Path(p) for p in meshes], args.resolutions, args.timing, skip, args.surface_points,
                      args.volume_points, Path(tmp), save)
-    print(markdown(rows, header))
+    print(markdown(rows, header, tuple(skipped_names)))
     print(f"wrote {RESULTS / (args.name + '.json')} and {RESULTS / (args.name + '.md')}")
 
 
