@@ -43,15 +43,25 @@ def inside(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.nd
     return np.abs(winding_number(vertices, faces, points)) > 0.5
 
 
+def closest_faces(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) exact distance from each of (n, 3) ``points`` to the mesh, and (n,) the index of the closest face."""
+    v, f = _arrays(vertices, faces)
+    p = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+    dist = np.empty(len(p), dtype=np.float64)
+    face = np.empty(len(p), dtype=np.int64)
+    for start in range(0, len(p), CHUNK):
+        chunk = p[start : start + CHUNK]
+        # point-cloud-utils answers a lone query point wrongly; ask for it twice.
+        query = np.repeat(chunk, 2, axis=0) if len(chunk) == 1 else chunk
+        d, fi, _ = pcu.closest_points_on_mesh(query, v, f)
+        dist[start : start + len(chunk)] = np.asarray(d)[: len(chunk)]
+        face[start : start + len(chunk)] = np.asarray(fi)[: len(chunk)]
+    return dist, face
+
+
 def unsigned_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(n,) exact distance from each of (n, 3) ``points`` to the nearest triangle."""
-    v, f = _arrays(vertices, faces)
-    p = np.ascontiguousarray(points, dtype=np.float64)
-    out = np.empty(len(p), dtype=np.float64)
-    for start in range(0, len(p), CHUNK):
-        d, _, _ = pcu.closest_points_on_mesh(p[start : start + CHUNK], v, f)
-        out[start : start + CHUNK] = d
-    return out
+    return closest_faces(vertices, faces, points)[0]
 
 
 def _signed_serial(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -106,7 +106,9 @@ def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
     cfg = dataclasses.replace(base, fit=FitConfig())
     if opts.config:
         user = load_settings(opts.config)
-        cfg = dataclasses.replace(cfg, fit=user.fit, grid=dataclasses.replace(user.grid), sampling=user.sampling)
+        # The code layout belongs to the decoder; a config file may tune the grid, not change its kind.
+        cfg = dataclasses.replace(cfg, fit=user.fit, grid=dataclasses.replace(user.grid, layout=base.grid.layout),
+                                  sampling=user.sampling)
         if user.model != base.model:
             raise SdfkitError(f"{opts.config}: its model section does not match the decoder's architecture")
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,

@@ -11,12 +11,11 @@ classified inside/outside by generalized winding number.
 from __future__ import annotations
 
 import numpy as np
-import point_cloud_utils as pcu
 import trimesh
 from scipy.spatial import cKDTree
 
 from data_prep.mesh import fit_normalization
-from data_prep.sdf import inside
+from data_prep.sdf import closest_faces, inside
 from sdfkit.errors import SdfkitError
 
 #: Surface samples per mesh.
@@ -70,14 +69,7 @@ def surface_samples(mesh: trimesh.Trimesh, count: int, seed: int = SEED) -> tupl
 
 def distance_to_surface(points: np.ndarray, mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     """Exact distance from (n, 3) ``points`` to the triangles of ``mesh``: (n,) float64, and (n,) closest face index."""
-    p = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
-    v = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
-    f = np.ascontiguousarray(mesh.faces, dtype=np.int64)
-    dist, face = np.empty(len(p), dtype=np.float64), np.empty(len(p), dtype=np.int64)
-    for start in range(0, len(p), CHUNK):
-        d, fi, _ = pcu.closest_points_on_mesh(p[start : start + CHUNK], v, f)
-        dist[start : start + CHUNK], face[start : start + CHUNK] = d, fi
-    return dist, face
+    return closest_faces(mesh.vertices, mesh.faces, points)
 
 
 def chamfer_from_distances(d_ab: np.ndarray, d_ba: np.ndarray) -> float:
