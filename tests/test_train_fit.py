@@ -101,6 +101,15 @@ def test_fit_end_to_end_with_a_trained_decoder(tiny_run, shared_meshes, tmp_path
     fitted = load_fitted(out)
     values = fitted.field(np.array([[0.0, 0.0, 0.0], [0.0, 0.9, 0.0]], dtype=np.float32))
     assert values.shape == (2,) and np.isfinite(values).all()
+    # The viewer opens the fit: its mesh and the input, both in the unit frame, with the fitted field.
+    from viewer.sources import load_source
+
+    source = load_source(out)
+    assert source.gt is not None and np.abs(source.mesh.vertices).max() < 1.2
+    np.testing.assert_allclose(np.linalg.norm(source.gt.vertices, axis=1).max(), 1.0, atol=1e-6)
+    assert np.isfinite(source.field(source.mesh.vertices[:10].astype(np.float32))).all()
+    with pytest.raises(SdfkitError, match="--exact"):
+        load_source(out / "mesh.obj")
     # A second fit into the same folder refuses without --force and leaves it intact.
     with pytest.raises(SdfkitError, match="--force"):
         fit_mesh(shared_meshes / "val" / "torus.obj", out, opts, progress=False)
