@@ -24,6 +24,7 @@ import torch
 from sdfkit.autodecoder import NeuralField, Scene, cosine_lr, make_scene, resolve_device, scene_loss
 from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
+from sdfkit.progress import loss_progress
 from sdfkit.io import _describe_os_error as describe_os_error, make_temp_dir, replace_dir, save_torch
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.settings import FitConfig, SdfkitConfig, load_settings, replace_section
@@ -182,7 +183,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         raise SdfkitError(f"{out} already exists and is not empty (pass --force to replace it)")
     dev = resolve_device(opts.device)
     timings: dict[str, float] = {}
-    bar = _progress(progress)
+    bar = loss_progress(progress)
 
     with output_lock(out), bar:
         t = time.perf_counter()
@@ -270,16 +271,3 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return report
-
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description:<8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[loss]:.4f}"),
-        TimeElapsedColumn(),
-        disable=not enabled,
-    )

@@ -23,6 +23,7 @@ from sdfkit.autodecoder import Scene, cosine_lr, make_decoder, make_scene, resol
 from sdfkit.config import to_dict
 from sdfkit.decoder_io import decoder_payload, save_decoder
 from sdfkit.errors import SdfkitError
+from sdfkit.progress import loss_progress
 from sdfkit.io import load_torch, save_torch
 from sdfkit.models.latent_grid import GridSpec, LatentGrid
 from sdfkit.samples import load_many, random_rotation
@@ -276,7 +277,7 @@ def train(
                               "scenes": len(items), "codes_rank0": sum(s.grid.num_codes for s in scenes.values())}) + "\n")
     t0 = time.perf_counter()
     loss_value = float("nan")
-    bar = _progress(progress and dist_info.main)
+    bar = loss_progress(progress and dist_info.main)
     with bar:
         task = bar.add_task("train", total=cfg.train.steps, completed=start, loss=float("nan"))
         for step in range(start, cfg.train.steps):
@@ -321,18 +322,3 @@ def train(
         log.write(json.dumps({"event": "done", "step": cfg.train.steps, "seconds": round(seconds, 3)}) + "\n")
         log.close()
     return TrainResult(decoder_path, ckpt_path, cfg.train.steps, loss_value, seconds, history, decoder)
-
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
