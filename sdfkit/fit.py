@@ -98,7 +98,7 @@ def fit_codes(
             break
     if not torch.isfinite(scene.grid.codes).all():
         raise SdfkitError("fitting diverged (non-finite latent codes); try a lower --lr")
-    return step, float(l1.detach()) if cfg.fit.steps else l1_value
+    return step, float(l1.detach())
 
 
 def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:

@@ -172,6 +172,8 @@ class LatentGrid(nn.Module):
         self.register_buffer("_origin", torch.tensor(spec.origin, dtype=torch.float32))
         self.register_buffer("_strides", torch.tensor([spec.vertex_shape[1] * spec.vertex_shape[2], spec.vertex_shape[2], 1]))
         self.register_buffer("_max_cell", torch.tensor(spec.cells, dtype=torch.float32) - 1)
+        # Built once: inside_box runs on every evaluation batch.
+        self.register_buffer("_far_corner", torch.tensor(spec.bounds[1], dtype=torch.float32))
         self.register_buffer("_corners", torch.from_numpy(CORNERS))
 
     @property
@@ -198,9 +200,7 @@ class LatentGrid(nn.Module):
 
     def inside_box(self, points: Tensor) -> Tensor:
         """(N,) bool: the point lies in the grid's box."""
-        lo = self._origin
-        hi = lo + torch.tensor(self.spec.cells, device=lo.device, dtype=lo.dtype) * self.spec.cell
-        return ((points >= lo) & (points <= hi)).all(dim=-1)
+        return ((points >= self._origin) & (points <= self._far_corner)).all(dim=-1)
 
 
 
