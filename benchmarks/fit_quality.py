@@ -76,6 +76,9 @@ def markdown(rows: list[dict], header: str) -> str:
 
 
 def main() -> None:
+    from sdfkit.runtime import tune_allocator
+
+    tune_allocator()  # as the sdfkit command does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meshes", nargs="*", type=Path, default=None, help="default: every mesh in ../shared/meshes/val")
     parser.add_argument("--no-scene", action="store_true", help="skip the scene composed from the meshes")

@@ -14,6 +14,9 @@ from benchmarks.common import RESULTS, machine, write_result
 
 
 def main() -> None:
+    from sdfkit.runtime import tune_allocator
+
+    tune_allocator()  # as the sdfkit command does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--points", type=int, default=16384)

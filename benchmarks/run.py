@@ -353,6 +353,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     import torch
 
+    from sdfkit.runtime import tune_allocator
+
+    tune_allocator()  # as the sdfkit command does
     torch.set_num_threads(args.threads)
     scale = "quick" if args.quick else "full"
     name = args.name or ("baselines-quick" if args.quick else "baselines-full")

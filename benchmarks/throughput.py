@@ -71,6 +71,9 @@ def measure(cfg: ModelConfig, device: torch.device, points: int, train_decoder: 
 
 
 def main() -> None:
+    from sdfkit.runtime import tune_allocator
+
+    tune_allocator()  # as the sdfkit command does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--points", type=int, default=None, help="points per step (default: 16384 CPU, 262144 GPU)")

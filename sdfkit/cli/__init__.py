@@ -25,6 +25,9 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console entry point."""
+    from sdfkit.runtime import tune_allocator
+
+    tune_allocator()
     try:
         code = app(standalone_mode=False)
     except SdfkitError as exc:
