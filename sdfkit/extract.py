@@ -183,10 +183,12 @@ def evaluate_grid_coarse_to_fine(
     """The field on a ``resolution``^3 lattice over ``bounds``, evaluated only near the iso level.
 
     Blocks of ``block`` cells are tested by their 8 corners: a block whose
-    corners lie on one side of ``level`` and one of which has |sdf - level| >=
-    ``lipschitz_factor`` x the block's diagonal holds no surface (a distance
-    field changes no faster than distance, and a surface point in the block
-    would be within one diagonal of that corner), so it is not evaluated
+    corners lie on one side of ``level`` and either one of which has |sdf -
+    level| >= ``lipschitz_factor`` x the block's diagonal, or all of which have
+    it >= ``lipschitz_factor`` x half the diagonal, holds no surface (a distance
+    field changes no faster than distance; a surface point in the block would
+    be within one diagonal of every corner and within half a diagonal of the
+    nearest one), so it is not evaluated
     further; its lattice points get its corners' mean, which lies on the same
     side of ``level``, so marching cubes makes no surface there. Other blocks split in
     8 and are tested again, down to single cells, whose corners are the field's
@@ -234,8 +236,12 @@ def evaluate_grid_coarse_to_fine(
                 offset = flat_grid[flat].reshape(-1, 8) - np.float32(level)
                 diagonal = np.linalg.norm((ends - starts_) * step, axis=1)
                 one_side = (offset > 0).all(axis=1) | (offset < 0).all(axis=1)
-                # A zero inside the block is within one diagonal of every corner, so one far corner rules it out.
-                skip = one_side & (np.abs(offset).max(axis=1) >= lipschitz_factor * diagonal)
+                # A zero inside the block is within one diagonal of every corner, so one far corner rules it
+                # out; and within half a diagonal of its nearest corner, so corners all at least that far
+                # (as in the clamped band of a learned field) rule it out too.
+                reach = np.abs(offset)
+                skip = one_side & ((reach.max(axis=1) >= lipschitz_factor * diagonal)
+                                   | (reach.min(axis=1) >= lipschitz_factor * diagonal / 2))
                 level_skipped.append((starts_[skip], offset[skip].mean(axis=1) + np.float32(level)))
                 half = size // 2
                 children = (starts_[~skip][:, None, :] + corner_offsets[None] * half).reshape(-1, 3)

@@ -123,6 +123,24 @@ def test_coarse_to_fine_at_a_nonzero_level_matches_dense():
     np.testing.assert_allclose(radius, 0.7, atol=0.01)
 
 
+def test_clamped_fields_skip_blocks_whose_corners_are_all_far():
+    """A field clamped at a few lattice steps (a learned field's band) is skipped wherever it saturates.
+
+    No single corner of a 2-cell block is a whole diagonal (times the margin)
+    from the surface, so only the half-diagonal test can skip such blocks; it
+    must still give the dense mesh.
+    """
+    resolution = 97
+    step = 2.0 / (resolution - 1)
+    clamped = lambda p: np.clip(sphere_field(p), -4 * step, 4 * step)
+    dense = evaluate_grid(clamped, resolution)
+    sparse, evaluations = evaluate_grid_coarse_to_fine(clamped, resolution)
+    assert evaluations < 0.3 * resolution**3
+    a, b = marching_cubes(dense), marching_cubes(sparse)
+    np.testing.assert_allclose(b.vertices, a.vertices, atol=VALUE_ATOL)
+    np.testing.assert_array_equal(b.faces, a.faces)
+
+
 def test_lipschitz_factor_covers_steeper_fields():
     """A field 3x steeper than a distance needs a factor >= 3 to reproduce the dense mesh."""
     steep = lambda p: 3.0 * sphere_field(p)
