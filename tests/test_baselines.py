@@ -122,6 +122,31 @@ def test_decoder_save_and_load_dispatch_on_kind(kind):
     torch.testing.assert_close(loaded(x, z), dec(x, z))
 
 
+@pytest.mark.parametrize("kind", ["relu_concat", "fourier_concat"])
+def test_new_relu_decoders_start_inside_a_global_band(kind):
+    # The loss clamps predictions to +-band and a clamped one passes no gradient: a decoder whose
+    # initial field lies beyond the global layout's band (0.05 box side) never trains. PyTorch's
+    # default output init put the benchmark's Fourier decoder at 0.08..0.22 everywhere (seed 0).
+    model = ModelConfig(kind=kind, hidden=64 if kind == "relu_concat" else 32, layers=3, latent_dim=16,
+                        skip_layer=2 if kind == "relu_concat" else None, fourier_features=64, fourier_scale=4.0)
+    grid = GlobalGrid.around(np.zeros(3) - 0.5, np.zeros(3) + 0.5, latent_dim=16)
+    gen = torch.Generator().manual_seed(0)
+    points = torch.rand(2048, 3, generator=gen) * 1.1 - 0.55
+    sdf = points.norm(dim=-1) - 0.5
+    band = 0.05
+    for seed in range(5):
+        torch.manual_seed(seed)
+        dec = make_decoder(model)
+        code, local, weight, side = grid.corners(points)
+        with torch.no_grad():
+            pred = blend_tiles(dec, code, local, weight, side, band, codes=grid.codes)
+        assert float((pred.abs() < band).float().mean()) >= 0.5, f"seed {seed}: the new field lies beyond the band"
+        loss, _ = scene_loss(dec, grid, points, sdf, band=band, code_reg=0.0)
+        dec.zero_grad()
+        loss.backward()
+        assert sum(float(p.grad.abs().sum()) for p in dec.parameters()) > 0, f"seed {seed}: no gradient reaches the decoder"
+
+
 def test_count_parameters_counts_weights_and_biases():
     dec = ReluConcatDecoder(3, hidden=4, layers=2, latent_dim=1, skip_layer=None)
     assert count_parameters(dec) == (4 * 4 + 4) + (4 * 4 + 4) + (4 + 1)

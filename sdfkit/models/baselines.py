@@ -19,6 +19,9 @@ Decoders (``model.kind``):
 - ``fourier_concat``: random Fourier features of ``x`` (Tancik et al. 2020),
   concatenated with ``z``, into a ReLU MLP.
 
+The two ReLU decoders start with their field centred on zero (:func:`centre_output_`):
+the loss passes no gradient through a prediction beyond its clamp band.
+
 Layout (``grid.layout``): :class:`GlobalGrid` gives a scene one code for
 its whole box, in place of the tile grid of :class:`LatentGrid`.
 
@@ -42,6 +45,8 @@ from sdfkit.models.siren import siren_init_
 
 #: Padding of a global grid's box around the surface, as a fraction of the box's longest side.
 GLOBAL_PADDING = 0.05
+#: Lattice points per axis of the probe on which :func:`centre_output_` measures a new decoder's offset.
+CENTRE_PROBE = 9
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -77,6 +82,26 @@ class ConcatDecoder(nn.Module):
         return self.mlp(torch.cat([self.embed(x), z], dim=-1))
 
 
+def centre_output_(decoder: ConcatDecoder, probe: int = CENTRE_PROBE) -> None:
+    """Shift ``decoder``'s output bias so that its new field has mean 0 over its input box at the zero code.
+
+    The loss clamps predictions to +-band, and a clamped prediction passes no
+    gradient. PyTorch's default initialisation leaves a ReLU decoder's output
+    with an offset of order 1/sqrt(hidden) (its bias, and its weights on
+    non-negative features), larger than a global layout's band (a few
+    hundredths of the box side): a decoder whose every prediction starts beyond
+    the band on one side never trains, and its field has no zero level set.
+    Centred, the field starts about zero, in the linear part of the clamp.
+    The probe is a lattice over [-1, 1]^in_dim (the tile or box coordinates
+    both layouts feed the decoder) with the codes' prior mean, zero.
+    """
+    with torch.no_grad():
+        axis = torch.linspace(-1.0, 1.0, probe)
+        x = torch.stack(torch.meshgrid(*([axis] * decoder.in_dim), indexing="ij"), dim=-1).reshape(-1, decoder.in_dim)
+        z = torch.zeros(len(x), decoder.latent_dim)
+        decoder.output.bias.sub_(decoder(x, z).mean())
+
+
 class ReluConcatDecoder(ConcatDecoder):
     """ReLU MLP on ``[x, z]`` (DeepSDF's decoder without weight norm and dropout).
 
@@ -101,6 +126,7 @@ class ReluConcatDecoder(ConcatDecoder):
         widths = [first if i == 0 else hidden + (first if i == skip_layer else 0) for i in range(layers)]
         self.hidden_layers = nn.ModuleList([nn.Linear(w, hidden) for w in widths])
         self.output = nn.Linear(hidden, 1)
+        centre_output_(self)
 
     def mlp(self, h: Tensor) -> Tensor:
         inputs = h
@@ -154,6 +180,7 @@ class FourierConcatDecoder(ConcatDecoder):
         widths = [2 * features + latent_dim] + [hidden] * (layers - 1)
         self.hidden_layers = nn.ModuleList([nn.Linear(w, hidden) for w in widths])
         self.output = nn.Linear(hidden, 1)
+        centre_output_(self)
 
     def embed(self, x: Tensor) -> Tensor:
         angle = (2.0 * math.pi) * (x @ self.frequencies.T)
