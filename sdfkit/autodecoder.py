@@ -9,8 +9,9 @@ viewer consume. Signed distances are negative inside.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from torch import Tensor
 from sdfkit.errors import SdfkitError
 from sdfkit.models.latent_grid import GridSpec, LatentGrid, auto_resolution, blend_tiles, tile_activity
 from sdfkit.models.siren import ModulatedSiren
-from sdfkit.settings import ModelConfig, SdfkitConfig
+from sdfkit.settings import ModelConfig, SdfkitConfig, check_precision
 
 if TYPE_CHECKING:
     from data_prep.sampling import SdfSamples
@@ -167,10 +168,56 @@ def scene_loss(
     return l1 + code_reg * prior, l1
 
 
-def cosine_lr(step: int, total: int, final_fraction: float) -> float:
-    """Factor on the initial learning rate: cosine from 1 at step 0 to ``final_fraction`` at ``total``."""
-    progress = min(max(step / max(total, 1), 0.0), 1.0)
+@contextlib.contextmanager
+def precision_scope(device: torch.device, precision: str) -> Iterator[None]:
+    """The arithmetic of a step's forward pass.
+
+    ``fp32``: full float32. ``tf32``: float32 tensors with matrix products in
+    TF32 on GPUs that have it. ``bf16``: autocast to bfloat16 (matrix products
+    and the activations between them); the loss and the optimiser stay float32.
+    """
+    if precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    elif precision == "tf32":
+        previous = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("high")
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(previous)
+    else:
+        check_precision(precision)
+        yield
+
+
+@contextlib.contextmanager
+def compiled_synthesis(decoder: torch.nn.Module, enabled: bool) -> Iterator[None]:
+    """While active, ``decoder.synthesis`` runs through ``torch.compile``.
+
+    The row count changes every step (points reach different numbers of active
+    tiles), so the graph is compiled once with dynamic shapes instead of once
+    per count. The decoder's weights and saved form are untouched.
+    """
+    if not enabled:
+        yield
+        return
+    decoder.synthesis = torch.compile(decoder.synthesis, dynamic=True)
+    try:
+        yield
+    finally:
+        del decoder.synthesis
+
+
+def cosine_factor(progress: float, final_fraction: float) -> float:
+    """Factor on the initial learning rate: cosine from 1 at progress 0 to ``final_fraction`` at progress 1."""
+    progress = min(max(progress, 0.0), 1.0)
     return float(final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + np.cos(np.pi * progress)))
+
+
+def cosine_lr(step: int, total: int, final_fraction: float) -> float:
+    """:func:`cosine_factor` at step ``step`` of ``total``."""
+    return cosine_factor(step / max(total, 1), final_fraction)
 
 
 class NeuralField:

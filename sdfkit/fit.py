@@ -21,13 +21,14 @@ from typing import Iterator
 
 import torch
 
-from sdfkit.autodecoder import NeuralField, Scene, cosine_lr, make_scene, resolve_device, scene_loss
+from sdfkit.autodecoder import (NeuralField, Scene, compiled_synthesis, cosine_factor, make_scene, precision_scope,
+                                resolve_device, scene_loss)
 from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.progress import loss_progress
 from sdfkit.io import _describe_os_error as describe_os_error, make_temp_dir, replace_dir, save_torch
 from sdfkit.models.siren import ModulatedSiren
-from sdfkit.settings import FitConfig, SdfkitConfig, load_settings, replace_section
+from sdfkit.settings import FitConfig, SdfkitConfig, check_precision, load_settings, replace_section
 from sdfkit.train import grid_state
 
 LATENTS = "latents.pt"
@@ -50,6 +51,8 @@ class FitOptions:
     grid_resolution: int | None = None
     resolution: int | None = None
     max_seconds: float | None = None
+    precision: str | None = None
+    compile: bool | None = None
     device: str = "auto"
     format: str = "obj"
     force: bool = False
@@ -74,7 +77,11 @@ def fit_codes(
 ) -> tuple[int, float]:
     """Optimise only ``scene``'s codes against its samples; the decoder stays frozen.
 
-    Stops after ``cfg.fit.steps`` steps or ``max_seconds``. Returns (steps done, last L1 in cell units).
+    Stops after ``cfg.fit.steps`` steps or ``max_seconds``, whichever comes
+    first. The learning rate follows a cosine over whichever of the two is
+    further along, so a fit cut short by its time budget still ends on a
+    small rate instead of stopping mid-descent.
+    Returns (steps done, last L1 in cell units).
     """
     for p in decoder.parameters():
         p.requires_grad_(False)
@@ -82,20 +89,25 @@ def fit_codes(
     device = scene.points.device
     gen = torch.Generator(device=device).manual_seed(cfg.fit.seed)
     batch = fit_batch_points(cfg, scene.grid.num_codes)
-    t0, step, l1_value = time.perf_counter(), 0, float("nan")
-    for step in range(1, cfg.fit.steps + 1):
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.fit.lr * cosine_lr(step - 1, cfg.fit.steps, cfg.fit.lr_final_fraction)
-        idx = torch.randint(len(scene.points), (batch,), generator=gen, device=device)
-        loss, l1 = scene_loss(decoder, scene.grid, scene.points[idx], scene.sdf[idx], cfg.loss.band, cfg.loss.code_reg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if progress is not None and (step % 10 == 0 or step == cfg.fit.steps):
-            l1_value = float(l1.detach())
-            progress.update(task, completed=step, loss=l1_value)
-        if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
-            break
+    t0, step, l1 = time.perf_counter(), 0, torch.tensor(float("nan"))
+    with compiled_synthesis(decoder, cfg.fit.compile):
+        for step in range(1, cfg.fit.steps + 1):
+            done = (step - 1) / cfg.fit.steps
+            if max_seconds is not None:
+                done = max(done, (time.perf_counter() - t0) / max_seconds)
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.fit.lr * cosine_factor(done, cfg.fit.lr_final_fraction)
+            idx = torch.randint(len(scene.points), (batch,), generator=gen, device=device)
+            with precision_scope(device, cfg.fit.precision):
+                loss, l1 = scene_loss(decoder, scene.grid, scene.points[idx], scene.sdf[idx], cfg.loss.band,
+                                      cfg.loss.code_reg)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if progress is not None and (step % 10 == 0 or step == cfg.fit.steps):
+                progress.update(task, completed=step, loss=float(l1.detach()))
+            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+                break
     if not torch.isfinite(scene.grid.codes).all():
         raise SdfkitError("fitting diverged (non-finite latent codes); try a lower --lr")
     return step, float(l1.detach())
@@ -113,8 +125,9 @@ def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
         if user.model != base.model:
             raise SdfkitError(f"{opts.config}: its model section does not match the decoder's architecture")
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
-                          resolution=opts.resolution, seed=opts.seed)
+                          resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
     cfg = replace_section(cfg, "grid", resolution=opts.grid_resolution)
+    check_precision(cfg.fit.precision)
     if cfg.fit.steps < 1 or (cfg.fit.batch_points is not None and cfg.fit.batch_points < 1):
         raise SdfkitError("--steps and --batch-points must be at least 1")
     if not 16 <= cfg.fit.resolution <= 1024:

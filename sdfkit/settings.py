@@ -9,9 +9,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, get_args
 
 from sdfkit.config import from_dict, load_yaml
+from sdfkit.errors import SdfkitError
+
+Precision = Literal["fp32", "tf32", "bf16"]
 
 
 @dataclass
@@ -98,6 +101,10 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 50
     seed: int = 0
+    precision: Precision = "fp32"
+    """Arithmetic of the forward pass (see :func:`sdfkit.autodecoder.precision_scope`)."""
+    compile: bool = False
+    """Run the synthesis network through ``torch.compile`` (one compilation, then faster steps)."""
 
 
 @dataclass
@@ -113,6 +120,10 @@ class FitConfig:
     resolution: int = 256
     """Marching-cubes resolution of the extracted mesh."""
     seed: int = 0
+    precision: Precision = "fp32"
+    """Arithmetic of the forward pass (see :func:`sdfkit.autodecoder.precision_scope`)."""
+    compile: bool = False
+    """Run the synthesis network through ``torch.compile`` (one compilation, then faster steps)."""
 
 
 @dataclass
@@ -136,6 +147,13 @@ def load_settings(path: str | Path) -> SdfkitConfig:
 
 def settings_from_dict(data: dict) -> SdfkitConfig:
     return from_dict(SdfkitConfig, data)
+
+
+def check_precision(value: str) -> str:
+    """``value`` if it names a :data:`Precision`, else a one-line error."""
+    if value not in get_args(Precision):
+        raise SdfkitError(f"unknown precision '{value}' (use {', '.join(get_args(Precision))})")
+    return value
 
 
 def replace_section(cfg: SdfkitConfig, section: str, **changes) -> SdfkitConfig:

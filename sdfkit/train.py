@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from sdfkit.autodecoder import Scene, cosine_lr, make_decoder, make_scene, resolve_device, scene_loss
+from sdfkit.autodecoder import (Scene, compiled_synthesis, cosine_lr, make_decoder, make_scene, precision_scope,
+                                resolve_device, scene_loss)
 from sdfkit.config import to_dict
 from sdfkit.decoder_io import decoder_payload, save_decoder
 from sdfkit.errors import SdfkitError
@@ -278,7 +279,7 @@ def train(
     t0 = time.perf_counter()
     loss_value = float("nan")
     bar = loss_progress(progress and dist_info.main)
-    with bar:
+    with bar, compiled_synthesis(decoder, cfg.train.compile):
         task = bar.add_task("train", total=cfg.train.steps, completed=start, loss=float("nan"))
         for step in range(start, cfg.train.steps):
             factor = cosine_lr(step, cfg.train.steps, cfg.train.lr_final_fraction)
@@ -289,7 +290,8 @@ def train(
             decoder_opt.zero_grad(set_to_none=True)
             for opt in code_opts.values():
                 opt.zero_grad(set_to_none=True)
-            loss, l1 = model([scenes[i].grid for i in mine], [b[0] for b in batches], [b[1] for b in batches])
+            with precision_scope(dev, cfg.train.precision):
+                loss, l1 = model([scenes[i].grid for i in mine], [b[0] for b in batches], [b[1] for b in batches])
             loss.backward()
             decoder_opt.step()
             for i, opt in code_opts.items():

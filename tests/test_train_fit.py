@@ -147,3 +147,67 @@ def test_fit_bad_input_is_one_line(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error:")
     assert not out.exists()
     assert not list(tmp_path.glob(".out*"))
+
+
+def _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes):
+    from sdfkit.autodecoder import make_scene
+    from sdfkit.decoder_io import load_decoder
+    from sdfkit.samples import load_or_prepare
+
+    decoder, _, _ = load_decoder(str(tiny_run[1] / "decoder.pt"))
+    samples = load_or_prepare(shared_meshes / "val" / "torus.obj", tiny_cfg.sampling, seed=0)
+    return decoder, make_scene(samples, tiny_cfg, name="torus", seed=0)
+
+
+def test_a_time_budget_anneals_the_learning_rate_to_its_end(tiny_cfg, tiny_run, shared_meshes, monkeypatch):
+    """Cut short by --max-seconds, a fit still ends on the final rate, not mid-descent."""
+    import sdfkit.fit as fit_module
+
+    decoder, scene = _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes)
+    clock = iter(np.arange(0.0, 1000.0, 1.0))  # one fake second per reading of the clock
+    monkeypatch.setattr(fit_module.time, "perf_counter", lambda: float(next(clock)))
+    rates = []
+    real_step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (rates.append(self.param_groups[0]["lr"]),
+                                                                         real_step(self, *a, **k))[1])
+    cfg = dataclasses.replace(tiny_cfg, fit=dataclasses.replace(tiny_cfg.fit, steps=10_000))
+    steps, _ = fit_module.fit_codes(decoder, scene, cfg, max_seconds=10.0)
+    assert steps < 20  # stopped by the budget, far short of the step count
+    assert rates[0] == pytest.approx(cfg.fit.lr, rel=0.05)
+    assert rates[-1] < 0.15 * cfg.fit.lr  # annealed by the clock, not by the 10,000 steps
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_bf16_fit_reaches_the_fp32_loss(tiny_cfg, tiny_run, shared_meshes):
+    from sdfkit.fit import fit_codes
+
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        decoder, scene = _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes)
+        cfg = dataclasses.replace(tiny_cfg, fit=dataclasses.replace(tiny_cfg.fit, steps=40, precision=precision))
+        _, losses[precision] = fit_codes(decoder, scene, cfg)
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.25), losses
+
+
+def test_unknown_precision_is_one_line(tiny_cfg, tiny_run, shared_meshes, tmp_path):
+    from sdfkit.fit import FitOptions, fit_mesh
+
+    opts = FitOptions(decoder=str(tiny_run[1] / "decoder.pt"), precision="fp16", device="cpu", preview=False)
+    with pytest.raises(SdfkitError, match="unknown precision 'fp16'"):
+        fit_mesh(shared_meshes / "val" / "torus.obj", tmp_path / "out", opts, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_compiled_fit_matches_eager(tiny_cfg, tiny_run, shared_meshes):
+    """torch.compile changes the speed of a fit, not its result (needs a C++ compiler; about a minute)."""
+    from sdfkit.fit import fit_codes
+
+    codes = {}
+    for compile_ in (False, True):
+        decoder, scene = _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes)
+        cfg = dataclasses.replace(tiny_cfg, fit=dataclasses.replace(tiny_cfg.fit, steps=10, compile=compile_))
+        fit_codes(decoder, scene, cfg)
+        codes[compile_] = scene.grid.codes.detach().clone()
+        assert "synthesis" not in vars(decoder)  # the compiled wrapper is gone after the fit
+    torch.testing.assert_close(codes[True], codes[False], rtol=1e-3, atol=1e-4)

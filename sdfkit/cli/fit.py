@@ -18,7 +18,11 @@ def fit(
     config: Annotated[Optional[Path], typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Optimisation steps on the latent codes.")] = None,
     batch_points: Annotated[Optional[int], typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")] = None,
-    max_seconds: Annotated[Optional[float], typer.Option(help="Stop fitting after this many seconds.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option(
+        help="Time budget of the fitting stage: the learning rate anneals over it and fitting stops when it is spent.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32 (default), tf32 or bf16 arithmetic in the forward pass.")] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile",
+        help="Run the decoder through torch.compile (a one-off compilation, then faster steps).")] = None,
     grid_resolution: Annotated[Optional[int], typer.Option(help="Tiles along the longest axis.")] = None,
     resolution: Annotated[Optional[int], typer.Option(help="Marching-cubes resolution (default 256).")] = None,
     format: Annotated[str, typer.Option("--format", help="Mesh format: obj, ply, stl, glb or off.")] = "obj",
@@ -34,7 +38,7 @@ def fit(
     out = out or Path("runs") / mesh.stem
     opts = FitOptions(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
-        batch_points=batch_points, max_seconds=max_seconds, grid_resolution=grid_resolution, resolution=resolution, device=device,
+        batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile, grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, force=force, preview=preview, seed=seed,
     )
     report = fit_mesh(mesh, out, opts, progress=not quiet)

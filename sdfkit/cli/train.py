@@ -17,13 +17,17 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     steps: Annotated[Optional[int], typer.Option(help="Override train.steps.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[Optional[str], typer.Option(help="Override train.precision: fp32, tf32 or bf16.")] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="Override train.compile.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train the decoder and every training scene's latent grid jointly (auto-decoder)."""
-    from sdfkit.settings import load_settings, replace_section
+    from sdfkit.settings import check_precision, load_settings, replace_section
     from sdfkit.train import train as run_training
 
-    cfg = replace_section(load_settings(config), "train", steps=steps)
+    if precision is not None:
+        check_precision(precision)
+    cfg = replace_section(load_settings(config), "train", steps=steps, precision=precision, compile=compile)
     result = run_training(cfg, out, device=device, resume=resume, progress=not quiet)
     typer.echo(f"trained {result.steps} steps in {result.seconds:.1f} s, final L1 {result.final_loss:.5f} (cells)")
     typer.echo(f"decoder: {result.decoder_path}")

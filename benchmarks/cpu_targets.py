@@ -1,0 +1,105 @@
+"""The CPU targets: one object end to end, and a nine-shape scene, through the ``sdfkit fit`` command.
+
+Each case runs the command a user runs (``sdfkit fit MESH --out DIR``, the
+shipped decoder, extraction at 256^3, scoring, preview) in a fresh process on
+the CPU and reads its ``report.json``: wall-clock seconds of the whole
+command (process start, imports and writing included), seconds per stage,
+Chamfer and IoU. A case with a budget passes ``--max-seconds`` to bound the
+fitting stage. The load average before and after each case is recorded, so a
+figure taken on a busy machine says so.
+
+    python -m benchmarks.cpu_targets                          # penguin, default and budgets; scene_a
+    python -m benchmarks.cpu_targets --cases object           # the single object only
+    python -m benchmarks.cpu_targets --object ../shared/meshes/val/hand.obj --budgets 20 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import RESULTS, machine, write_result
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "meshes"
+#: The targets of the CPU path (seconds, whole command).
+OBJECT_TARGET_S, SCENE_TARGET_S = 60.0, 600.0
+
+
+def run_fit(mesh: Path, out: Path, max_seconds: float | None, threads: int | None) -> dict:
+    """``sdfkit fit`` in a fresh process on the CPU; its report with the command's wall-clock seconds added."""
+    cmd = [sys.executable, "-m", "sdfkit", "fit", str(mesh), "--out", str(out), "--device", "cpu", "--force", "--quiet"]
+    if max_seconds is not None:
+        cmd += ["--max-seconds", str(max_seconds)]
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"sdfkit fit failed on {mesh}: {proc.stderr.strip().splitlines()[-1:]}")
+    report = json.loads((out / "report.json").read_text())
+    return {
+        "mesh": mesh.name, "max_seconds": max_seconds, "wall_s": round(wall, 1), "stages_s": report["seconds"],
+        "steps": report["steps"], "batch_points": report["batch_points"], "codes": report["tiles"]["active"],
+        "chamfer": report["metrics"]["chamfer"], "iou": report["metrics"]["iou"],
+        "fscore_1pct": report["metrics"]["fscore_1pct"],
+        "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    lines = [header, "", "| case | mesh | codes | --max-seconds | steps | prepare s | fit s | extract s | score s | "
+             "whole command s | target | CD | IoU | load before/after |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        s = r["stages_s"]
+        target = OBJECT_TARGET_S if r["case"] == "object" else SCENE_TARGET_S
+        verdict = "met" if r["wall_s"] <= target else "not met"
+        lines.append(
+            f"| {r['case']} | {r['mesh']} | {r['codes']} | {r['max_seconds'] or '-'} | {r['steps']} | {s['prepare']:.1f} | "
+            f"{s['fit']:.1f} | {s['extract']:.1f} | {s['score']:.1f} | {r['wall_s']:.1f} | {target:.0f} s: {verdict} | "
+            f"{r['chamfer']:.3e} | {r['iou']:.4f} | {r['load_before']}/{r['load_after']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--object", type=Path, default=SHARED / "val" / "penguin.obj")
+    parser.add_argument("--scene", type=Path, default=SHARED / "scene_a.obj")
+    parser.add_argument("--cases", nargs="*", default=["object", "scene"], choices=["object", "scene"])
+    parser.add_argument("--budgets", nargs="*", type=float, default=[30.0],
+                        help="--max-seconds values for extra object runs (the default run is always made)")
+    parser.add_argument("--scene-budgets", nargs="*", type=float, default=[],
+                        help="--max-seconds values for extra scene runs")
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the runs (default: torch's)")
+    parser.add_argument("--name", default="cpu_targets")
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = []
+        if "object" in args.cases:
+            plan += [("object", args.object, b) for b in [None, *args.budgets]]
+        if "scene" in args.cases:
+            plan += [("scene", args.scene, b) for b in [None, *args.scene_budgets]]
+        for i, (case, mesh, budget) in enumerate(plan):
+            row = {"case": case, **run_fit(mesh, Path(tmp) / f"run{i}", budget, args.threads)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            write_result(args.name, {"rows": rows})
+    header = f"Machine: {machine()}; `python -m benchmarks.cpu_targets {' '.join(sys.argv[1:])}`".rstrip()
+    text = markdown(rows, header)
+    (RESULTS / f"{args.name}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
