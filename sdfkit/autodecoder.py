@@ -129,6 +129,11 @@ def make_scene(
     return Scene(name, grid, points[keep].contiguous(), sdf[keep].contiguous(), samples.normalization)
 
 
+def clamped_l1(pred: Tensor, target: Tensor, band: float) -> Tensor:
+    """Sum of |clamp(pred) - clamp(target)| with both clamped to [-band, band] (DeepSDF's loss), in cell units."""
+    return (torch.clamp(pred, -band, band) - torch.clamp(target, -band, band)).abs().sum()
+
+
 def scene_loss(
     decoder: ModulatedSiren,
     grids: LatentGrid | list[LatentGrid],
@@ -157,15 +162,53 @@ def scene_loss(
     for grid, pts, dist in zip(grids, points, sdf):
         code, local, weight, side = grid.corners(pts)
         code = torch.where(code >= 0, code + offset, code)
-        target = torch.clamp(dist / grid.spec.cell, -band, band)
-        parts.append((code, local, weight, side, target))
+        parts.append((code, local, weight, side, dist / grid.spec.cell))
         offset += grid.num_codes
     code, local, weight, side, target = (torch.cat(t) for t in zip(*parts))
     codes = grids[0].codes if len(grids) == 1 else torch.cat([g.codes for g in grids])
     pred = blend_tiles(decoder, code, local, weight, side, band, codes=codes)
-    l1 = (torch.clamp(pred, -band, band) - target).abs().sum() / (point_count or len(target))
+    l1 = clamped_l1(pred, target, band) / (point_count or len(target))
     prior = codes.pow(2).sum() / (code_count or len(codes))
     return l1 + code_reg * prior, l1
+
+
+def backward_in_chunks(
+    decoder: ModulatedSiren, grid: LatentGrid, points: Tensor, sdf: Tensor, band: float, code_reg: float,
+    max_points: int | None, precision: str = "fp32",
+) -> Tensor:
+    """Back-propagate :func:`scene_loss` of one batch, in chunks of at most ``max_points`` points.
+
+    The gradients equal those of the whole batch at once, while the activations
+    held at any time are one chunk's: on a CPU a step's large temporaries then
+    stay below the allocator's mmap threshold and are reused instead of being
+    paged in afresh at every step. The amplitudes of every code are computed
+    once per step and their gradient gathered over the chunks before it goes
+    through the modulation network, so chunks add no amplitude work. None:
+    one pass. ``precision`` applies to the forward passes (:func:`precision_scope`).
+    Returns the batch's L1 term (detached).
+    """
+    count = len(points)
+    if not max_points or count <= max_points:
+        with precision_scope(points.device, precision):
+            loss, l1 = scene_loss(decoder, grid, points, sdf, band, code_reg)
+        loss.backward()
+        return l1.detach()
+    with precision_scope(points.device, precision):  # the forward passes only, as autocast asks
+        amps = decoder.amplitudes(grid.codes)
+    table = amps.detach().requires_grad_()
+    size = -(-count // -(-count // max_points))
+    l1_sum = torch.zeros((), device=points.device)
+    for start in range(0, count, size):
+        rows = slice(start, start + size)
+        code, local, weight, side = grid.corners(points[rows])
+        with precision_scope(points.device, precision):
+            pred = blend_tiles(decoder, code, local, weight, side, band, amps=table)
+        l1 = clamped_l1(pred, sdf[rows] / grid.spec.cell, band) / count
+        l1.backward()
+        l1_sum += l1.detach()
+    prior = grid.codes.pow(2).sum() / len(grid.codes)
+    torch.autograd.backward([amps, code_reg * prior], [table.grad, None])
+    return l1_sum
 
 
 @contextlib.contextmanager

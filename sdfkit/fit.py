@@ -21,8 +21,8 @@ from typing import Iterator
 
 import torch
 
-from sdfkit.autodecoder import (NeuralField, Scene, compiled_synthesis, cosine_factor, make_scene, precision_scope,
-                                resolve_device, scene_loss)
+from sdfkit.autodecoder import (NeuralField, Scene, backward_in_chunks, compiled_synthesis, cosine_factor, make_scene,
+                                resolve_device)
 from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.progress import loss_progress
@@ -35,6 +35,10 @@ LATENTS = "latents.pt"
 REPORT = "report.json"
 PREVIEW = "preview.png"
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
+#: Points per backward pass on the CPU. A point reaches about 7 active tiles near the surface, so a chunk's
+#: (rows x 64) float32 activations stay near glibc's 32 MiB mmap limit; a single object's default batch
+#: (3 points per code) is one chunk, a scene's is split.
+CPU_CHUNK_POINTS = 20000
 #: An empty lock file older than this was left by a fit killed between creating and writing it.
 EMPTY_LOCK_SECONDS = 10.0
 
@@ -89,6 +93,7 @@ def fit_codes(
     device = scene.points.device
     gen = torch.Generator(device=device).manual_seed(cfg.fit.seed)
     batch = fit_batch_points(cfg, scene.grid.num_codes)
+    chunk = CPU_CHUNK_POINTS if device.type == "cpu" else None
     t0, step, l1 = time.perf_counter(), 0, torch.tensor(float("nan"))
     with compiled_synthesis(decoder, cfg.fit.compile):
         for step in range(1, cfg.fit.steps + 1):
@@ -98,19 +103,17 @@ def fit_codes(
             for group in optimizer.param_groups:
                 group["lr"] = cfg.fit.lr * cosine_factor(done, cfg.fit.lr_final_fraction)
             idx = torch.randint(len(scene.points), (batch,), generator=gen, device=device)
-            with precision_scope(device, cfg.fit.precision):
-                loss, l1 = scene_loss(decoder, scene.grid, scene.points[idx], scene.sdf[idx], cfg.loss.band,
-                                      cfg.loss.code_reg)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            l1 = backward_in_chunks(decoder, scene.grid, scene.points[idx], scene.sdf[idx], cfg.loss.band,
+                                    cfg.loss.code_reg, chunk, cfg.fit.precision)
             optimizer.step()
             if progress is not None and (step % 10 == 0 or step == cfg.fit.steps):
-                progress.update(task, completed=step, loss=float(l1.detach()))
+                progress.update(task, completed=step, loss=float(l1))
             if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
                 break
     if not torch.isfinite(scene.grid.codes).all():
         raise SdfkitError("fitting diverged (non-finite latent codes); try a lower --lr")
-    return step, float(l1.detach())
+    return step, float(l1)
 
 
 def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
