@@ -131,6 +131,8 @@ def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
     cfg = replace_section(cfg, "grid", resolution=opts.grid_resolution)
     check_precision(cfg.fit.precision)
+    if opts.max_seconds is not None and not opts.max_seconds > 0:
+        raise SdfkitError(f"--max-seconds must be positive, got {opts.max_seconds}")
     if cfg.fit.steps < 1 or (cfg.fit.batch_points is not None and cfg.fit.batch_points < 1):
         raise SdfkitError("--steps and --batch-points must be at least 1")
     if not 16 <= cfg.fit.resolution <= 1024:

@@ -189,11 +189,13 @@ def test_bf16_fit_reaches_the_fp32_loss(tiny_cfg, tiny_run, shared_meshes):
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.25), losses
 
 
-def test_unknown_precision_is_one_line(tiny_cfg, tiny_run, shared_meshes, tmp_path):
+@pytest.mark.parametrize("option, message", [({"precision": "fp16"}, "unknown precision 'fp16'"),
+                                             ({"max_seconds": 0.0}, "--max-seconds must be positive")])
+def test_bad_speed_options_are_one_line(tiny_run, shared_meshes, tmp_path, option, message):
     from sdfkit.fit import FitOptions, fit_mesh
 
-    opts = FitOptions(decoder=str(tiny_run[1] / "decoder.pt"), precision="fp16", device="cpu", preview=False)
-    with pytest.raises(SdfkitError, match="unknown precision 'fp16'"):
+    opts = FitOptions(decoder=str(tiny_run[1] / "decoder.pt"), device="cpu", preview=False, **option)
+    with pytest.raises(SdfkitError, match=message):
         fit_mesh(shared_meshes / "val" / "torus.obj", tmp_path / "out", opts, progress=False)
     assert not (tmp_path / "out").exists()
 
