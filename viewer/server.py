@@ -130,8 +130,8 @@ class SliceViewer:
         for handle in (self.axis, self.vmax, self.resolution, *self.sliders):
             handle.on_update(lambda _: self.update_slice())
 
-        @scene.on_pointer_event("click")
-        def _(event) -> None:
+        @scene.on_click()
+        def _(event: viser.SceneClickEvent) -> None:
             self._probe(np.asarray(event.ray_origin, dtype=np.float64), np.asarray(event.ray_direction, dtype=np.float64))
 
     def _recolor(self) -> None:
