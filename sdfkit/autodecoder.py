@@ -20,6 +20,7 @@ from torch import Tensor
 from sdfkit.errors import SdfkitError
 from sdfkit.models.latent_grid import GridSpec, LatentGrid, auto_resolution, blend_tiles, tile_activity
 from sdfkit.models.siren import ModulatedSiren
+from sdfkit.runtime import cpu_chunk_points
 from sdfkit.settings import ModelConfig, SdfkitConfig, check_precision
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ class NeuralField:
     def __init__(self, decoder: ModulatedSiren, grid: LatentGrid, band: float, chunk: int | None = None):
         self.decoder, self.grid, self.band = decoder.eval(), grid.eval(), float(band)
         self.device = grid.codes.device
-        self.chunk = chunk or (1 << 18 if self.device.type == "cuda" else 1 << 14)
+        self.chunk = chunk or (1 << 18 if self.device.type == "cuda" else cpu_chunk_points(decoder.hidden))
         with torch.inference_mode():
             self.amps = decoder.amplitudes(grid.codes)
         lo, hi = grid.spec.bounds

@@ -26,6 +26,7 @@ from sdfkit.autodecoder import (NeuralField, Scene, backward_in_chunks, compiled
 from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.progress import loss_progress
+from sdfkit.runtime import cpu_chunk_points
 from sdfkit.io import _describe_os_error as describe_os_error, make_temp_dir, replace_dir, save_torch
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.settings import FitConfig, SdfkitConfig, check_precision, load_settings, replace_section
@@ -35,10 +36,6 @@ LATENTS = "latents.pt"
 REPORT = "report.json"
 PREVIEW = "preview.png"
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
-#: Points per backward pass on the CPU. A point reaches about 7 active tiles near the surface, so a chunk's
-#: (rows x 64) float32 activations stay near glibc's 32 MiB mmap limit; a single object's default batch
-#: (3 points per code) is one chunk, a scene's is split.
-CPU_CHUNK_POINTS = 20000
 #: An empty lock file older than this was left by a fit killed between creating and writing it.
 EMPTY_LOCK_SECONDS = 10.0
 
@@ -78,6 +75,7 @@ def fit_codes(
     max_seconds: float | None = None,
     progress=None,
     task=None,
+    chunk_points: int | None = None,
 ) -> tuple[int, float]:
     """Optimise only ``scene``'s codes against its samples; the decoder stays frozen.
 
@@ -85,6 +83,8 @@ def fit_codes(
     first. The learning rate follows a cosine over whichever of the two is
     further along, so a fit cut short by its time budget still ends on a
     small rate instead of stopping mid-descent.
+    ``chunk_points`` bounds the points of one backward pass (None: sized to the
+    cache on a CPU, :func:`sdfkit.runtime.cpu_chunk_points`; one pass on a GPU).
     Returns (steps done, last L1 in cell units).
     """
     for p in decoder.parameters():
@@ -93,7 +93,7 @@ def fit_codes(
     device = scene.points.device
     gen = torch.Generator(device=device).manual_seed(cfg.fit.seed)
     batch = fit_batch_points(cfg, scene.grid.num_codes)
-    chunk = CPU_CHUNK_POINTS if device.type == "cpu" else None
+    chunk = chunk_points or (cpu_chunk_points(decoder.hidden) if device.type == "cpu" else None)
     t0, step, l1 = time.perf_counter(), 0, torch.tensor(float("nan"))
     with compiled_synthesis(decoder, cfg.fit.compile):
         for step in range(1, cfg.fit.steps + 1):

@@ -6,6 +6,10 @@ fitting step allocates and frees tens of (rows x 64) float32 temporaries of a
 few MiB each, so every step then pays for fresh zeroed pages: on a 2-core
 machine a third of a fit's time went to page faults in the kernel. Raising
 the thresholds once keeps those blocks in the heap for reuse.
+
+Blocks above 32 MiB are always mapped afresh, whatever the setting, so CPU
+work is also cut into chunks whose activations stay well below that size
+(:func:`cpu_chunk_points`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,17 @@ MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
 #: Free heap memory kept before returning it to the system.
 TRIM_THRESHOLD = 1 << 30
 
+#: Bytes of one (points x 8 tiles, hidden) float32 activation of a CPU chunk. A quarter of the mmap ceiling
+#: keeps freed activations in the heap, and the working set of a layer near a CPU's last-level cache:
+#: near-surface evaluation ran twice as fast at 8 MiB as at 32 MiB on a 2-core EPYC.
+CPU_ACTIVATION_BYTES = 8 << 20
+
 _tuned: bool | None = None
+
+
+def cpu_chunk_points(hidden: int) -> int:
+    """Points per CPU chunk of a tile-blended decoder ``hidden`` wide (each point reaches 8 tiles)."""
+    return max(256, CPU_ACTIVATION_BYTES // (8 * int(hidden) * 4))
 
 
 def tune_allocator() -> bool:

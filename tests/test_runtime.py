@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from sdfkit.runtime import tune_allocator
+from sdfkit.runtime import MMAP_THRESHOLD_MAX, cpu_chunk_points, tune_allocator
 
 BLOCK_BYTES, BLOCKS, ROUNDS = 4 << 20, 8, 4
 
@@ -18,7 +18,7 @@ BLOCK_BYTES, BLOCKS, ROUNDS = 4 << 20, 8, 4
 ROUND_FAULTS = textwrap.dedent(
     f"""
     import ctypes, resource, sys
-    from sdfkit.runtime import tune_allocator
+    from sdfkit.runtime import MMAP_THRESHOLD_MAX, cpu_chunk_points, tune_allocator
     assert tune_allocator()
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
@@ -47,3 +47,11 @@ def test_tuned_allocator_reuses_freed_blocks():
     pages_per_round = BLOCKS * BLOCK_BYTES / 4096
     # Untuned glibc faults every page in again here (8160 of 8192 on Debian's glibc 2.36).
     assert faults_per_round < 0.05 * pages_per_round, (faults_per_round, pages_per_round)
+
+
+@pytest.mark.parametrize("hidden", [16, 64, 128, 512, 4096])
+def test_cpu_chunks_keep_activations_below_the_mmap_ceiling(hidden):
+    points = cpu_chunk_points(hidden)
+    assert points >= 256
+    # One (points x 8 tiles, hidden) float32 activation, with room for the allocator's own header.
+    assert points * 8 * hidden * 4 <= MMAP_THRESHOLD_MAX // 2 or points == 256
