@@ -131,8 +131,19 @@ def make_scene(
 
 
 def clamped_l1(pred: Tensor, target: Tensor, band: float) -> Tensor:
-    """Sum of |clamp(pred) - clamp(target)| with both clamped to [-band, band] (DeepSDF's loss), in cell units."""
-    return (torch.clamp(pred, -band, band) - torch.clamp(target, -band, band)).abs().sum()
+    """DeepSDF's clamped L1, sum of |clamp(pred) - clamp(target)| over [-band, band], that never loses its gradient.
+
+    pred, target : (N,) -> scalar, in the units of ``band`` (cell units).
+    Where the prediction lies within the band, and where both lie beyond it on
+    the same side, this is DeepSDF's loss. A prediction beyond the band whose
+    clamped target is not there scores |pred - clamp(target)| instead: DeepSDF's
+    clamp passes it no gradient, so a decoder whose predictions all drift out on
+    one side (most samples of a scene lie outside its surfaces) could never come
+    back; here it is pulled back. Both losses have the same minimisers.
+    """
+    goal = torch.clamp(target, -band, band)
+    settled = ((target >= band) & (pred >= band)) | ((target <= -band) & (pred <= -band))
+    return torch.where(settled, torch.zeros_like(pred), (pred - goal).abs()).sum()
 
 
 def scene_loss(

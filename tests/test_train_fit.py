@@ -231,3 +231,36 @@ def test_backward_in_chunks_gives_the_whole_batch_gradient(tiny_cfg, tiny_run, s
     for l1, grad in results[1:]:
         assert l1 == pytest.approx(results[0][0], rel=1e-5)
         torch.testing.assert_close(grad, results[0][1], rtol=1e-4, atol=1e-7)
+
+
+def reference_clamped_l1(pred: list[float], target: list[float], band: float) -> float:
+    """DeepSDF's clamped L1 point by point, except where only the prediction lies beyond the band."""
+    total = 0.0
+    for p, t in zip(pred, target):
+        if (t >= band and p >= band) or (t <= -band and p <= -band):
+            continue  # both beyond the band on one side: nothing to learn
+        total += abs(p - min(max(t, -band), band))
+    return total
+
+
+def test_clamped_l1_matches_its_reference_and_deepsdf_within_the_band():
+    from sdfkit.autodecoder import clamped_l1
+
+    gen, band = torch.Generator().manual_seed(0), 0.05
+    pred, target = torch.randn(2000, generator=gen) * 0.1, torch.randn(2000, generator=gen) * 0.1
+    expected = reference_clamped_l1(pred.tolist(), target.tolist(), band)
+    assert clamped_l1(pred, target, band).item() == pytest.approx(expected, rel=1e-5)
+    within = pred.abs() < band
+    deepsdf = (pred.clamp(-band, band) - target.clamp(-band, band)).abs()[within].sum()
+    assert clamped_l1(pred[within], target[within], band).item() == pytest.approx(deepsdf.item(), rel=1e-5)
+
+
+def test_clamped_l1_pulls_back_a_prediction_beyond_the_band():
+    from sdfkit.autodecoder import clamped_l1
+
+    # Beyond the band with the target inside it, or beyond it on the other side: pulled back. Beyond it on the
+    # target's own side: settled, whichever side.
+    pred = torch.tensor([0.2, 0.2, -0.2, 0.2, -0.2], requires_grad=True)
+    target = torch.tensor([0.01, -0.3, 0.02, 0.3, -0.3])
+    clamped_l1(pred, target, 0.05).backward()
+    assert pred.grad.tolist() == [1.0, 1.0, -1.0, 0.0, 0.0]
