@@ -27,7 +27,7 @@ TRIM_THRESHOLD = 1 << 30
 
 #: Bytes of one (points x 8 tiles, hidden) float32 activation of a CPU chunk. A quarter of the mmap ceiling
 #: keeps freed activations in the heap, and the working set of a layer near a CPU's last-level cache:
-#: near-surface evaluation ran twice as fast at 8 MiB as at 32 MiB on a 2-core EPYC.
+#: near-surface evaluation ran 1.4x as fast at 8 MiB as at 32 MiB on a 2-core EPYC (benchmarks/chunks.py).
 CPU_ACTIVATION_BYTES = 8 << 20
 
 _tuned: bool | None = None

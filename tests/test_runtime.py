@@ -17,8 +17,8 @@ BLOCK_BYTES, BLOCKS, ROUNDS = 4 << 20, 8, 4
 # block), so each round faults its pages in again.
 ROUND_FAULTS = textwrap.dedent(
     f"""
-    import ctypes, resource, sys
-    from sdfkit.runtime import MMAP_THRESHOLD_MAX, cpu_chunk_points, tune_allocator
+    import ctypes, resource
+    from sdfkit.runtime import tune_allocator
     assert tune_allocator()
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
