@@ -15,27 +15,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.common import write_result
+from benchmarks.common import REPO, SHARED, write_result
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "meshes"
 
 CHILD = """
 import json, resource, sys, time
 if sys.argv[1] == "tuned":
     from sdfkit.runtime import tune_allocator
     assert tune_allocator()
-from data_prep.mesh import load_mesh
-from sdfkit.autodecoder import make_scene
-from sdfkit.decoder_io import load_decoder
-from sdfkit.fit import FitOptions, fit_codes, fit_settings
-from sdfkit.samples import load_or_prepare
-mesh = load_mesh(sys.argv[2])
-decoder, base, _ = load_decoder(None)
-cfg = fit_settings(base, FitOptions(steps=int(sys.argv[3])))
-samples = load_or_prepare(sys.argv[2], cfg.sampling, seed=0)
-unit = mesh.copy()
-unit.vertices = samples.normalization.to_unit(mesh.vertices)
-scene = make_scene(samples, cfg, name="scene", seed=0, mesh_unit=unit)
+from benchmarks.common import shipped_fit_scene
+from sdfkit.fit import fit_codes
+decoder, cfg, scene, _ = shipped_fit_scene(sys.argv[2], int(sys.argv[3]))
 before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 steps, _ = fit_codes(decoder, scene, cfg)
 wall, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
@@ -53,7 +43,7 @@ def main() -> None:
     rows = {}
     for mode in ("default", "tuned"):
         out = subprocess.run([sys.executable, "-c", CHILD, mode, str(args.mesh), str(args.steps)],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True, check=True, cwd=REPO)
         rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         r = rows[mode]
         print(f"{mode:8s} {r['steps']} steps  wall {r['wall_s']:.1f} s  user {r['user_s']:.1f} s  "

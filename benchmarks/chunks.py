@@ -19,36 +19,28 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.common import machine, write_result
+from benchmarks.common import REPO, SHARED, machine, write_result
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "meshes"
 
 CHILD = """
 import json, resource, sys, time
 import numpy as np, torch
 from sdfkit.runtime import tune_allocator
 assert tune_allocator()
-from data_prep.mesh import load_mesh
-from sdfkit.autodecoder import NeuralField, make_scene
-from sdfkit.decoder_io import load_decoder
-from sdfkit.fit import FitOptions, fit_batch_points, fit_codes, fit_settings
-from sdfkit.samples import load_or_prepare
+from benchmarks.common import shipped_fit_scene
+from sdfkit.autodecoder import NeuralField
+from sdfkit.fit import fit_batch_points, fit_codes
+from sdfkit.settings import replace_section
 mesh_path, chunk, steps, points = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-mesh = load_mesh(mesh_path)
-decoder, base, _ = load_decoder(None)
-samples = load_or_prepare(mesh_path, fit_settings(base, FitOptions()).sampling, seed=0)
-unit = mesh.copy()
-unit.vertices = samples.normalization.to_unit(mesh.vertices)
+decoder, cfg, scene, unit = shipped_fit_scene(mesh_path, 3)
 rng = np.random.default_rng(0)
 near = (np.asarray(unit.sample(points, seed=0)) + rng.normal(scale=0.005, size=(points, 3))).astype(np.float32)
-cfg = fit_settings(base, FitOptions(steps=3))
-scene = make_scene(samples, cfg, name="scene", seed=0, mesh_unit=unit)
 field = NeuralField(decoder, scene.grid, cfg.loss.band, chunk=chunk)
 t0 = time.perf_counter()
 field(near)
 rate = points / (time.perf_counter() - t0)
 fit_codes(decoder, scene, cfg, chunk_points=chunk)  # the heap grows to this chunk's steps once
-cfg = fit_settings(base, FitOptions(steps=steps))
+cfg = replace_section(cfg, "fit", steps=steps)
 faults, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
 done, _ = fit_codes(decoder, scene, cfg, chunk_points=chunk)
 print(json.dumps({"eval_points_per_s": rate, "step_s": (time.perf_counter() - t0) / done,
@@ -74,7 +66,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for chunk in args.chunks:
             out = subprocess.run([sys.executable, "-c", CHILD, str(args.mesh), str(chunk), str(args.steps),
-                                  str(args.points)], capture_output=True, text=True, check=True)
+                                  str(args.points)], capture_output=True, text=True, check=True, cwd=REPO)
             run = json.loads(out.stdout.strip().splitlines()[-1])
             for key in ("eval_points_per_s", "step_s", "faults_per_step"):
                 rows[chunk][key].append(round(run.pop(key), 4))

@@ -8,6 +8,10 @@ import platform
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The repository root: the working folder of the benchmarks' child processes.
+REPO = RESULTS.parents[1]
+#: The team's meshes, beside the repository (``../shared/meshes``).
+SHARED = REPO.parent / "shared" / "meshes"
 
 
 def machine() -> str:
@@ -40,3 +44,23 @@ def write_result(name: str, data: dict, out_dir: Path | None = None) -> Path:
     path = Path(out_dir) / f"{name}.json"
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     return path
+
+
+def shipped_fit_scene(mesh_path: str | Path, steps: int):
+    """What ``sdfkit fit MESH --steps STEPS`` fits, built the same way: the shipped decoder, its settings, the scene.
+
+    Returns (decoder, cfg, scene, unit_mesh); ``unit_mesh`` is the mesh in the scene's unit frame.
+    """
+    from data_prep.mesh import load_mesh
+    from sdfkit.autodecoder import make_scene
+    from sdfkit.decoder_io import load_decoder
+    from sdfkit.fit import FitOptions, fit_settings
+    from sdfkit.samples import load_or_prepare
+
+    mesh = load_mesh(mesh_path)
+    decoder, base, _ = load_decoder(None)
+    cfg = fit_settings(base, FitOptions(steps=steps))
+    samples = load_or_prepare(mesh_path, cfg.sampling, seed=0)
+    unit = mesh.copy()
+    unit.vertices = samples.normalization.to_unit(mesh.vertices)
+    return decoder, cfg, make_scene(samples, cfg, name="scene", seed=0, mesh_unit=unit), unit

@@ -24,10 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, machine, write_result
+from benchmarks.common import REPO, RESULTS, SHARED, machine, write_result
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "meshes"
 #: The targets of the CPU path (seconds, whole command).
 OBJECT_TARGET_S, SCENE_TARGET_S = 60.0, 600.0
 

@@ -18,10 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, machine, write_result
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "meshes"
+from benchmarks.common import RESULTS, SHARED, machine, write_result
 
 
 def oracle_metrics(mesh_path: Path, fit_dir: Path, resolution: int) -> dict:

@@ -26,10 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, machine, write_result
+from benchmarks.common import REPO, RESULTS, SHARED, machine, write_result
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "meshes"
 #: Lattice cells of padding around the normalised bounding box.
 PAD_CELLS = 2
 

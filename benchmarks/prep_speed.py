@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine, write_result
+from benchmarks.common import SHARED, machine, write_result
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "meshes"
 SIGN_BAND = 1e-3
 
 

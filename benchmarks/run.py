@@ -30,10 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, machine
+from benchmarks.common import REPO, RESULTS, SHARED, machine
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "meshes"
 CONFIGS = REPO / "configs" / "baselines"
 #: Display order; "method" is the one the claim is about, "siren_reference" has no auto-decoder.
 METHODS = ("method", "global_modsiren", "local_relu", "deepsdf", "siren_concat", "fourier", "siren_reference")

@@ -26,9 +26,9 @@ from sdfkit.autodecoder import (NeuralField, Scene, backward_in_chunks, compiled
 from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.progress import loss_progress
-from sdfkit.runtime import cpu_chunk_points
 from sdfkit.io import _describe_os_error as describe_os_error, make_temp_dir, replace_dir, save_torch
 from sdfkit.models.siren import ModulatedSiren
+from sdfkit.runtime import cpu_chunk_points
 from sdfkit.settings import FitConfig, SdfkitConfig, check_precision, load_settings, replace_section
 from sdfkit.train import grid_state
 
