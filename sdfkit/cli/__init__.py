@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from sdfkit.cli.app import app
 from sdfkit.errors import SdfkitError
 
@@ -41,15 +43,11 @@ def main() -> None:
         sys.exit(1)
     except SystemExit:
         raise
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            print("aborted", file=sys.stderr)
-            sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors (bad option, missing argument) in non-standalone mode
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     # In non-standalone mode click returns the code of typer.Exit instead of exiting.
     sys.exit(code if isinstance(code, int) else 0)
