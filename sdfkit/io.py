@@ -68,6 +68,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def refuse_existing(path: str | os.PathLike, force: bool) -> Path:
+    """Every command's overwrite rule: an existing output (a file, or a folder that is not empty) is replaced only
+    with ``force`` (``--force``); otherwise a one-line error, before any work is done. Returns ``path``."""
+    path = Path(path)
+    if force or not (path.exists() or path.is_symlink()):
+        return path
+    if path.is_dir() and not any(path.iterdir()):
+        return path
+    raise SdfkitError(f"{path} already exists (pass --force to replace it)")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

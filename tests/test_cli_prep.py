@@ -40,8 +40,13 @@ def test_folder_is_prepared_in_parallel_and_resumes(folder, tmp_path):
     second = prep_dataset(folder, out, SMALL, workers=2, progress=False)
     assert len(second.skipped) == 3 and not second.written
     assert [f.stat().st_mtime_ns for f in files] == mtimes
-    # Changed settings make outputs stale.
-    third = prep_dataset(folder, out, SamplingConfig(num_points=3_000, num_surface=500), workers=1, progress=False)
+    # Changed settings make outputs stale: they are replaced only with force, like every output sdfkit writes.
+    refused = prep_dataset(folder, out, SamplingConfig(num_points=3_000, num_surface=500), workers=1, progress=False)
+    assert not refused.written and len(refused.failed) == 3
+    assert all("--force" in reason for reason in refused.failed.values())
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+    third = prep_dataset(folder, out, SamplingConfig(num_points=3_000, num_surface=500), workers=1, force=True,
+                         progress=False)
     assert len(third.written) == 3
     split = json.loads((out / "split.json").read_text())
     assert split == {"meshes": {".": ["shape0", "shape1", "shape2"]}}
@@ -49,7 +54,7 @@ def test_folder_is_prepared_in_parallel_and_resumes(folder, tmp_path):
     # A changed mesh file makes its own output stale, and only that one.
     trimesh.creation.icosphere(1).export(folder / "shape0.obj")
     fourth = prep_dataset(folder, out, SamplingConfig(num_points=3_000, num_surface=500), workers=1, progress=False)
-    assert fourth.written == ["shape0.npz"] and len(fourth.skipped) == 2
+    assert list(fourth.failed) == [str(folder / "shape0.obj")] and len(fourth.skipped) == 2
     forced = prep_dataset(folder, out, SamplingConfig(num_points=3_000, num_surface=500), workers=1, force=True, progress=False)
     assert len(forced.written) == 3
 

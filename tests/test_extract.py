@@ -74,7 +74,7 @@ def test_options_and_errors():
     with pytest.raises(SdfkitError, match="NaN"):
         extract_mesh(lambda p: np.full(len(p), np.nan, np.float32), resolution=16)
     with pytest.raises(SdfkitError, match="resolution"):
-        extract_mesh(sphere_field, resolution=4)
+        extract_mesh(sphere_field, resolution=1)
 
 
 def test_batches_bound_the_calls():

@@ -21,13 +21,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sdfkit.errors import SdfkitError
+from sdfkit.extract import RESOLUTION_RANGE
 
 Field = Callable[[np.ndarray], np.ndarray]
 
 AXES = {"x": 0, "y": 1, "z": 2}
 AXIS_NAMES = "xyz"
-MIN_RESOLUTION = 8
-MAX_RESOLUTION = 2048
+MIN_RESOLUTION, MAX_RESOLUTION = RESOLUTION_RANGE  # one range for every command (sdfkit.extract)
 # Points per field call: bounds peak memory of the field (a 256 x 256 slice is one batch).
 EVAL_BATCH = 1 << 16
 INSIDE_RGB = np.array([0.13, 0.35, 0.80])

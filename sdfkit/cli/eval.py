@@ -18,6 +18,7 @@ def evaluate(
     surface_points: Annotated[int, typer.Option(help="Surface samples per mesh (protocol: 30000).")] = 30_000,
     volume_points: Annotated[int, typer.Option(help="Uniform volume samples for IoU (protocol: 1000000).")] = 1_000_000,
     seed: Annotated[int, typer.Option(help="Sampling seed (protocol: 0).")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --json file.")] = False,
 ) -> None:
     """Chamfer (to the surface), IoU, F-score, Hausdorff and normal consistency, in GT's unit frame."""
     import json
@@ -27,13 +28,15 @@ def evaluate(
 
     from data_prep.mesh import load_mesh
     from sdfkit.errors import SdfkitError
-    from sdfkit.io import atomic_write_text
+    from sdfkit.io import atomic_write_text, refuse_existing
     from sdfkit.metrics import evaluate_meshes
 
     if surface_points < 1 or volume_points < 1:
         raise SdfkitError("--surface-points and --volume-points must be positive")
     if json_out is not None and json_out.suffix.lower() != ".json":
         raise SdfkitError(f"--json needs a .json file name, got {json_out.name}")
+    if json_out is not None:
+        refuse_existing(json_out, force)  # before minutes of sampling
     with Console(stderr=True).status("sampling and measuring"):
         metrics = evaluate_meshes(load_mesh(pred), load_mesh(gt), surface_points, volume_points, seed)
     table = Table(title=f"{pred.name} vs {gt.name} (GT unit frame)")

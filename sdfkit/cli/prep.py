@@ -25,7 +25,8 @@ def prep(
     shard: Annotated[Optional[str], typer.Option(help="Take shard i of n (i/n, 0-based): shapes whose sorted index is i mod n.")] = None,
     combine: Annotated[bool, typer.Option("--combine", help="Merge the shards' split files in --out (or PATH) into split.json.")] = False,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Resample shapes whose output is current.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Resample shapes that already have samples (without it, "
+                                        "current samples are kept and others are not replaced).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Sample signed distances (negative inside) of meshes into one .npz per shape; resumable."""

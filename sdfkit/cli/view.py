@@ -58,6 +58,7 @@ def render(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output PNG.")] = Path("render.png"),
     views: Annotated[int, typer.Option(help="Views around the mesh, side by side.")] = 1,
     size: Annotated[str, typer.Option(help="Size of each view, WIDTHxHEIGHT.")] = "512x512",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Render a mesh offscreen (pyrender; EGL without a display) from a three-quarter view or N views around it."""
     import numpy as np
@@ -65,13 +66,14 @@ def render(
 
     from data_prep.mesh import load_mesh
     from sdfkit.errors import SdfkitError
-    from sdfkit.io import atomic_path
+    from sdfkit.io import atomic_path, refuse_existing
     from viewer.render import render_mesh
 
     if not 1 <= views <= 36:
         raise SdfkitError(f"--views must be between 1 and 36, got {views}")
     if out.suffix.lower() != ".png":
         raise SdfkitError(f"--out must be a .png file, got '{out.name}'")
+    refuse_existing(out, force)
     w, h = _size(size)
     m = load_mesh(mesh)
     images = [render_mesh(m, (w, h), azimuth=45.0 + 360.0 * i / views) for i in range(views)]
@@ -87,20 +89,24 @@ def slices(
     exact: Annotated[bool, typer.Option("--exact", help="Slice the exact SDF of the mesh SOURCE.")] = False,
     resolution: Annotated[int, typer.Option(help="Pixels per slice side.")] = 256,
     count: Annotated[int, typer.Option(help="Slices per axis, evenly through the box.")] = 3,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Write a grid of axis-aligned SDF slices (rows: x, y, z) with their zero contours."""
     import numpy as np
     from PIL import Image
 
     from sdfkit.errors import SdfkitError
-    from sdfkit.io import atomic_path
+    from sdfkit.extract import check_resolution
+    from sdfkit.io import atomic_path, refuse_existing
     from viewer.slices import slice_image
     from viewer.sources import load_source
 
-    if not 16 <= resolution <= 2048 or not 1 <= count <= 16:
-        raise SdfkitError("--resolution must be in [16, 2048] and --count in [1, 16]")
+    check_resolution(resolution)
+    if not 1 <= count <= 16:
+        raise SdfkitError(f"--count must be between 1 and 16, got {count}")
     if out.suffix.lower() != ".png":
         raise SdfkitError(f"--out must be a .png file, got '{out.name}'")
+    refuse_existing(out, force)
     src = load_source(source, exact)
     lo, hi = (np.asarray(b, dtype=np.float64) for b in src.bounds)
     vmax = float(np.max(hi - lo)) / 8
