@@ -31,6 +31,7 @@ from data_prep.sampling import FORMAT_VERSION, SamplingConfig, config_settings, 
 from data_prep.sdf import default_workers
 from sdfkit.errors import SdfkitError
 from sdfkit.io import atomic_write_text
+from sdfkit.progress import Reporter
 
 #: Where a ShapeNet (v2) model's mesh lies below ``<root>/<synset>/<model>/``.
 SHAPENET_MESH = Path("models") / "model_normalized.obj"
@@ -193,8 +194,12 @@ def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool 
     start = time.perf_counter()
     out = out_dir / shape.output_name
     try:
-        if not force and out.is_file() and is_current(out, file_hash(shape.path), config_settings(config)):
-            return "skipped", "", 0.0
+        if not force and out.is_file():
+            if is_current(out, file_hash(shape.path), config_settings(config)):
+                return "skipped", "", 0.0
+            # sdfkit's overwrite rule: samples of another mesh or settings are replaced only with --force.
+            return "failed", (f"{out} already exists with samples of another mesh file or other settings "
+                              "(pass --force to replace it)"), 0.0
         prepare_mesh(shape.path, config, workers=workers).save(out)
     except SdfkitError as exc:
         return "failed", str(exc), time.perf_counter() - start
@@ -225,7 +230,8 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
     synsets : ShapeNet synsets to keep.
     shard : ``"i/n"``: only shapes whose sorted index is ``i`` mod ``n``; the
         split file is then ``split.shard-i-of-n.json``.
-    force : resample shapes whose output is current.
+    force : resample shapes that already have samples (without it, current samples are kept and samples of
+        another mesh file or other settings are reported as failed, not replaced).
     progress : show a progress bar.
     split : a split file; only the shapes it lists are prepared (entries
         not found are reported as failed).
@@ -243,24 +249,18 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
     shapes = shard_shapes(shapes, shard)
     workers = max(1, workers or default_workers())
     results: dict[Shape, tuple[str, str, float]] = {}
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("[bold]prep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.description}"), disable=not progress)
-    with bar:
-        task = bar.add_task("", total=len(shapes))
+    with Reporter(progress) as bar, bar.stage("prep", total=len(shapes), unit="shape") as stage:
         if workers == 1 or len(shapes) <= 1:
             for shape in shapes:
-                bar.update(task, description=shape.output_name)
+                stage.update(note=shape.output_name)
                 results[shape] = prep_shape(shape, out_dir, config, force, workers=workers)
-                bar.advance(task)
+                stage.update(advance=1)
         else:
             with ProcessPoolExecutor(max_workers=min(workers, len(shapes))) as pool:
                 futures = {pool.submit(_job, (s, out_dir, config, force, 1)): s for s in shapes}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
-                    bar.update(task, description=futures[future].output_name)
-                    bar.advance(task)
+                    stage.update(advance=1, note=futures[future].output_name)
     done = [s for s in shapes if results[s][0] != "failed"]
     split_file = None
     if done:

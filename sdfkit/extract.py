@@ -13,14 +13,14 @@ dense grid on every cell the surface passes through, hence the same mesh.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import mcubes
 import numpy as np
 import trimesh
 
 from sdfkit.errors import SdfkitError
+from sdfkit.progress import ProgressArg, stage_of
 
 Field = Callable[[np.ndarray], np.ndarray]
 Bounds = tuple[Sequence[float], Sequence[float]]
@@ -37,8 +37,10 @@ BLOCK = 16
 LIPSCHITZ_FACTOR = 1.5
 #: Blocks tested at once in coarse-to-fine extraction; bounds its bookkeeping memory.
 BLOCK_CHUNK = 1 << 17
-#: Accepted resolutions (lattice points per axis).
-MIN_RESOLUTION, MAX_RESOLUTION = 8, 2048
+#: Lattice points per axis that every command accepts (``fit``, ``mesh``, ``slices``), checked by
+#: :func:`check_resolution`: below 16 marching cubes keeps little of a shape, and a 2048^3 float32 lattice is
+#: already 32 GiB.
+RESOLUTION_RANGE = (16, 2048)
 
 
 def _axes(resolution: int, bounds: Bounds) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -52,9 +54,23 @@ def _axes(resolution: int, bounds: Bounds) -> tuple[np.ndarray, np.ndarray, list
     return lo, hi, [np.linspace(lo[a], hi[a], resolution) for a in range(3)]
 
 
+def check_resolution(resolution: object, option: str = "--resolution") -> int:
+    """``resolution`` as an int when it is a whole number in :data:`RESOLUTION_RANGE`; else a one-line error naming
+    ``option``."""
+    lo, hi = RESOLUTION_RANGE
+    try:
+        value = int(resolution)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise SdfkitError(f"{option} must be a whole number between {lo} and {hi}, got {resolution!r}") from None
+    if isinstance(resolution, bool) or value != resolution or not lo <= value <= hi:
+        raise SdfkitError(f"{option} must be a whole number between {lo} and {hi}, got {resolution}")
+    return value
+
+
 def _check_resolution(resolution: int) -> None:
-    if not MIN_RESOLUTION <= int(resolution) <= MAX_RESOLUTION:
-        raise SdfkitError(f"resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION}, got {resolution}")
+    # The library's own functions take any lattice (tests use small odd ones); commands check RESOLUTION_RANGE.
+    if not 2 <= int(resolution) <= RESOLUTION_RANGE[1]:
+        raise SdfkitError(f"resolution must be between 2 and {RESOLUTION_RANGE[1]}, got {resolution}")
 
 
 def padded_bounds(lo: Sequence[float], hi: Sequence[float], resolution: int, cells: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -98,26 +114,12 @@ def evaluate_points(field: Field, points: np.ndarray, batch_size: int = BATCH) -
     return out
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool, description: str, total: float | None) -> Iterator[Callable[..., None]]:
-    """Yields ``update(advance=..., total=..., description=...)``; a no-op when disabled."""
-    if not enabled:
-        yield lambda **_: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda **kw: bar.update(task, **kw)
-
-
 def evaluate_grid(
     field: Field,
     resolution: int,
     bounds: Bounds = UNIT_BOUNDS,
     batch_size: int = BATCH,
-    progress: bool = False,
+    progress: ProgressArg = False,
 ) -> np.ndarray:
     """The field on a dense ``resolution``^3 lattice over ``bounds``.
 
@@ -134,14 +136,14 @@ def evaluate_grid(
     grid = np.empty((resolution,) * 3, dtype=np.float32)
     yz = np.stack(np.meshgrid(axes[1], axes[2], indexing="ij"), axis=-1).reshape(-1, 2).astype(np.float32)
     slabs = max(1, batch_size // len(yz))
-    with _progress(progress, f"field {resolution}^3 (dense)", resolution) as update:
+    with stage_of(progress, "extract", resolution, unit="x-slice") as stage:
         for i0 in range(0, resolution, slabs):
             xs = axes[0][i0 : i0 + slabs].astype(np.float32)
             pts = np.empty((len(xs), len(yz), 3), dtype=np.float32)
             pts[:, :, 0] = xs[:, None]
             pts[:, :, 1:] = yz[None]
             grid[i0 : i0 + len(xs)] = evaluate_points(field, pts.reshape(-1, 3), batch_size).reshape(len(xs), resolution, resolution)
-            update(advance=len(xs))
+            stage.update(advance=len(xs))
     return grid
 
 
@@ -178,7 +180,7 @@ def evaluate_grid_coarse_to_fine(
     block: int = BLOCK,
     lipschitz_factor: float = LIPSCHITZ_FACTOR,
     level: float = 0.0,
-    progress: bool = False,
+    progress: ProgressArg = False,
 ) -> tuple[np.ndarray, int]:
     """The field on a ``resolution``^3 lattice over ``bounds``, evaluated only near the iso level.
 
@@ -216,7 +218,8 @@ def evaluate_grid_coarse_to_fine(
     corner_offsets = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int32)
     skipped: list[tuple[int, np.ndarray, np.ndarray]] = []
     levels = int(np.log2(size)) + 1
-    with _progress(progress, f"field {resolution}^3 (coarse to fine)", levels) as update:
+    # Levels are far from equal in time (the finest costs most): no remaining-time estimate.
+    with stage_of(progress, "extract", levels, unit="level", estimate=False) as stage:
         while len(blocks):
             refined = []
             level_skipped: list[tuple[np.ndarray, np.ndarray]] = []
@@ -246,7 +249,7 @@ def evaluate_grid_coarse_to_fine(
                 half = size // 2
                 children = (starts_[~skip][:, None, :] + corner_offsets[None] * half).reshape(-1, 3)
                 refined.append(children[(children < np.repeat(ends[~skip], 8, axis=0)).all(axis=1)])
-            update(advance=1, description=f"field {resolution}^3 (coarse to fine, {evaluations:,} points)")
+            stage.update(advance=1, note=f"{resolution}^3 coarse to fine, {evaluations:,} points")
             if size == 1:
                 break
             skipped.append((size, np.concatenate([b for b, _ in level_skipped]),
@@ -303,7 +306,7 @@ def extract_mesh(
     min_component_faces: int = 0,
     smooth_iterations: int = 0,
     normalization=None,
-    progress: bool = False,
+    progress: ProgressArg = False,
 ) -> trimesh.Trimesh:
     """Marching cubes of ``field`` on a ``resolution``^3 lattice over ``bounds`` (unit frame).
 
@@ -321,7 +324,7 @@ def extract_mesh(
     smooth_iterations : Taubin smoothing iterations (0: none).
     normalization : a :class:`data_prep.mesh.Normalization`; when given the mesh
         is returned in the input's own units, else in the unit frame.
-    progress : show a progress bar.
+    progress : show a progress bar (True), add a stage to a caller's :class:`~sdfkit.progress.Reporter`, or not.
 
     Returns
     -------

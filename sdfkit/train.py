@@ -24,7 +24,7 @@ from sdfkit.autodecoder import (Scene, compiled_synthesis, cosine_lr, make_decod
 from sdfkit.config import to_dict
 from sdfkit.decoder_io import decoder_payload, save_decoder
 from sdfkit.errors import SdfkitError
-from sdfkit.progress import loss_progress
+from sdfkit.progress import Reporter
 from sdfkit.io import load_torch, save_torch
 from sdfkit.models.latent_grid import GridSpec, LatentGrid
 from sdfkit.samples import load_many, random_rotation
@@ -278,9 +278,9 @@ def train(
                               "scenes": len(items), "codes_rank0": sum(s.grid.num_codes for s in scenes.values())}) + "\n")
     t0 = time.perf_counter()
     loss_value = float("nan")
-    bar = loss_progress(progress and dist_info.main)
+    bar = Reporter(progress and dist_info.main)
     with bar, compiled_synthesis(decoder, cfg.train.compile):
-        task = bar.add_task("train", total=cfg.train.steps, completed=start, loss=float("nan"))
+        task = bar.stage("train", total=cfg.train.steps, completed=start)
         for step in range(start, cfg.train.steps):
             factor = cosine_lr(step, cfg.train.steps, cfg.train.lr_final_fraction)
             decoder_opt.param_groups[0]["lr"] = cfg.train.lr_decoder * factor
@@ -317,6 +317,7 @@ def train(
                 save_checkpoint(step + 1)
             if on_step and history and history[-1][0] == step + 1:
                 on_step(step + 1, loss_value)
+        task.done()
     seconds = time.perf_counter() - t0
     decoder_path = out / DECODER
     if dist_info.main:
