@@ -25,8 +25,11 @@ from sdfkit.autodecoder import (NeuralField, Scene, backward_in_chunks, compiled
                                 resolve_device)
 from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
-from sdfkit.progress import loss_progress
-from sdfkit.io import _describe_os_error as describe_os_error, make_temp_dir, replace_dir, save_torch
+from sdfkit.export import DEFAULT_FACES, check_faces
+from sdfkit.extract import check_resolution
+from sdfkit.progress import Reporter
+from sdfkit.io import (_describe_os_error as describe_os_error, make_temp_dir, refuse_existing, replace_dir,
+                       save_torch)
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.runtime import cpu_chunk_points
 from sdfkit.settings import FitConfig, SdfkitConfig, check_precision, load_settings, replace_section
@@ -56,6 +59,8 @@ class FitOptions:
     compile: bool | None = None
     device: str = "auto"
     format: str = "obj"
+    faces: int = DEFAULT_FACES
+    keep_full: bool = False
     force: bool = False
     preview: bool = True
     seed: int | None = None
@@ -135,8 +140,7 @@ def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
         raise SdfkitError(f"--max-seconds must be positive, got {opts.max_seconds}")
     if cfg.fit.steps < 1 or (cfg.fit.batch_points is not None and cfg.fit.batch_points < 1):
         raise SdfkitError("--steps and --batch-points must be at least 1")
-    if not 16 <= cfg.fit.resolution <= 1024:
-        raise SdfkitError(f"--resolution must be between 16 and 1024, got {cfg.fit.resolution}")
+    check_resolution(cfg.fit.resolution)
     if cfg.grid.resolution is not None and not 1 <= cfg.grid.resolution <= 256:
         raise SdfkitError(f"--grid-resolution must be between 1 and 256, got {cfg.grid.resolution}")
     return cfg
@@ -186,7 +190,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
     Returns the report (also written to ``out_dir/report.json``).
     """
     from data_prep.mesh import load_mesh
-    from sdfkit.export import export_mesh
+    from sdfkit.export import simplification_chamfer, write_simplified
     from sdfkit.extract import extract_mesh
     from sdfkit.metrics import evaluate_meshes
 
@@ -197,15 +201,15 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         raise SdfkitError(f"unknown --format '{opts.format}' (choose from {', '.join(EXPORT_FORMATS)})")
     if out.exists() and not out.is_dir():
         raise SdfkitError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not opts.force:
-        raise SdfkitError(f"{out} already exists and is not empty (pass --force to replace it)")
+    refuse_existing(out, opts.force)
+    check_faces(opts.faces)
     dev = resolve_device(opts.device)
     timings: dict[str, float] = {}
-    bar = loss_progress(progress)
+    bar = Reporter(progress)
 
     with output_lock(out), bar:
         t = time.perf_counter()
-        stage = bar.add_task("prepare", total=None, loss=float("nan"))
+        stage = bar.stage("prepare")
         gt = load_mesh(mesh_path)
         decoder, base_cfg, dec_id = load_decoder(opts.decoder)
         cfg = fit_settings(base_cfg, opts)
@@ -217,34 +221,38 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
         decoder = decoder.to(dev)
         timings["prepare"] = time.perf_counter() - t
-        bar.update(stage, total=1, completed=1)
+        stage.done()
 
         t = time.perf_counter()
-        stage = bar.add_task("fit", total=cfg.fit.steps, loss=float("nan"))
+        stage = bar.stage("fit", total=cfg.fit.steps, budget_s=opts.max_seconds)
         steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage)
+        stage.done()
         timings["fit"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        stage = bar.add_task("extract", total=None, loss=float("nan"))
         field = NeuralField(decoder, scene.grid, cfg.loss.band)
         lo, hi = scene.grid.spec.bounds
-        recon = extract_mesh(field, resolution=cfg.fit.resolution, bounds=(lo, hi), normalization=samples.normalization)
+        recon = extract_mesh(field, resolution=cfg.fit.resolution, bounds=(lo, hi), normalization=samples.normalization,
+                             progress=bar)
         timings["extract"] = time.perf_counter() - t
-        bar.update(stage, total=1, completed=1)
 
         t = time.perf_counter()
-        stage = bar.add_task("score", total=None, loss=float("nan"))
-        metrics = evaluate_meshes(recon, gt)
+        with bar.stage("score"):
+            metrics = evaluate_meshes(recon, gt)
         timings["score"] = time.perf_counter() - t
-        bar.update(stage, total=1, completed=1)
 
         try:
             tmp = make_temp_dir(out)
         except OSError as exc:
             raise SdfkitError(describe_os_error(out, exc)) from None
         try:
+            t = time.perf_counter()
             mesh_file = f"mesh.{fmt}"
-            export_mesh(recon, tmp / mesh_file)
+            with bar.stage("write"):
+                simplified, meshes = write_simplified(recon, tmp / mesh_file, opts.faces,
+                                                      tmp / f"mesh_full.{fmt}" if opts.keep_full else None)
+                meshes["mesh"]["chamfer_to_full"] = simplification_chamfer(simplified, recon, gt)
+            timings["write"] = time.perf_counter() - t
             save_torch(
                 {
                     "sdfkit": {"kind": "latents", "version": 1},
@@ -268,6 +276,8 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
                 "input": str(mesh_path.resolve()),
                 "mesh": mesh_file,
                 "metrics": metrics,
+                "scored": "full",
+                "meshes": meshes,
                 "steps": steps_done,
                 "batch_points": fit_batch_points(cfg, scene.grid.num_codes),
                 "final_l1_cells": l1,

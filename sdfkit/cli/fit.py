@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from sdfkit.cli.app import app
+from sdfkit.export import DEFAULT_FACES
 
 
 @app.command()
@@ -26,6 +27,10 @@ def fit(
     grid_resolution: Annotated[Optional[int], typer.Option(help="Tiles along the longest axis.")] = None,
     resolution: Annotated[Optional[int], typer.Option(help="Marching-cubes resolution (default 256).")] = None,
     format: Annotated[str, typer.Option("--format", help="Mesh format: obj, ply, stl, glb or off.")] = "obj",
+    faces: Annotated[int, typer.Option(help="Simplify mesh.<format> to about this many faces (0: keep every face).")
+                     ] = DEFAULT_FACES,
+    keep_full: Annotated[bool, typer.Option("--keep-full", help="Also write the unsimplified mesh_full.<format>.")
+                         ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[Optional[int], typer.Option(help="Random seed for sampling and batches.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
@@ -39,11 +44,12 @@ def fit(
     opts = FitOptions(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile, grid_resolution=grid_resolution, resolution=resolution, device=device,
-        format=format, force=force, preview=preview, seed=seed,
+        format=format, faces=faces, keep_full=keep_full, force=force, preview=preview, seed=seed,
     )
     report = fit_mesh(mesh, out, opts, progress=not quiet)
-    m = report["metrics"]
+    m, meshes = report["metrics"], report["meshes"]
     typer.echo(
-        f"wrote {out}/{report['mesh']}  chamfer {m['chamfer']:.3e}  IoU {m['iou']:.4f}  "
-        f"F@1% {m['fscore_1pct']:.4f}  ({report['steps']} steps, {report['seconds_total']:.1f} s on {report['device']})"
+        f"wrote {out}/{report['mesh']} ({meshes['mesh']['faces']:,} of {meshes['full']['faces']:,} faces)  "
+        f"chamfer {m['chamfer']:.3e}  IoU {m['iou']:.4f}  F@1% {m['fscore_1pct']:.4f}  "
+        f"({report['steps']} steps, {report['seconds_total']:.1f} s on {report['device']})"
     )

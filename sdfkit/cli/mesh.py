@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sdfkit.cli.app import app
+from sdfkit.export import DEFAULT_FACES
 
 
 @app.command()
@@ -15,7 +16,7 @@ def mesh(
     source: Annotated[Path, typer.Argument(help="A fit output folder, or with --exact a mesh file.")],
     out: Annotated[Path, typer.Argument(help="Output mesh; format by extension: obj, ply, stl, glb, off.")],
     exact: Annotated[bool, typer.Option("--exact", help="Extract the exact SDF of the mesh SOURCE (remeshing; the oracle).")] = False,
-    resolution: Annotated[int, typer.Option(help="Marching-cubes lattice points per axis.")] = 256,
+    resolution: Annotated[int, typer.Option(help="Marching-cubes lattice points per axis (16 to 2048).")] = 256,
     level: Annotated[float, typer.Option(help="Iso level, in the input's units (negative: inside).")] = 0.0,
     keep_largest: Annotated[bool, typer.Option("--keep-largest", help="Keep only the largest connected component.")] = False,
     min_component_faces: Annotated[int, typer.Option(help="Drop components with fewer faces than this.")] = 0,
@@ -23,16 +24,24 @@ def mesh(
     coarse_to_fine: Annotated[bool, typer.Option("--coarse-to-fine/--no-coarse-to-fine",
                                                  help="Evaluate the field only near the surface (same mesh, faster).")] = True,
     lipschitz_factor: Annotated[float, typer.Option(help="Safety factor of the coarse-to-fine skip test.")] = 1.5,
+    faces: Annotated[int, typer.Option(help="Simplify to about this many faces (0: keep every face).")
+                     ] = DEFAULT_FACES,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (fitted fields).")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing OUT.")] = False,
 ) -> None:
     """Extract a mesh, in the input's own units, from a fitted field or a mesh's exact SDF."""
     import numpy as np
 
     from sdfkit.errors import SdfkitError
-    from sdfkit.export import check_format, export_mesh
-    from sdfkit.extract import extract_mesh, padded_bounds
+    from sdfkit.export import check_faces, check_format, export_mesh, simplify_mesh
+    from sdfkit.extract import check_resolution, extract_mesh, padded_bounds
+    from sdfkit.io import refuse_existing
 
-    check_format(out)  # before minutes of extraction
+    # Every check before minutes of extraction.
+    check_format(out)
+    check_resolution(resolution)
+    check_faces(faces)
+    refuse_existing(out, force)
     if min_component_faces < 0 or smooth < 0:
         raise SdfkitError("--min-component-faces and --smooth must not be negative")
     if exact:
@@ -54,6 +63,8 @@ def mesh(
                           coarse_to_fine=coarse_to_fine, lipschitz_factor=lipschitz_factor, keep_largest=keep_largest,
                           min_component_faces=min_component_faces, smooth_iterations=smooth, normalization=norm,
                           progress=True)
+    full_faces = len(result.faces)
+    result = simplify_mesh(result, faces)
     export_mesh(result, out)
-    typer.echo(f"wrote {out}: {len(result.vertices)} vertices, {len(result.faces)} faces, "
+    typer.echo(f"wrote {out}: {len(result.vertices)} vertices, {len(result.faces)} faces (of {full_faces}), "
                f"bounds {np.round(result.bounds[0], 4).tolist()} .. {np.round(result.bounds[1], 4).tolist()}")
