@@ -26,4 +26,4 @@ def main() -> None:
     from sdfkit.runtime import tune_allocator
 
     tune_allocator()
-    app()
+    app(prog_name="sdfkit")  # "python -m sdfkit" names itself as the console script does
