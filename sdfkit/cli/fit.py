@@ -25,7 +25,8 @@ def fit(
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile",
         help="Run the decoder through torch.compile (a one-off compilation, then faster steps).")] = None,
     grid_resolution: Annotated[Optional[int], typer.Option(help="Tiles along the longest axis.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Marching-cubes resolution (default 256).")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="Marching-cubes resolution, 16 to 2048 (default 256).")
+                          ] = None,
     format: Annotated[str, typer.Option("--format", help="Mesh format: obj, ply, stl, glb or off.")] = "obj",
     faces: Annotated[int, typer.Option(help="Simplify mesh.<format> to about this many faces (0: keep every face).")
                      ] = DEFAULT_FACES,
@@ -38,8 +39,11 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit a mesh's latent grid with the decoder frozen; write mesh, latents.pt, report.json and preview.png."""
+    from sdfkit.extract import check_resolution
     from sdfkit.fit import FitOptions, fit_mesh
 
+    if resolution is not None:
+        check_resolution(resolution)  # at once, not after loading the mesh and the decoder
     out = out or Path("runs") / mesh.stem
     opts = FitOptions(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
