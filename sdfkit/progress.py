@@ -308,5 +308,5 @@ def _rich_progress(stream: TextIO):
         TimeElapsedColumn(),
         TextColumn("{task.fields[remaining]}"),
         TextColumn("{task.fields[note]}"),
-        console=Console(file=stream),
+        console=Console(file=stream, force_terminal=True),  # chosen for a terminal: draw bars even if rich doubts it
     )

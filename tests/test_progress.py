@@ -1,0 +1,89 @@
+"""Progress in a log (plain lines) and in a terminal (rich bars), and in a real fit's stderr."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sdfkit.progress import Reporter, format_seconds
+
+STEP_LINE = re.compile(r"^train: step (\d+)/40 \((\d+)%\), loss [0-9.e-]+, elapsed \d+s, remaining ~\d+s$")
+
+
+def run_loop(reporter: Reporter, steps: int = 40, pause: float = 0.01) -> None:
+    with reporter:
+        with reporter.stage("prepare"):
+            time.sleep(0.12)
+        stage = reporter.stage("train", total=steps)
+        for step in range(1, steps + 1):
+            time.sleep(pause)
+            reporter.update(stage, completed=step, loss=float("nan") if step < 5 else 1.0 / step)
+        stage.done()
+
+
+def test_log_lines_name_stage_step_loss_elapsed_and_remaining():
+    out = io.StringIO()
+    run_loop(Reporter(stream=out, terminal=False, log_seconds=0.05))
+    lines = out.getvalue().splitlines()
+    running = [m for m in map(STEP_LINE.match, lines) if m]
+    assert len(running) >= 3, lines  # a line every 0.05 s of a 0.4 s stage
+    steps = [int(m[1]) for m in running]
+    assert steps == sorted(steps) and 0 < steps[0] < steps[-1] < 40
+    assert re.fullmatch(r"train: step 40/40, loss 0\.025, done in \d+s", lines[-1]), lines[-1]
+    # A stage without a loss or a known length says what it knows: no 'nan', no '?'.
+    prepare = [line for line in lines if line.startswith("prepare")]
+    assert prepare and prepare[-1] == "prepare: done in 0s" and all("loss" not in p for p in prepare), prepare
+    assert "nan" not in out.getvalue() and "?" not in out.getvalue()
+
+
+def test_a_time_budget_drives_the_fraction_and_the_estimate():
+    out = io.StringIO()
+    with Reporter(stream=out, terminal=False, log_seconds=0.05) as reporter:
+        stage = reporter.stage("fit", total=100_000, budget_s=0.4)
+        for step in range(1, 31):
+            time.sleep(0.01)
+            stage.update(completed=step, loss=0.5)
+        fraction, remaining = stage.fraction, stage.remaining
+        stage.done()
+    # 30 of 100,000 steps, but most of the 0.4 s budget spent: the budget sets the progress.
+    assert 0.5 < fraction <= 1.0 and remaining is not None and remaining < 0.4
+    assert re.search(r"fit: step \d+/100000, 0/0.4 s of the time budget \(\d+%\)", out.getvalue()), out.getvalue()
+
+
+def test_terminal_bars_show_no_nan_and_no_unknown_count():
+    out = io.StringIO()
+    run_loop(Reporter(stream=out, terminal=True), steps=10)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # the terminal's control codes
+    assert "train" in text and "step 10/10" in text and "loss 0.1" in text
+    assert "nan" not in text and "0/?" not in text and "?" not in text
+
+
+def test_disabled_reporter_prints_nothing():
+    out = io.StringIO()
+    run_loop(Reporter(enabled=False, stream=out, terminal=False, log_seconds=0.01), steps=5)
+    assert out.getvalue() == ""
+
+
+def test_format_seconds():
+    assert [format_seconds(s) for s in (0.4, 59, 124, 3720)] == ["0s", "59s", "2m04s", "1h02m"]
+
+
+def test_a_real_fit_reports_each_stage_in_its_log(tmp_path: Path):
+    mesh = tmp_path / "box.obj"
+    import trimesh
+
+    trimesh.creation.box(extents=(1.0, 0.6, 0.4)).export(mesh)
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "fit", str(mesh), "--out", str(tmp_path / "fit"),
+                           "--steps", "5", "--resolution", "32", "--grid-resolution", "8", "--no-preview"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    for stage in ("prepare", "extract", "score", "write"):
+        assert any(re.match(rf"{stage}: .*done in \d+", line) for line in lines), (stage, proc.stderr)
+    assert any(re.fullmatch(r"fit: step 5/5, loss [0-9.e-]+, done in \d+s", line) for line in lines), proc.stderr
+    assert "nan" not in proc.stderr and "\x1b[" not in proc.stderr  # plain text in a log, no terminal codes
+    assert proc.stdout.startswith("wrote ")
