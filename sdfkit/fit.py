@@ -226,6 +226,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         t = time.perf_counter()
         stage = bar.stage("fit", total=cfg.fit.steps, budget_s=opts.max_seconds)
         steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage)
+        stage.update(completed=steps_done, loss=l1)  # fit_codes reports every few steps; the log's last line is exact
         stage.done()
         timings["fit"] = time.perf_counter() - t
 

@@ -30,6 +30,9 @@ from typing import Iterator, TextIO, Union
 
 #: Seconds between two log lines of a running stage when stderr is not a terminal.
 LOG_SECONDS = 10.0
+#: A stage that ends sooner than this without having logged a line ends silently: a log is for what took time
+#: (and a command that fails on bad input keeps its one error line alone on stderr).
+QUIET_BELOW_SECONDS = 1.0
 
 
 def format_seconds(seconds: float) -> str:
@@ -108,15 +111,15 @@ class Stage:
         if self.reporter is not None:
             self.reporter._refresh(self)
 
-    def done(self) -> None:
-        """End the stage (its steps complete if its length was known); logs its closing line."""
+    def done(self, failed: bool = False) -> None:
+        """End the stage (its steps complete if its length was known); logs its closing line unless ``failed``."""
         if self.finished is not None:
             return
-        if self.total is not None and not self.budget_s:
+        if self.total is not None and not self.budget_s and not failed:
             self.completed = self.total
         self.finished = time.perf_counter()
         if self.reporter is not None:
-            self.reporter._finish(self)
+            self.reporter._finish(self, failed)
 
     def count_text(self) -> str:
         """``step 120/600``, ``step 120`` or ``''``; a budget adds ``12/15 s of the time budget``."""
@@ -152,8 +155,8 @@ class Stage:
     def __enter__(self) -> "Stage":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.done()
+    def __exit__(self, exc_type, *_) -> None:
+        self.done(failed=exc_type is not None)
 
 
 class Reporter:
@@ -221,12 +224,18 @@ class Reporter:
         if self._bar is not None and stage.task_id is not None:
             self._bar.update(stage.task_id, total=_bar_total(stage), completed=_bar_completed(stage), **_fields(stage))
 
-    def _finish(self, stage: Stage) -> None:
+    def _finish(self, stage: Stage, failed: bool) -> None:
         if self._bar is not None and stage.task_id is not None:
+            if failed:
+                self._bar.stop_task(stage.task_id)
+                return
             total = _bar_total(stage) or 1
             self._bar.update(stage.task_id, total=total, completed=total, **_fields(stage))
-        elif self._thread is not None:
-            self._write(stage.line())
+        elif self._thread is not None and not failed:
+            with self._lock:
+                logged = self._last_line[id(stage)] > stage.started
+            if logged or stage.elapsed >= QUIET_BELOW_SECONDS:
+                self._write(stage.line())
 
     def _write(self, line: str) -> None:
         with self._lock:
