@@ -7,7 +7,7 @@ seconds, the faces reached, the OBJ size, and the Chamfer distance (squared, to 
 unit frame: the protocol of ``docs/metrics.md``) of the simplified mesh to the full one.
 
     python -m benchmarks.simplify [--mesh ../shared/meshes/val/penguin.obj] [--resolution 256]
-        [--targets 200000,100000,50000,25000] [--name simplify-cpu]
+        [--targets 200000,100000,50000,25000] [--name simplify-penguin-256]
 
 Other jobs may share the machine: compare seconds only within one run.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import numpy as np
 import trimesh
 
 from benchmarks.common import REPO, SHARED, write_result
+from sdfkit.io import atomic_write_text
 
 
 def git_commit() -> str:
@@ -85,14 +87,16 @@ def main() -> None:
     parser.add_argument("--mesh", default=str(SHARED / "val" / "penguin.obj"))
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--targets", default="200000,100000,50000,25000")
-    parser.add_argument("--name", default="simplify-cpu")
+    parser.add_argument("--name", default="simplify-penguin-256")
     args = parser.parse_args()
     from sdfkit.export import simplification_chamfer
 
     load_before = os.getloadavg()
     gt, full = full_mesh(args.mesh, args.resolution)
     full_bytes = len(full.export(file_type="obj").encode())
-    print(f"{args.mesh} at {args.resolution}^3: {len(full.faces):,} faces, OBJ {full_bytes / 1e6:.1f} MB")
+    print(lines[0])
+    lines = [f"{os.path.relpath(args.mesh, REPO)} at {args.resolution}^3: {len(full.faces):,} faces, "
+             f"OBJ {full_bytes / 1e6:.1f} MB"]
     rows = []
     for simplify in LIBRARIES.values():  # imports and first calls outside the timings
         try:
@@ -113,9 +117,9 @@ def main() -> None:
                    "chamfer_to_full": simplification_chamfer(small, full, gt),
                    "watertight": bool(small.is_watertight)}
             rows.append(row)
-            print(f"{name:>20} {faces:>7,} -> {row['faces']:>7,} faces  {seconds:6.2f} s  "
-                  f"OBJ {row['obj_bytes'] / 1e6:5.1f} MB  chamfer to full {row['chamfer_to_full']:.2e}  "
-                  f"watertight {row['watertight']}")
+            lines.append(f"| {name} | {faces:,} | {row['faces']:,} | {seconds:.2f} | {row['obj_bytes'] / 1e6:.1f} | "
+                         f"{row['chamfer_to_full']:.2e} | {row['watertight']} |")
+            print(lines[-1])
     load_after = os.getloadavg()
     path = write_result(args.name, {
         "command": " ".join([os.path.basename(sys.executable), "-m", "benchmarks.simplify", *sys.argv[1:]]),
@@ -126,7 +130,14 @@ def main() -> None:
         "full": {"faces": len(full.faces), "vertices": len(full.vertices), "obj_bytes": full_bytes},
         "rows": rows,
     })
-    print(f"wrote {path}")
+    header = ["", "| library | target faces | faces | seconds | OBJ MB | Chamfer to full | watertight |",
+              "|---|---|---|---|---|---|---|"]
+    data = json.loads(path.read_text())
+    footer = ["", f"{data['machine']}; commit {data['commit']}; {data['date']}; load average before "
+              f"{data['load_before']}, after {data['load_after']}; `{data['command']}`"]
+    md = path.with_suffix(".md")
+    atomic_write_text(md, "\n".join([lines[0], *header, *lines[1:], *footer]) + "\n")
+    print(f"wrote {path} and {md}")
 
 
 if __name__ == "__main__":
