@@ -94,9 +94,9 @@ def main() -> None:
     load_before = os.getloadavg()
     gt, full = full_mesh(args.mesh, args.resolution)
     full_bytes = len(full.export(file_type="obj").encode())
-    print(lines[0])
     lines = [f"{os.path.relpath(args.mesh, REPO)} at {args.resolution}^3: {len(full.faces):,} faces, "
              f"OBJ {full_bytes / 1e6:.1f} MB"]
+    print(lines[0])
     rows = []
     for simplify in LIBRARIES.values():  # imports and first calls outside the timings
         try:
