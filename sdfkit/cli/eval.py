@@ -30,6 +30,7 @@ def evaluate(
     from sdfkit.errors import SdfkitError
     from sdfkit.io import atomic_write_text, refuse_existing
     from sdfkit.metrics import evaluate_meshes
+    from sdfkit.progress import Reporter
 
     if surface_points < 1 or volume_points < 1:
         raise SdfkitError("--surface-points and --volume-points must be positive")
@@ -37,7 +38,7 @@ def evaluate(
         raise SdfkitError(f"--json needs a .json file name, got {json_out.name}")
     if json_out is not None:
         refuse_existing(json_out, force)  # before minutes of sampling
-    with Console(stderr=True).status("sampling and measuring"):
+    with Reporter() as progress, progress.stage("eval"):
         metrics = evaluate_meshes(load_mesh(pred), load_mesh(gt), surface_points, volume_points, seed)
     table = Table(title=f"{pred.name} vs {gt.name} (GT unit frame)")
     table.add_column("metric")
