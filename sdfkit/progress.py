@@ -7,7 +7,7 @@ that stdout keeps only results:
   loss where the stage has one, elapsed and estimated remaining time; a stage
   of unknown length shows a spinner and its elapsed time instead of ``0/?``;
 - anywhere else (a log file, CI, a job scheduler), one plain line per running
-  stage every ``log_seconds`` and one when it ends, e.g.
+  stage every ``log_seconds`` (10 s, or ``$SDFKIT_PROGRESS_SECONDS``) and one when a stage that logged ends, e.g.
   ``fit: step 120/600 (20%), loss 0.01234, elapsed 31s, remaining ~2m04s``.
 
 A stage with a time budget (``fit --max-seconds``) counts progress as the
@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import threading
 import time
 from typing import Iterator, TextIO, Union
 
-#: Seconds between two log lines of a running stage when stderr is not a terminal.
+#: Seconds between two log lines of a running stage when stderr is not a terminal; the environment variable
+#: ``SDFKIT_PROGRESS_SECONDS`` overrides it. A stage that ends sooner without having logged a line ends silently:
+#: a log is for what took time (and a command that fails on bad input keeps its one error line alone on stderr).
 LOG_SECONDS = 10.0
-#: A stage that ends sooner than this without having logged a line ends silently: a log is for what took time
-#: (and a command that fails on bad input keeps its one error line alone on stderr).
-QUIET_BELOW_SECONDS = 1.0
+LOG_SECONDS_VARIABLE = "SDFKIT_PROGRESS_SECONDS"
 
 
 def format_seconds(seconds: float) -> str:
@@ -166,13 +167,13 @@ class Reporter:
     """
 
     def __init__(self, enabled: bool = True, stream: TextIO | None = None, terminal: bool | None = None,
-                 log_seconds: float = LOG_SECONDS) -> None:
+                 log_seconds: float | None = None) -> None:
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
         if terminal is None:
             terminal = bool(getattr(self.stream, "isatty", lambda: False)())
         self.terminal = terminal
-        self.log_seconds = log_seconds
+        self.log_seconds = log_seconds if log_seconds is not None else log_interval()
         self.stages: list[Stage] = []
         self._bar = None
         self._lock = threading.Lock()
@@ -234,7 +235,7 @@ class Reporter:
         elif self._thread is not None and not failed:
             with self._lock:
                 logged = self._last_line[id(stage)] > stage.started
-            if logged or stage.elapsed >= QUIET_BELOW_SECONDS:
+            if logged or stage.elapsed >= self.log_seconds:
                 self._write(stage.line())
 
     def _write(self, line: str) -> None:
@@ -261,6 +262,15 @@ class Reporter:
 ProgressArg = Union[bool, Reporter]
 
 
+def log_interval() -> float:
+    """Seconds between log lines: ``$SDFKIT_PROGRESS_SECONDS`` when a positive number, else :data:`LOG_SECONDS`."""
+    try:
+        value = float(os.environ.get(LOG_SECONDS_VARIABLE, LOG_SECONDS))
+    except ValueError:
+        return LOG_SECONDS
+    return value if math.isfinite(value) and value > 0 else LOG_SECONDS
+
+
 @contextlib.contextmanager
 def stage_of(progress: ProgressArg, name: str, total: int | None = None, unit: str = "step",
              estimate: bool = True) -> Iterator[Stage]:
@@ -269,8 +279,9 @@ def stage_of(progress: ProgressArg, name: str, total: int | None = None, unit: s
         with progress.stage(name, total, unit=unit, estimate=estimate) as stage:
             yield stage
         return
-    with Reporter(enabled=bool(progress)) as reporter, reporter.stage(name, total, unit=unit, estimate=estimate) as stage:
-        yield stage
+    with Reporter(enabled=bool(progress)) as reporter:
+        with reporter.stage(name, total, unit=unit, estimate=estimate) as stage:
+            yield stage
 
 
 def _bar_total(stage: Stage) -> float | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from sdfkit.progress import Reporter, format_seconds
+from sdfkit.progress import LOG_SECONDS, LOG_SECONDS_VARIABLE, Reporter, format_seconds, log_interval
 
 STEP_LINE = re.compile(r"^train: step (\d+)/40 \((\d+)%\), loss [0-9.e-]+, elapsed \d+s, remaining ~\d+s$")
 
@@ -65,7 +66,7 @@ def test_terminal_bars_show_no_nan_and_no_unknown_count():
 def test_short_and_failed_stages_end_silently_in_a_log():
     out = io.StringIO()
     with Reporter(stream=out, terminal=False, log_seconds=0.05) as reporter:
-        with reporter.stage("quick", total=3) as stage:  # well under a second: not worth a line
+        with reporter.stage("quick", total=3) as stage:  # over before its first log line: not worth one
             stage.update(completed=3)
         try:
             with reporter.stage("broken", total=3):
@@ -85,6 +86,16 @@ def test_disabled_reporter_prints_nothing():
     assert out.getvalue() == ""
 
 
+def test_the_log_interval_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(LOG_SECONDS_VARIABLE, "2.5")
+    assert log_interval() == 2.5 and Reporter(terminal=False).log_seconds == 2.5
+    for bad in ("0", "-1", "soon", "nan"):
+        monkeypatch.setenv(LOG_SECONDS_VARIABLE, bad)
+        assert log_interval() == LOG_SECONDS
+    monkeypatch.delenv(LOG_SECONDS_VARIABLE)
+    assert log_interval() == LOG_SECONDS
+
+
 def test_format_seconds():
     assert [format_seconds(s) for s in (0.4, 59, 124, 3720)] == ["0s", "59s", "2m04s", "1h02m"]
 
@@ -97,13 +108,15 @@ def test_a_real_fit_reports_each_stage_in_its_log(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-m", "sdfkit", "fit", str(mesh), "--out", str(tmp_path / "fit"),
                            "--steps", "100000", "--max-seconds", "3", "--resolution", "32", "--grid-resolution", "8",
                            "--no-preview"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env={**os.environ, LOG_SECONDS_VARIABLE: "1"})
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
-    # The fit stage runs out its 3 s budget long before its steps: its closing line says so.
-    done = [line for line in lines if line.startswith("fit: ")]
-    assert len(done) == 1 and re.fullmatch(r"fit: step \d+/100000, 3/3 s of the time budget, loss [0-9.e-]+, "
-                                           r"done in \d+s", done[0]), proc.stderr
+    # A line a second while the fit stage runs out its 3 s budget (long before its steps), then its closing line.
+    fit = [line for line in lines if line.startswith("fit: ")]
+    assert len(fit) >= 2 and all("of the time budget" in line for line in fit), proc.stderr
+    assert re.fullmatch(r"fit: step \d+/100000, [0-3]/3 s of the time budget \(\d+%\), (loss [0-9.e-]+, )?elapsed \d+s"
+                        r"(, remaining ~\d+s)?", fit[0]), fit[0]
+    assert re.fullmatch(r"fit: step \d+/100000, 3/3 s of the time budget, loss [0-9.e-]+, done in \d+s", fit[-1]), fit
     assert all(re.match(r"(prepare|fit|extract|score|write): ", line) for line in lines), proc.stderr
     assert "nan" not in proc.stderr and "\x1b[" not in proc.stderr  # plain text in a log, no terminal codes
     assert proc.stdout.startswith("wrote ")

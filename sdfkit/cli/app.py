@@ -80,7 +80,8 @@ def run_reporting_errors(invoke: Callable[[], Any]) -> int:
 class SdfkitGroup(TyperGroup):
     """The ``sdfkit`` command group: failures become one line on stderr (see the module docstring)."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+    def main(self, args=None, prog_name=None, complete_var=None,  # type: ignore[override]
+             standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         sys.exit(run_reporting_errors(
