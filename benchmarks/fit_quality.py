@@ -46,7 +46,7 @@ def run(meshes: list[Path], device: str, resolution: int, steps: int | None, wor
     for mesh_path in meshes:
         out = work / mesh_path.stem
         opts = FitOptions(device=device, resolution=resolution, steps=steps, preview=False, force=True)
-        report = fit_mesh(mesh_path, out, opts, progress=False)
+        report = fit_mesh(mesh_path, out, opts, progress=False).report
         oracle = oracle_metrics(mesh_path, out, resolution)
         m = report["metrics"]
         row = {

@@ -1,24 +1,25 @@
-"""Atomic file output and safe checkpoint loading.
+"""Atomic file output: nothing sdfkit writes is ever half-written.
 
-Nothing sdfkit writes is ever half-written: outputs go to a temporary file in
-the destination folder and are renamed into place only when complete.
+Outputs go to a temporary file (or folder) beside the destination and are
+renamed into place only when complete. The lowest layer owns this so that
+``data_prep``, the library and the viewer all write the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-from sdfkit.errors import SdfkitError
+from data_prep.errors import SdfkitError
 
 
-def _describe_os_error(path: Path, exc: OSError) -> str:
+def describe_os_error(path: Path, exc: OSError) -> str:
+    """One line for an OS error met while writing ``path`` (disk full, read-only, ...)."""
     if exc.errno == errno.ENOSPC:
         return f"no space left on device while writing {path}"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -54,7 +55,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
         os.close(fd)
     except OSError as exc:
-        raise SdfkitError(_describe_os_error(path, exc)) from None
+        raise SdfkitError(describe_os_error(path, exc)) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -62,7 +63,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
-        raise SdfkitError(_describe_os_error(path, exc)) from None
+        raise SdfkitError(describe_os_error(path, exc)) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -80,36 +81,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def save_torch(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` atomically. ``obj`` must hold tensors and plain data only."""
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> dict:
-    """Load a file written by :func:`save_torch` with ``weights_only=True``.
-
-    Raises :class:`SdfkitError` with one line for a missing, truncated,
-    corrupt or foreign file; never unpickles arbitrary objects.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise SdfkitError(f"{what} not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for bad files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SdfkitError(f"cannot load {what} {path}: not a valid sdfkit file ({reason[:120]})") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("sdfkit"), dict):
-        raise SdfkitError(f"cannot load {what} {path}: not an sdfkit file")
-    return obj
 
 
 def replace_dir(src: Path, dst: Path) -> None:

@@ -1,6 +1,7 @@
 """YAML files mapped onto typed dataclasses, strictly.
 
-A config file's sections mirror the dataclasses below. Unknown keys and values
+A config file's sections mirror dataclasses (sdfkit's are in ``sdfkit/config.py``,
+the sampling settings in ``data_prep/sampling.py``). Unknown keys and values
 of the wrong type are rejected with the key's dotted name. YAML is read with
 ``yaml.safe_load`` (no object construction). Settings resolve as
 CLI options > YAML > dataclass defaults.
@@ -16,7 +17,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
-from sdfkit.errors import SdfkitError
+from data_prep.errors import SdfkitError
 
 T = TypeVar("T")
 

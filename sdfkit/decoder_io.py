@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 from sdfkit.autodecoder import make_decoder
-from sdfkit.config import to_dict
+from data_prep.yaml_io import to_dict
 from sdfkit.errors import SdfkitError
 from sdfkit.io import load_torch, save_torch
 from sdfkit.models.siren import ModulatedSiren

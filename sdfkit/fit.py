@@ -3,7 +3,9 @@
 mesh -> samples -> latent grid (codes optimised, decoder frozen) -> field ->
 mesh in the input's units -> metrics against the input. The output folder is
 written under a temporary name and renamed into place only when complete, so
-a failed or killed fit leaves no half-written folder.
+a failed or killed fit leaves no half-written folder. Pictures of the fit are
+drawn by the caller (the CLI passes a ``preview`` drawer): the library never
+imports the viewer.
 """
 
 from __future__ import annotations
@@ -17,20 +19,27 @@ import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
+import trimesh
 
+from data_prep.mesh import Normalization, normalize_mesh, read_mesh
+from data_prep.sampling import sample_unit_mesh
 from sdfkit.autodecoder import (NeuralField, Scene, backward_in_chunks, compiled_synthesis, cosine_factor, make_scene,
                                 resolve_device)
 from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
+from sdfkit.export import export_mesh
+from sdfkit.extract import extract_mesh
 from sdfkit.progress import loss_progress
-from sdfkit.io import _describe_os_error as describe_os_error, make_temp_dir, replace_dir, save_torch
+from sdfkit.io import describe_os_error, make_temp_dir, replace_dir, save_torch
+from sdfkit.metrics import evaluate_meshes
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.runtime import cpu_chunk_points
+from sdfkit.samples import sampling_config
 from sdfkit.settings import FitConfig, SdfkitConfig, check_precision, load_settings, replace_section
-from sdfkit.train import grid_state
 
 LATENTS = "latents.pt"
 REPORT = "report.json"
@@ -58,7 +67,28 @@ class FitOptions:
     format: str = "obj"
     force: bool = False
     preview: bool = True
+    """Draw ``preview.png`` when :func:`fit_mesh` is given a drawer."""
     seed: int | None = None
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What a fit produced: its report (also ``report.json``) and what pictures of it need."""
+
+    report: dict
+    recon: trimesh.Trimesh
+    """The extracted mesh, in the input's units."""
+    mesh: trimesh.Trimesh
+    """The cleaned input mesh, in its own units."""
+    field: NeuralField
+    """(N, 3) unit-frame points -> (N,) signed distances, negative inside."""
+    normalization: Normalization
+    bounds: tuple[np.ndarray, np.ndarray]
+    """The latent grid's box in the unit frame, (3,) each."""
+
+
+#: Writes one extra file of a fit (``preview.png``) at the given path, inside the not-yet-renamed output folder.
+Drawer = Callable[[Path, FitResult], None]
 
 
 def fit_batch_points(cfg: SdfkitConfig, num_codes: int) -> int:
@@ -180,16 +210,13 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
-def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None = None, progress: bool = True) -> dict:
-    """Fit ``mesh_path`` with a frozen decoder and write ``out_dir`` (mesh, latents, report, preview).
+def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None = None, progress: bool = True,
+             preview: Drawer | None = None) -> FitResult:
+    """Fit ``mesh_path`` with a frozen decoder and write ``out_dir`` (mesh, latents, report and, given a
+    ``preview`` drawer and ``opts.preview``, ``preview.png``).
 
-    Returns the report (also written to ``out_dir/report.json``).
+    Returns the report (also written to ``out_dir/report.json``) with the meshes and field behind it.
     """
-    from data_prep.mesh import load_mesh
-    from sdfkit.export import export_mesh
-    from sdfkit.extract import extract_mesh
-    from sdfkit.metrics import evaluate_meshes
-
     opts = opts or FitOptions()
     mesh_path, out = Path(mesh_path), Path(out_dir)
     fmt = opts.format.lower().lstrip(".")
@@ -206,14 +233,13 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
     with output_lock(out), bar:
         t = time.perf_counter()
         stage = bar.add_task("prepare", total=None, loss=float("nan"))
-        gt = load_mesh(mesh_path)
+        # One trip for the input: read and cleaned once, normalised once; every stage gets these objects.
+        gt, mesh_hash = read_mesh(mesh_path)
         decoder, base_cfg, dec_id = load_decoder(opts.decoder)
         cfg = fit_settings(base_cfg, opts)
-        from sdfkit.samples import load_or_prepare
-
-        samples = load_or_prepare(mesh_path, cfg.sampling, seed=cfg.fit.seed)
-        gt_unit = gt.copy()
-        gt_unit.vertices = samples.normalization.to_unit(gt.vertices)
+        sampling = sampling_config(cfg.sampling, seed=cfg.fit.seed)
+        gt_unit, normalization = normalize_mesh(gt, sampling.radius)
+        samples = sample_unit_mesh(gt_unit, normalization, sampling, str(mesh_path.resolve()), mesh_hash)
         scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
         decoder = decoder.to(dev)
         timings["prepare"] = time.perf_counter() - t
@@ -248,8 +274,8 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
             save_torch(
                 {
                     "sdfkit": {"kind": "latents", "version": 1},
-                    "decoder": decoder_payload(decoder.cpu(), cfg),
-                    "grid": grid_state(scene.grid),
+                    "decoder": decoder_payload(decoder, cfg),
+                    "grid": scene.grid.state(),
                     "band": cfg.loss.band,
                     "normalization": samples.normalization.to_dict(),
                     "source": str(mesh_path.resolve()),
@@ -258,13 +284,12 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
                 },
                 tmp / LATENTS,
             )
-            if opts.preview:
+            result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi))
+            if preview is not None and opts.preview:
                 t = time.perf_counter()
-                from viewer.preview import write_preview
-
-                write_preview(tmp / PREVIEW, recon, gt, field, samples.normalization, (lo, hi))
+                preview(tmp / PREVIEW, result)
                 timings["preview"] = time.perf_counter() - t
-            report = {
+            result.report = report = {
                 "input": str(mesh_path.resolve()),
                 "mesh": mesh_file,
                 "metrics": metrics,
@@ -288,4 +313,4 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    return report
+    return result

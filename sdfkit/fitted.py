@@ -12,7 +12,7 @@ from sdfkit.autodecoder import NeuralField, resolve_device
 from sdfkit.decoder_io import decoder_from_payload
 from sdfkit.errors import SdfkitError
 from sdfkit.io import load_torch
-from sdfkit.train import grid_from_state
+from sdfkit.models.latent_grid import LatentGrid
 
 
 @dataclasses.dataclass
@@ -44,7 +44,7 @@ def load_fitted(path: str | Path, device: str = "cpu") -> FittedScene:
         raise SdfkitError(f"{latents} is not a latents file (it holds a {payload['sdfkit'].get('kind')})")
     try:
         decoder, _, dec_id = decoder_from_payload(payload["decoder"], str(latents))
-        grid = grid_from_state(payload["grid"], str(latents))
+        grid = LatentGrid.from_state(payload["grid"], str(latents))
         band = float(payload["band"])
         norm = Normalization.from_dict(payload["normalization"])
         mesh_file, source = str(payload["mesh_file"]), Path(str(payload["source"]))

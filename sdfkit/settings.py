@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, get_args
 
-from sdfkit.config import from_dict, load_yaml
+from data_prep.yaml_io import from_dict, load_yaml
 from sdfkit.errors import SdfkitError
 
 Precision = Literal["fp32", "tf32", "bf16"]

@@ -26,7 +26,6 @@ from sdfkit.models.baselines import (
 )
 from sdfkit.models.latent_grid import GridSpec, LatentGrid, blend_tiles
 from sdfkit.settings import GridConfig, ModelConfig, SdfkitConfig
-from sdfkit.train import grid_from_state, grid_state
 
 REPO = Path(__file__).resolve().parents[1]
 ATOL = 1e-5
@@ -173,7 +172,7 @@ def test_global_grid_blend_is_the_decoder_on_box_coordinates_and_round_trips():
     lo = torch.tensor(grid.spec.bounds[0], dtype=torch.float32)
     direct = dec(2 * (points - lo) / grid.spec.cell - 1, grid.codes.expand(10, -1))
     torch.testing.assert_close(blended, direct, rtol=ATOL, atol=ATOL)
-    again = grid_from_state(grid_state(grid))
+    again = LatentGrid.from_state(grid.state())
     assert isinstance(again, GlobalGrid) and torch.equal(again.codes, grid.codes)
     field_a, field_b = NeuralField(dec, grid, 1.0), NeuralField(dec, again, 1.0)
     np.testing.assert_array_equal(field_a(points.numpy()), field_b(points.numpy()))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdfkit.config import to_dict
+from data_prep.yaml_io import to_dict
 from sdfkit.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]

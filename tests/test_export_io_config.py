@@ -12,7 +12,7 @@ import pytest
 import torch
 import trimesh
 
-from sdfkit.config import load_config
+from data_prep.yaml_io import load_config
 from sdfkit.errors import SdfkitError
 from sdfkit.export import export_mesh
 from sdfkit.io import atomic_write_text, load_torch, save_torch

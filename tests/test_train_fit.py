@@ -94,7 +94,7 @@ def test_fit_end_to_end_with_a_trained_decoder(tiny_run, shared_meshes, tmp_path
     _, train_out = tiny_run
     out = tmp_path / "fit"
     opts = FitOptions(decoder=str(train_out / "decoder.pt"), steps=15, resolution=48, device="cpu", preview=False)
-    report = fit_mesh(shared_meshes / "val" / "torus.obj", out, opts, progress=False)
+    report = fit_mesh(shared_meshes / "val" / "torus.obj", out, opts, progress=False).report
     assert sorted(p.name for p in out.iterdir()) == ["latents.pt", "mesh.obj", "report.json"]
     assert report["steps"] == 15 and 0.0 <= report["metrics"]["iou"] <= 1.0
     assert json.loads((out / "report.json").read_text())["metrics"] == report["metrics"]

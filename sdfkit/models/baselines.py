@@ -22,8 +22,8 @@ Decoders (``model.kind``):
 The two ReLU decoders start with their field centred on zero (:func:`centre_output_`):
 the loss passes no gradient through a prediction beyond its clamp band.
 
-Layout (``grid.layout``): :class:`GlobalGrid` gives a scene one code for
-its whole box, in place of the tile grid of :class:`LatentGrid`.
+Layout (``grid.layout``): :class:`~sdfkit.models.latent_grid.GlobalGrid` gives a
+scene one code for its whole box, in place of the tile grid of ``LatentGrid``.
 
 The per-shape reference without an auto-decoder, :func:`fit_siren_reference`,
 fits a plain SIREN to one shape with SIREN's own SDF loss (Sitzmann et al. 2020):
@@ -40,11 +40,9 @@ import torch
 from torch import Tensor, nn
 
 from sdfkit.errors import SdfkitError
-from sdfkit.models.latent_grid import GridSpec, LatentGrid
+from sdfkit.models.latent_grid import GLOBAL_PADDING, GlobalGrid  # noqa: F401  (the global layout, re-exported)
 from sdfkit.models.siren import siren_init_
 
-#: Padding of a global grid's box around the surface, as a fraction of the box's longest side.
-GLOBAL_PADDING = 0.05
 #: Lattice points per axis of the probe on which :func:`centre_output_` measures a new decoder's offset.
 CENTRE_PROBE = 9
 
@@ -190,39 +188,6 @@ class FourierConcatDecoder(ConcatDecoder):
         for layer in self.hidden_layers:
             h = torch.relu(layer(h))
         return self.output(h).squeeze(-1)
-
-
-class GlobalGrid(LatentGrid):
-    """One code for a whole scene: a single cell over its box, evaluated once per point.
-
-    The spec is one cubic cell; ``corners`` returns one "tile" per point (code
-    0, weight 1) whose local coordinates are the box coordinates in [-1, 1]^3,
-    so :func:`~sdfkit.models.latent_grid.blend_tiles`, the loss and the field
-    work unchanged. Distances are in units of the box's side (``spec.cell``).
-    """
-
-    layout = "global"
-
-    def __init__(self, spec: GridSpec, latent_dim: int, init_std: float = 0.01, seed: int = 0):
-        if spec.cells != (1, 1, 1):
-            raise SdfkitError("a global latent layout needs a grid of one cell")
-        active = np.zeros(spec.num_vertices, dtype=bool)
-        active[0] = True
-        super().__init__(spec, active, np.ones(spec.num_vertices, dtype=np.float32), latent_dim, init_std, seed)
-
-    @classmethod
-    def around(cls, lo: np.ndarray, hi: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0) -> GlobalGrid:
-        """The cube around the box ``lo``..``hi`` (each (3,)), padded by :data:`GLOBAL_PADDING` of its longest side."""
-        lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
-        pad = GLOBAL_PADDING * float(np.max(hi - lo))
-        return cls(GridSpec.around(lo - pad, hi + pad, resolution=1, padding_cells=0), latent_dim, init_std, seed)
-
-    def corners(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """One tile per point: code (N, 1) zeros, local (N, 1, 3) in [-1, 1], weight (N, 1) ones, side (N, 1) ones."""
-        t = torch.clamp((points - self._origin) / self.spec.cell, 0.0, 1.0)
-        n = len(points)
-        ones = torch.ones(n, 1, dtype=points.dtype, device=points.device)
-        return torch.zeros(n, 1, dtype=torch.long, device=points.device), (2.0 * t - 1.0).unsqueeze(1), ones, ones
 
 
 # --- the per-shape reference: a SIREN fitted alone with SIREN's SDF loss ---------------------------
