@@ -2,7 +2,7 @@
 
 Each step draws ``batch_points / S`` samples from each of the S scenes, blends
 the 8 tiles around every point, and minimises the clamped L1 loss plus an L2
-prior on the codes (:func:`sdfkit.autodecoder.scene_loss`) with Adam, separate
+prior on the codes (:func:`sdfkit.loss.scene_loss`) with Adam, separate
 learning rates for decoder and codes, and a cosine schedule. Batches are drawn
 from a generator seeded by (seed, step), so a run resumed from a checkpoint
 continues exactly as the uninterrupted run would have.
@@ -19,8 +19,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from sdfkit.autodecoder import (Scene, compiled_synthesis, cosine_lr, make_decoder, make_scene, precision_scope,
-                                resolve_device, scene_loss)
+from sdfkit.loss import scene_loss
+from sdfkit.models import make_decoder
+from sdfkit.optim import compiled_synthesis, cosine_lr, precision_scope
+from sdfkit.runtime import resolve_device
+from sdfkit.scene import make_scene, Scene
 from data_prep.yaml_io import to_dict
 from sdfkit.decoder_io import decoder_payload, save_decoder
 from sdfkit.errors import SdfkitError
@@ -28,7 +31,7 @@ from sdfkit.progress import loss_progress
 from sdfkit.io import load_torch, save_torch
 from sdfkit.models.latent_grid import LatentGrid
 from sdfkit.samples import load_many, random_rotation
-from sdfkit.settings import SdfkitConfig, settings_from_dict
+from sdfkit.config import SdfkitConfig, settings_from_dict
 
 CHECKPOINT = "checkpoint.pt"
 DECODER = "decoder.pt"

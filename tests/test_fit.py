@@ -12,7 +12,7 @@ import yaml
 from data_prep.mesh import file_hash
 from data_prep.yaml_io import to_dict
 from sdfkit.decoder_io import load_decoder
-from sdfkit.fit import FitOptions, FitResult, fit_mesh
+from sdfkit.fit import FitRequest, FitResult, fit_mesh
 from sdfkit.io import load_torch
 
 #: Paths whose ``open`` audit events are being counted (audit hooks cannot be removed, so one hook serves all).
@@ -40,7 +40,7 @@ def small_fit_config(tmp_path: Path) -> Path:
 
 def test_the_input_mesh_is_read_from_disk_once(sphere_mesh_file, tmp_path):
     """Loading, sampling, the grid and scoring share one in-memory mesh: the file is opened once."""
-    opts = FitOptions(config=str(small_fit_config(tmp_path)), device="cpu")
+    opts = FitRequest(config=str(small_fit_config(tmp_path)), device="cpu")
     drawn: list[FitResult] = []
     key = os.path.realpath(sphere_mesh_file)
     _WATCHED[key] = 0

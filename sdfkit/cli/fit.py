@@ -44,10 +44,10 @@ def fit(
 ) -> None:
     """Fit a mesh's latent grid with the decoder frozen; write mesh, latents.pt, report.json and preview.png."""
     # Imported when the command runs: the other commands and --help do not pay for torch.
-    from sdfkit.fit import FitOptions, fit_mesh
+    from sdfkit.fit import FitRequest, fit_mesh
 
     out = out or Path("runs") / mesh.stem
-    opts = FitOptions(
+    opts = FitRequest(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile, grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, force=force, preview=preview, seed=seed,

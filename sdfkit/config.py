@@ -1,7 +1,10 @@
-"""Typed settings of the method, mirrored by the sections of ``configs/*.yaml``.
+"""The config schema: every setting of the method, as dataclasses mirrored by ``configs/*.yaml``.
 
 Every field has a default; a YAML file overrides what it names, and CLI
-options override the YAML (CLI > YAML > defaults). Unknown keys are rejected.
+options override the YAML (CLI > YAML > defaults). Unknown keys are rejected
+(:mod:`data_prep.yaml_io` maps YAML onto these classes); values are checked in
+``__post_init__``, so a setting is validated the same way whether it came from
+a file, a CLI option or code.
 """
 
 from __future__ import annotations
@@ -11,10 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, get_args
 
-from data_prep.yaml_io import from_dict, load_yaml
-from sdfkit.errors import SdfkitError
+from data_prep.errors import SdfkitError
+from data_prep.sampling import SamplingConfig, sampling_preset
+from data_prep.yaml_io import from_dict, load_yaml, override, to_dict  # noqa: F401  (the schema's loaders)
 
 Precision = Literal["fp32", "tf32", "bf16"]
+#: Bounds of the fit's marching-cubes resolution and of a grid's resolution.
+FIT_RESOLUTION_RANGE = (16, 1024)
+GRID_RESOLUTION_RANGE = (1, 256)
+
+
+def check_precision(value: str) -> str:
+    """``value`` if it names a :data:`Precision`, else a one-line error."""
+    if value not in get_args(Precision):
+        raise SdfkitError(f"unknown precision '{value}' (use {', '.join(get_args(Precision))})")
+    return value
 
 
 @dataclass
@@ -62,10 +76,18 @@ class GridConfig:
     init_std: float = 0.01
     """Codes are initialised from N(0, init_std^2)."""
 
+    def __post_init__(self) -> None:
+        lo, hi = GRID_RESOLUTION_RANGE
+        if self.resolution is not None and not lo <= self.resolution <= hi:
+            raise SdfkitError(f"grid resolution (--grid-resolution) must be between {lo} and {hi}, got {self.resolution}")
+
 
 @dataclass
-class SamplingSection:
-    """Which SDF samples to draw (see ``docs/sampling.md``)."""
+class SamplingChoice:
+    """Which SDF samples to draw: a named preset and overrides of it (see ``docs/sampling.md``).
+
+    :meth:`resolve` turns the choice into the full :class:`~data_prep.sampling.SamplingConfig`.
+    """
 
     preset: str = "default"
     """Named preset of noise scales and mix."""
@@ -73,6 +95,15 @@ class SamplingSection:
     """Samples per shape (preset's value when unset)."""
     volume: Optional[Literal["sphere", "bbox"]] = None
     """Where the uniform half is drawn (preset's value when unset)."""
+
+    def resolve(self, seed: int = 0) -> SamplingConfig:
+        """The preprocessing settings this choice asks for: the preset, then the overrides."""
+        changes: dict = {"seed": seed}
+        if self.num_points is not None:
+            changes["num_points"] = self.num_points
+        if self.volume is not None:
+            changes["volume"] = self.volume
+        return dataclasses.replace(sampling_preset(self.preset), **changes)
 
 
 @dataclass
@@ -102,9 +133,12 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     precision: Precision = "fp32"
-    """Arithmetic of the forward pass (see :func:`sdfkit.autodecoder.precision_scope`)."""
+    """Arithmetic of the forward pass (see :func:`sdfkit.optim.precision_scope`)."""
     compile: bool = False
     """Run the synthesis network through ``torch.compile`` (one compilation, then faster steps)."""
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
 
 @dataclass
@@ -121,9 +155,17 @@ class FitConfig:
     """Marching-cubes resolution of the extracted mesh."""
     seed: int = 0
     precision: Precision = "fp32"
-    """Arithmetic of the forward pass (see :func:`sdfkit.autodecoder.precision_scope`)."""
+    """Arithmetic of the forward pass (see :func:`sdfkit.optim.precision_scope`)."""
     compile: bool = False
     """Run the synthesis network through ``torch.compile`` (one compilation, then faster steps)."""
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
+        if self.steps < 1 or (self.batch_points is not None and self.batch_points < 1):
+            raise SdfkitError("fit steps and batch points (--steps, --batch-points) must be at least 1")
+        lo, hi = FIT_RESOLUTION_RANGE
+        if not lo <= self.resolution <= hi:
+            raise SdfkitError(f"fit resolution (--resolution) must be between {lo} and {hi}, got {self.resolution}")
 
 
 @dataclass
@@ -134,7 +176,7 @@ class SdfkitConfig:
     version: int = 1
     model: ModelConfig = field(default_factory=ModelConfig)
     grid: GridConfig = field(default_factory=GridConfig)
-    sampling: SamplingSection = field(default_factory=SamplingSection)
+    sampling: SamplingChoice = field(default_factory=SamplingChoice)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     fit: FitConfig = field(default_factory=FitConfig)
@@ -147,13 +189,6 @@ def load_settings(path: str | Path) -> SdfkitConfig:
 
 def settings_from_dict(data: dict) -> SdfkitConfig:
     return from_dict(SdfkitConfig, data)
-
-
-def check_precision(value: str) -> str:
-    """``value`` if it names a :data:`Precision`, else a one-line error."""
-    if value not in get_args(Precision):
-        raise SdfkitError(f"unknown precision '{value}' (use {', '.join(get_args(Precision))})")
-    return value
 
 
 def replace_section(cfg: SdfkitConfig, section: str, **changes) -> SdfkitConfig:

@@ -1,4 +1,11 @@
-"""Reading a fit's output folder back: the field, its transform and its meshes."""
+"""A fit's output folder, written and read here only.
+
+Files: ``mesh.<format>`` (the extracted mesh, in the input's units),
+``latents.pt`` (the decoder, the latent grid, the clamp band, the input's
+normalisation and where the input came from; plain data, loaded with
+``weights_only=True``), ``report.json`` (metrics, timings, settings) and,
+when drawn, ``preview.png``.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,47 @@ from pathlib import Path
 
 import numpy as np
 
-from sdfkit.autodecoder import NeuralField, resolve_device
-from sdfkit.decoder_io import decoder_from_payload
+from sdfkit.field import NeuralField
+from sdfkit.models.siren import ModulatedSiren
+from sdfkit.runtime import resolve_device
+
+LATENTS = "latents.pt"
+REPORT = "report.json"
+PREVIEW = "preview.png"
+LATENTS_VERSION = 1
+
+
+def mesh_file_name(fmt: str) -> str:
+    """The extracted mesh's file name for an export format (``obj`` -> ``mesh.obj``)."""
+    return f"mesh.{fmt}"
+
+
+def write_latents(path: Path, decoder: ModulatedSiren, cfg: SdfkitConfig, grid: LatentGrid, normalization: Normalization,
+                  source: Path, mesh_hash: str, mesh_file: str) -> None:
+    """Write ``latents.pt`` atomically: everything :func:`load_fitted` needs to rebuild the field."""
+    save_torch(
+        {
+            "sdfkit": {"kind": "latents", "version": LATENTS_VERSION},
+            "decoder": decoder_payload(decoder, cfg),
+            "grid": grid.state(),
+            "band": cfg.loss.band,
+            "normalization": normalization.to_dict(),
+            "source": str(source.resolve()),
+            "mesh_hash": mesh_hash,
+            "mesh_file": mesh_file,
+        },
+        path,
+    )
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write ``report.json`` (indented, one trailing newline)."""
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+from data_prep.mesh import Normalization
+from sdfkit.config import SdfkitConfig
+from sdfkit.decoder_io import decoder_from_payload, decoder_payload
 from sdfkit.errors import SdfkitError
-from sdfkit.io import load_torch
+from sdfkit.io import load_torch, save_torch
 from sdfkit.models.latent_grid import LatentGrid
 
 
@@ -20,7 +64,7 @@ class FittedScene:
     """A fitted scene: ``field`` maps (N, 3) unit-frame points to (N,) signed distances (negative inside)."""
 
     field: NeuralField
-    normalization: "object"
+    normalization: Normalization
     bounds: tuple[np.ndarray, np.ndarray]
     mesh_path: Path
     source: Path
@@ -30,11 +74,9 @@ class FittedScene:
 
 def load_fitted(path: str | Path, device: str = "cpu") -> FittedScene:
     """Load ``DIR`` (or ``DIR/latents.pt``) written by ``sdfkit fit``."""
-    from data_prep.mesh import Normalization
-
     path = Path(path)
     folder = path if path.is_dir() else path.parent
-    latents = path / "latents.pt" if path.is_dir() else path
+    latents = path / LATENTS if path.is_dir() else path
     if not path.exists():
         raise SdfkitError(f"not found: {path}")
     if path.is_dir() and not latents.is_file():
@@ -54,6 +96,6 @@ def load_fitted(path: str | Path, device: str = "cpu") -> FittedScene:
         raise SdfkitError(f"{latents}: latent size {grid.codes.shape[1]} does not match its decoder ({decoder.latent_dim})")
     dev = resolve_device(device)
     field = NeuralField(decoder.to(dev), grid.to(dev), band)
-    report_path = folder / "report.json"
+    report_path = folder / REPORT
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     return FittedScene(field, norm, field.bounds, folder / mesh_file, source, dec_id, report)
