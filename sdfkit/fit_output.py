@@ -15,7 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.mesh import Normalization
+from sdfkit.config import SdfkitConfig
+from sdfkit.decoder_io import decoder_from_payload, decoder_payload
+from sdfkit.errors import SdfkitError
 from sdfkit.field import NeuralField
+from sdfkit.io import load_torch, save_torch
+from sdfkit.models.latent_grid import LatentGrid
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.runtime import resolve_device
 
@@ -30,8 +36,8 @@ def mesh_file_name(fmt: str) -> str:
     return f"mesh.{fmt}"
 
 
-def write_latents(path: Path, decoder: ModulatedSiren, cfg: SdfkitConfig, grid: LatentGrid, normalization: Normalization,
-                  source: Path, mesh_hash: str, mesh_file: str) -> None:
+def write_latents(path: Path, decoder: ModulatedSiren, cfg: SdfkitConfig, grid: LatentGrid,
+                  normalization: Normalization, source: Path, mesh_hash: str, mesh_file: str) -> None:
     """Write ``latents.pt`` atomically: everything :func:`load_fitted` needs to rebuild the field."""
     save_torch(
         {
@@ -51,12 +57,6 @@ def write_latents(path: Path, decoder: ModulatedSiren, cfg: SdfkitConfig, grid: 
 def write_report(path: Path, report: dict) -> None:
     """Write ``report.json`` (indented, one trailing newline)."""
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-from data_prep.mesh import Normalization
-from sdfkit.config import SdfkitConfig
-from sdfkit.decoder_io import decoder_from_payload, decoder_payload
-from sdfkit.errors import SdfkitError
-from sdfkit.io import load_torch, save_torch
-from sdfkit.models.latent_grid import LatentGrid
 
 
 @dataclasses.dataclass
@@ -93,7 +93,8 @@ def load_fitted(path: str | Path, device: str = "cpu") -> FittedScene:
     except KeyError as exc:
         raise SdfkitError(f"{latents} lacks '{exc.args[0]}'") from None
     if grid.codes.shape[1] != decoder.latent_dim:
-        raise SdfkitError(f"{latents}: latent size {grid.codes.shape[1]} does not match its decoder ({decoder.latent_dim})")
+        raise SdfkitError(f"{latents}: latent size {grid.codes.shape[1]} does not match its decoder "
+                          f"({decoder.latent_dim})")
     dev = resolve_device(device)
     field = NeuralField(decoder.to(dev), grid.to(dev), band)
     report_path = folder / REPORT
