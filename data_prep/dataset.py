@@ -17,21 +17,22 @@ file stem, so ``<folder>/bunny.obj`` gives ``<out>/bunny.npz``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path, PurePosixPath
+from typing import Any, Iterator
 
 import numpy as np
 
 from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes
 from data_prep.sampling import FORMAT_VERSION, SamplingConfig, config_settings, prepare_mesh
 from data_prep.sdf import default_workers
-from sdfkit.errors import SdfkitError
-from sdfkit.io import atomic_write_text
-from sdfkit.progress import Reporter
+from data_prep.errors import SdfkitError
+from data_prep.files import atomic_write_text
 
 #: Where a ShapeNet (v2) model's mesh lies below ``<root>/<synset>/<model>/``.
 SHAPENET_MESH = Path("models") / "model_normalized.obj"
@@ -215,9 +216,24 @@ def _job(args) -> tuple[str, str, float]:
     return prep_shape(*args)
 
 
+class _SilentStage:
+    def update(self, **_: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _stage(progress: Any, total: int) -> Iterator[Any]:
+    """The ``prep`` stage on the caller's reporter, or one that shows nothing."""
+    if not progress:
+        yield _SilentStage()
+        return
+    with progress.stage("prep", total, unit="shape") as stage:
+        yield stage
+
+
 def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, workers: int | None = None,
                  synsets: list[str] | None = None, shard: str | None = None, force: bool = False,
-                 progress: bool = True, split: str | Path | None = None) -> PrepSummary:
+                 progress: Any = None, split: str | Path | None = None) -> PrepSummary:
     """Sample every shape under ``path`` into ``out_dir`` and write its split file.
 
     Parameters
@@ -232,7 +248,8 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
         split file is then ``split.shard-i-of-n.json``.
     force : resample shapes that already have samples (without it, current samples are kept and samples of
         another mesh file or other settings are reported as failed, not replaced).
-    progress : show a progress bar.
+    progress : a reporter whose ``stage(name, total, unit=...)`` shows the shapes done (the CLI passes a
+        :class:`sdfkit.progress.Reporter`; this layer imports none), or None or False: silent.
     split : a split file; only the shapes it lists are prepared (entries
         not found are reported as failed).
 
@@ -249,7 +266,7 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
     shapes = shard_shapes(shapes, shard)
     workers = max(1, workers or default_workers())
     results: dict[Shape, tuple[str, str, float]] = {}
-    with Reporter(progress) as bar, bar.stage("prep", total=len(shapes), unit="shape") as stage:
+    with _stage(progress, len(shapes)) as stage:
         if workers == 1 or len(shapes) <= 1:
             for shape in shapes:
                 stage.update(note=shape.output_name)

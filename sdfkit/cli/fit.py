@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from sdfkit.cli.app import app
 from sdfkit.export import DEFAULT_FACES
+
+if TYPE_CHECKING:
+    from sdfkit.fit import FitResult
+
+
+def draw_preview(path: Path, result: FitResult) -> None:
+    """``preview.png`` of a fit: renders of reconstruction and input beside three SDF slices."""
+    from viewer.preview import write_preview
+
+    write_preview(path, result.recon, result.mesh, result.field, result.normalization, result.bounds)
 
 
 @app.command()
@@ -39,18 +49,19 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit a mesh's latent grid with the decoder frozen; write mesh, latents.pt, report.json and preview.png."""
+    # Imported when the command runs: the other commands and --help do not pay for torch.
     from sdfkit.extract import check_resolution
-    from sdfkit.fit import FitOptions, fit_mesh
+    from sdfkit.fit import FitRequest, fit_mesh
 
     if resolution is not None:
         check_resolution(resolution)  # at once, not after loading the mesh and the decoder
     out = out or Path("runs") / mesh.stem
-    opts = FitOptions(
+    opts = FitRequest(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile, grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, faces=faces, keep_full=keep_full, force=force, preview=preview, seed=seed,
     )
-    report = fit_mesh(mesh, out, opts, progress=not quiet)
+    report = fit_mesh(mesh, out, opts, progress=not quiet, preview=draw_preview).report
     m, meshes = report["metrics"], report["meshes"]
     typer.echo(
         f"wrote {out}/{report['mesh']} ({meshes['mesh']['faces']:,} of {meshes['full']['faces']:,} faces)  "

@@ -31,8 +31,9 @@ def prep(
 ) -> None:
     """Sample signed distances (negative inside) of meshes into one .npz per shape; resumable."""
     from data_prep.dataset import combine_shards, prep_dataset
+    from sdfkit.progress import Reporter
     from data_prep.sampling import load_sampling_config
-    from sdfkit.config import override
+    from data_prep.yaml_io import override
     from sdfkit.errors import SdfkitError
 
     if combine:
@@ -43,8 +44,9 @@ def prep(
     if workers is not None and workers < 1:
         raise SdfkitError(f"--workers must be at least 1, got {workers}")
     cfg = override(load_sampling_config(config, preset), num_points=points, method=method, volume=volume, seed=seed)
-    summary = prep_dataset(path, out, cfg, workers=workers, synsets=[s for s in synsets.split(",") if s] if synsets else None,
-                           shard=shard, force=force, progress=not quiet, split=split)
+    with Reporter(not quiet) as progress:
+        summary = prep_dataset(path, out, cfg, workers=workers, shard=shard, force=force, progress=progress,
+                               synsets=[s for s in synsets.split(",") if s] if synsets else None, split=split)
     if path.is_file() and summary.failed:  # a single mesh: its reason is the one-line error
         raise SdfkitError(next(iter(summary.failed.values())))
     _print_summary(summary, out)
