@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import trimesh
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 
 from data_prep.mesh import fit_normalization
 from data_prep.sdf import closest_faces, inside
@@ -90,8 +90,8 @@ def chamfer_to_surface(a: trimesh.Trimesh, b: trimesh.Trimesh, num: int = NUM_SU
 
 def chamfer_to_points(points_a: np.ndarray, points_b: np.ndarray) -> float:
     """DeepSDF-style Chamfer between point sets (n, 3) and (m, 3): mean squared nearest-sample distance, both ways."""
-    d_ab, _ = cKDTree(points_b).query(points_a, workers=-1)
-    d_ba, _ = cKDTree(points_a).query(points_b, workers=-1)
+    d_ab, _ = KDTree(points_b).query(points_a, workers=-1)
+    d_ba, _ = KDTree(points_a).query(points_b, workers=-1)
     return chamfer_from_distances(d_ab, d_ba)
 
 

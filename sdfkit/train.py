@@ -30,6 +30,7 @@ from sdfkit.errors import SdfkitError
 from sdfkit.progress import loss_progress
 from sdfkit.io import load_torch, save_torch
 from sdfkit.models.latent_grid import LatentGrid
+from sdfkit.models.siren import ModulatedSiren
 from sdfkit.samples import load_many, random_rotation
 from sdfkit.config import SdfkitConfig, settings_from_dict
 
@@ -115,7 +116,7 @@ class DecoderLoss(torch.nn.Module):
     gradients and never the codes.
     """
 
-    def __init__(self, decoder: torch.nn.Module, band: float, code_reg: float, point_count: int, code_count: int, world: int):
+    def __init__(self, decoder: ModulatedSiren, band: float, code_reg: float, point_count: int, code_count: int, world: int):
         super().__init__()
         self.decoder, self.band, self.code_reg = decoder, band, code_reg
         self.point_count, self.code_count, self.world = point_count, code_count, world
@@ -260,8 +261,9 @@ def train(
             loss.backward()
             decoder_opt.step()
             for i, opt in code_opts.items():
-                if dist_info.world > 1:  # undo the world-size scale on codes, which DDP does not average
-                    scenes[i].grid.codes.grad.div_(dist_info.world)
+                grad = scenes[i].grid.codes.grad
+                if dist_info.world > 1 and grad is not None:  # undo the world-size scale on codes, which DDP does not average
+                    grad.div_(dist_info.world)
                 opt.step()
             if (step + 1) % cfg.train.log_every == 0 or step + 1 == cfg.train.steps:
                 total = l1.detach()
@@ -284,7 +286,7 @@ def train(
                 on_step(step + 1, loss_value)
     seconds = time.perf_counter() - t0
     decoder_path = out / DECODER
-    if dist_info.main:
+    if log is not None:  # the main process
         save_decoder(decoder_path, decoder, cfg, trained_on=[str(d) for d in cfg.train.data], steps=cfg.train.steps)
         log.write(json.dumps({"event": "done", "step": cfg.train.steps, "seconds": round(seconds, 3)}) + "\n")
         log.close()

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 from torch import Tensor, nn
 
 from sdfkit.errors import SdfkitError
@@ -142,13 +142,13 @@ def tile_activity(
     """
     vertices = spec.vertex_positions()
     radius = spec.cell * (math.sqrt(3.0) + margin)
-    surface_tree = cKDTree(np.asarray(surface_points, dtype=np.float64))
+    surface_tree = KDTree(np.asarray(surface_points, dtype=np.float64))
     dist, _ = surface_tree.query(vertices, k=1, distance_upper_bound=radius, workers=-1)
     active = np.isfinite(dist)
     side = np.ones(len(vertices), dtype=np.float32)
     far = np.flatnonzero(~active)
     if len(far):
-        _, nearest = cKDTree(np.asarray(sample_points, dtype=np.float64)).query(vertices[far], k=1, workers=-1)
+        _, nearest = KDTree(np.asarray(sample_points, dtype=np.float64)).query(vertices[far], k=1, workers=-1)
         side[far] = np.where(np.asarray(sample_sdf)[nearest] < 0, -1.0, 1.0)
     return active, side
 
@@ -162,6 +162,13 @@ class LatentGrid(nn.Module):
     """
 
     layout = "local"
+    lookup: Tensor
+    side: Tensor
+    _origin: Tensor
+    _strides: Tensor
+    _max_cell: Tensor
+    _far_corner: Tensor
+    _corners: Tensor
 
     def __init__(self, spec: GridSpec, active: np.ndarray, side: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0):
         super().__init__()
