@@ -17,7 +17,8 @@ import trimesh
 from data_prep.mesh import load_mesh
 
 
-def compose_scene(paths: list[str | Path], spacing: float = 1.0, size: float = 1.0, columns: int | None = None) -> trimesh.Trimesh:
+def compose_scene(paths: list[str | Path], spacing: float = 1.0, size: float = 1.0,
+                  columns: int | None = None) -> trimesh.Trimesh:
     """One mesh holding every mesh of ``paths`` on a grid."""
     columns = columns or math.ceil(math.sqrt(len(paths)))
     parts = []

@@ -114,13 +114,15 @@ class ReluConcatDecoder(ConcatDecoder):
         ``[h, x, z]`` instead of ``h`` (DeepSDF uses 4 of 8); None: no skip.
     """
 
-    def __init__(self, in_dim: int = 3, hidden: int = 128, layers: int = 4, latent_dim: int = 64, skip_layer: int | None = None):
+    def __init__(self, in_dim: int = 3, hidden: int = 128, layers: int = 4, latent_dim: int = 64,
+                 skip_layer: int | None = None):
         super().__init__()
         if layers < 1 or hidden < 1 or latent_dim < 1:
             raise ValueError("layers, hidden and latent_dim must be positive")
         if skip_layer is not None and not 1 <= skip_layer < layers:
             raise ValueError(f"skip_layer must lie in [1, {layers}), got {skip_layer}")
-        self.in_dim, self.hidden, self.layers, self.latent_dim, self.skip_layer = in_dim, hidden, layers, latent_dim, skip_layer
+        self.in_dim, self.hidden, self.layers, self.latent_dim = in_dim, hidden, layers, latent_dim
+        self.skip_layer = skip_layer
         first = in_dim + latent_dim
         widths = [first if i == 0 else hidden + (first if i == skip_layer else 0) for i in range(layers)]
         self.hidden_layers = nn.ModuleList([nn.Linear(w, hidden) for w in widths])
@@ -148,7 +150,9 @@ class SirenConcatDecoder(ConcatDecoder):
         if layers < 1 or hidden < 1 or latent_dim < 0:
             raise ValueError("layers and hidden must be positive, latent_dim non-negative")
         self.in_dim, self.hidden, self.layers, self.latent_dim, self.w0 = in_dim, hidden, layers, latent_dim, w0
-        self.sine_layers = nn.ModuleList([nn.Linear(in_dim + latent_dim if i == 0 else hidden, hidden) for i in range(layers)])
+        self.sine_layers = nn.ModuleList(
+            [nn.Linear(in_dim + latent_dim if i == 0 else hidden, hidden) for i in range(layers)]
+        )
         self.output = nn.Linear(hidden, 1)
         for i, layer in enumerate(linears(self.sine_layers)):
             siren_init_(layer, w0, first=i == 0)

@@ -89,7 +89,8 @@ class GridSpec:
     @classmethod
     def from_dict(cls, data: dict) -> "GridSpec":
         try:
-            spec = cls(tuple(float(v) for v in data["origin"]), float(data["cell"]), tuple(int(c) for c in data["cells"]))  # type: ignore[arg-type]
+            origin, cells = tuple(float(v) for v in data["origin"]), tuple(int(c) for c in data["cells"])
+            spec = cls(origin, float(data["cell"]), cells)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError):
             raise SdfkitError("invalid tile grid description") from None
         if len(spec.origin) != 3 or len(spec.cells) != 3 or not spec.cell > 0 or min(spec.cells) < 1:
@@ -170,7 +171,8 @@ class LatentGrid(nn.Module):
     _far_corner: Tensor
     _corners: Tensor
 
-    def __init__(self, spec: GridSpec, active: np.ndarray, side: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0):
+    def __init__(self, spec: GridSpec, active: np.ndarray, side: np.ndarray, latent_dim: int, init_std: float = 0.01,
+                 seed: int = 0):
         super().__init__()
         if active.shape != (spec.num_vertices,) or side.shape != (spec.num_vertices,):
             raise SdfkitError("tile grid arrays do not match the grid's size")
@@ -182,7 +184,8 @@ class LatentGrid(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.codes = nn.Parameter(torch.randn(int(active.sum()), latent_dim, generator=gen) * init_std)
         self.register_buffer("_origin", torch.tensor(spec.origin, dtype=torch.float32))
-        self.register_buffer("_strides", torch.tensor([spec.vertex_shape[1] * spec.vertex_shape[2], spec.vertex_shape[2], 1]))
+        ny, nz = spec.vertex_shape[1], spec.vertex_shape[2]
+        self.register_buffer("_strides", torch.tensor([ny * nz, nz, 1]))
         self.register_buffer("_max_cell", torch.tensor(spec.cells, dtype=torch.float32) - 1)
         # Built once: inside_box runs on every evaluation batch.
         self.register_buffer("_far_corner", torch.tensor(spec.bounds[1], dtype=torch.float32))
@@ -269,7 +272,8 @@ class GlobalGrid(LatentGrid):
         super().__init__(spec, active, np.ones(spec.num_vertices, dtype=np.float32), latent_dim, init_std, seed)
 
     @classmethod
-    def around(cls, lo: np.ndarray, hi: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0) -> GlobalGrid:
+    def around(cls, lo: np.ndarray, hi: np.ndarray, latent_dim: int, init_std: float = 0.01,
+               seed: int = 0) -> GlobalGrid:
         """The cube around the box ``lo``..``hi`` (each (3,)), padded by :data:`GLOBAL_PADDING` of its longest side."""
         lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
         pad = GLOBAL_PADDING * float(np.max(hi - lo))
