@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 import torch
+import trimesh
 from scipy.spatial import KDTree
 from torch import Tensor, nn
 
@@ -106,8 +107,6 @@ def auto_resolution(mesh, cells_per_object: float, max_resolution: int, min_reso
     their median. A single shape gets about ``cells_per_object`` cells along
     its diagonal, and a scene of nine shapes as many per shape.
     """
-    import trimesh
-
     faces = np.asarray(mesh.faces)
     labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(faces))
     order = np.argsort(labels, kind="stable")
