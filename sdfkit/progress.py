@@ -123,7 +123,7 @@ class Stage:
             self.reporter._finish(self, failed)
 
     def count_text(self) -> str:
-        """``step 120/600``, ``step 120`` or ``''``; a budget adds ``12/15 s of the time budget``."""
+        """``step 120/600``, ``step 120`` or ``''``; a time budget adds ``12/15 s budget``."""
         if self.total is None and not self.completed:
             text = ""
         elif self.total is None:
@@ -131,7 +131,7 @@ class Stage:
         else:
             text = f"{self.unit} {self.completed}/{self.total}"
         if self.budget_s:
-            text += f", {min(self.elapsed, self.budget_s):.0f}/{self.budget_s:g} s of the time budget"
+            text += f", {min(self.elapsed, self.budget_s):.0f}/{self.budget_s:g} s budget"
         return text
 
     def line(self) -> str:
@@ -298,17 +298,15 @@ def _bar_completed(stage: Stage) -> float:
 
 def _fields(stage: Stage) -> dict:
     remaining = stage.remaining
-    return {
-        "count": stage.count_text(),
-        "loss": f"loss {stage.loss:.4g}" if stage.loss is not None else "",
-        "remaining": f"~{format_seconds(remaining)} left" if remaining is not None else "",
-        "note": stage.note,
-    }
+    parts = [stage.count_text(), f"loss {stage.loss:.4g}" if stage.loss is not None else "",
+             f"~{format_seconds(remaining)} left" if remaining is not None else "", stage.note]
+    return {"info": "  ".join(p for p in parts if p)}
 
 
 def _rich_progress(stream: TextIO):
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Column
 
     class _SpinnerOrBar(BarColumn):
         """A bar when the stage's length is known; a spinner (not an empty ``0/?`` bar) when it is not."""
@@ -321,12 +319,10 @@ def _rich_progress(stream: TextIO):
             return super().render(task)
 
     return Progress(
-        TextColumn("[bold]{task.description:<8}"),
-        _SpinnerOrBar(),
-        TextColumn("{task.fields[count]}"),
-        TextColumn("{task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[remaining]}"),
-        TextColumn("{task.fields[note]}"),
+        TextColumn("[bold]{task.description:<8}", table_column=Column(no_wrap=True)),
+        _SpinnerOrBar(bar_width=24),
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        # Steps, loss, time left and a note in one column, which gives way (an ellipsis) in a narrow terminal.
+        TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
         console=Console(file=stream, force_terminal=True),  # chosen for a terminal: draw bars even if rich doubts it
     )
