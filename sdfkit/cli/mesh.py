@@ -36,6 +36,7 @@ def mesh(
     from sdfkit.export import check_faces, check_format, export_mesh, simplify_mesh
     from sdfkit.extract import check_resolution, extract_mesh, padded_bounds
     from sdfkit.io import refuse_existing
+    from sdfkit.progress import Reporter
 
     # Every check before minutes of extraction.
     check_format(out)
@@ -59,12 +60,14 @@ def mesh(
             raise SdfkitError(f"{source} is a file: pass --exact to remesh a mesh, or give a fit output folder")
         fitted = load_fitted(source, device=device)
         field, norm, bounds = fitted.field, fitted.normalization, fitted.bounds
-    result = extract_mesh(field, resolution=resolution, level=level / norm.scale, bounds=bounds,
-                          coarse_to_fine=coarse_to_fine, lipschitz_factor=lipschitz_factor, keep_largest=keep_largest,
-                          min_component_faces=min_component_faces, smooth_iterations=smooth, normalization=norm,
-                          progress=True)
-    full_faces = len(result.faces)
-    result = simplify_mesh(result, faces)
+    with Reporter() as progress:  # one display for extraction and simplification
+        result = extract_mesh(field, resolution=resolution, level=level / norm.scale, bounds=bounds,
+                              coarse_to_fine=coarse_to_fine, lipschitz_factor=lipschitz_factor,
+                              keep_largest=keep_largest, min_component_faces=min_component_faces,
+                              smooth_iterations=smooth, normalization=norm, progress=progress)
+        full_faces = len(result.faces)
+        with progress.stage("simplify"):
+            result = simplify_mesh(result, faces)
     export_mesh(result, out)
     typer.echo(f"wrote {out}: {len(result.vertices)} vertices, {len(result.faces)} faces (of {full_faces}), "
                f"bounds {np.round(result.bounds[0], 4).tolist()} .. {np.round(result.bounds[1], 4).tolist()}")
