@@ -1,7 +1,11 @@
-"""Mesh export: every format round-trips the geometry, writes are atomic, bad requests are one-line errors."""
+"""Mesh export: every format round-trips the geometry, writes are atomic, bad requests are one-line errors;
+simplification reaches its face target close to the full mesh, and fit and mesh write and report it."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +13,7 @@ import pytest
 import trimesh
 
 from sdfkit.errors import SdfkitError
-from sdfkit.export import FORMATS, check_format, export_mesh
+from sdfkit.export import FORMATS, check_faces, check_format, export_mesh, simplification_chamfer, simplify_mesh
 
 #: Text formats round vertex coordinates; binary ones keep float32 at least.
 POSITION_ATOL = 1e-5
@@ -59,3 +63,61 @@ def test_refused_meshes_leave_an_existing_file_untouched(tmp_path: Path):
 def test_missing_parent_folders_are_created(tmp_path: Path):
     out = export_mesh(outward_sphere(), tmp_path / "a" / "b" / "m.stl")
     assert out.is_file() and len(trimesh.load(out).faces) == 320
+
+
+@pytest.fixture(scope="module")
+def dense_sphere() -> trimesh.Trimesh:
+    return trimesh.creation.icosphere(subdivisions=6, radius=1.0)  # 81,920 faces
+
+
+@pytest.mark.parametrize("target", [20_000, 5_000, 1_000])
+def test_simplify_reaches_the_target_and_stays_close(dense_sphere: trimesh.Trimesh, target: int):
+    small = simplify_mesh(dense_sphere, target)
+    assert 0.95 * target <= len(small.faces) <= target
+    assert small.is_watertight and small.volume > 0  # closed, faces still pointing outwards
+    # Quadric collapses move vertices slightly off the sphere; the enclosed volume barely changes.
+    assert small.volume == pytest.approx(dense_sphere.volume, rel=0.01)
+    assert np.abs(np.linalg.norm(small.vertices, axis=1) - 1.0).max() < 0.02
+    chamfer = simplification_chamfer(small, dense_sphere, dense_sphere)
+    assert 0.0 < chamfer < (1e-5 if target >= 5_000 else 1e-4)
+
+
+def test_simplify_keeps_small_meshes_and_checks_the_target(dense_sphere: trimesh.Trimesh):
+    assert simplify_mesh(dense_sphere, 0) is dense_sphere
+    assert simplify_mesh(dense_sphere, len(dense_sphere.faces)) is dense_sphere
+    assert simplification_chamfer(dense_sphere, dense_sphere, dense_sphere) == 0.0
+    for bad in (1, 3, -5):
+        with pytest.raises(SdfkitError, match="--faces"):
+            check_faces(bad)
+
+
+def test_mesh_command_simplifies_a_real_mesh(shared_meshes: Path, tmp_path: Path):
+    source = shared_meshes / "val" / "torus.obj"
+    full, small = tmp_path / "full.ply", tmp_path / "small.ply"
+    for out, faces in ((full, 0), (small, 3_000)):
+        proc = subprocess.run([sys.executable, "-m", "sdfkit", "mesh", "--exact", str(source), str(out),
+                               "--resolution", "64", "--faces", str(faces)], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    full_mesh, small_mesh = (trimesh.load(p, force="mesh", process=False) for p in (full, small))
+    assert len(full_mesh.faces) > 10_000 and 2_850 <= len(small_mesh.faces) <= 3_000
+    gt = trimesh.load(source, force="mesh")
+    assert simplification_chamfer(small_mesh, full_mesh, gt) < 1e-5
+
+
+def test_fit_writes_the_simplified_mesh_and_reports_both(shared_meshes: Path, tmp_path: Path):
+    out = tmp_path / "fit"
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "fit", str(shared_meshes / "val" / "sphere.obj"), "--out",
+                           str(out), "--steps", "5", "--resolution", "48", "--grid-resolution", "8", "--no-preview",
+                           "--faces", "800", "--keep-full", "--format", "ply", "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    mesh, full = report["meshes"]["mesh"], report["meshes"]["full"]
+    assert report["mesh"] == mesh["file"] == "mesh.ply" and full["file"] == "mesh_full.ply"
+    assert report["scored"] == "full"
+    assert mesh["target_faces"] == 800 and 760 <= mesh["faces"] <= 800 < full["faces"]
+    for entry in (mesh, full):
+        written = trimesh.load(out / entry["file"], force="mesh", process=False)
+        assert len(written.faces) == entry["faces"] and len(written.vertices) == entry["vertices"]
+        assert (out / entry["file"]).stat().st_size == entry["bytes"]
+    assert 0.0 < mesh["chamfer_to_full"] < report["metrics"]["chamfer"]
