@@ -120,3 +120,15 @@ def test_a_real_fit_reports_each_stage_in_its_log(tmp_path: Path):
     assert all(re.match(r"(prepare|fit|extract|score|write): ", line) for line in lines), proc.stderr
     assert "nan" not in proc.stderr and "\x1b[" not in proc.stderr  # plain text in a log, no terminal codes
     assert proc.stdout.startswith("wrote ")
+
+
+def test_a_real_training_run_logs_its_steps_and_loss(shared_meshes: Path, tmp_path: Path):
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "train", "configs/tiny.yaml", "--out", str(tmp_path / "run"),
+                           "--steps", "60"], cwd=repo, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, LOG_SECONDS_VARIABLE: "0.5"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert all(line.startswith("train: ") for line in lines), proc.stderr
+    assert re.fullmatch(r"train: step \d+/60 \(\d+%\), (loss [0-9.e-]+, )?elapsed \d+s(, remaining ~\d+s)?", lines[0])
+    assert re.fullmatch(r"train: step 60/60, loss [0-9.e-]+, done in \d+s", lines[-1]), lines[-1]
