@@ -132,3 +132,17 @@ def test_a_real_training_run_logs_its_steps_and_loss(shared_meshes: Path, tmp_pa
     assert all(line.startswith("train: ") for line in lines), proc.stderr
     assert re.fullmatch(r"train: step \d+/60 \(\d+%\), (loss [0-9.e-]+, )?elapsed \d+s(, remaining ~\d+s)?", lines[0])
     assert re.fullmatch(r"train: step 60/60, loss [0-9.e-]+, done in \d+s", lines[-1]), lines[-1]
+
+
+def test_prep_logs_the_shapes_done(tmp_path: Path):
+    import trimesh
+
+    for i in range(3):
+        trimesh.creation.icosphere(subdivisions=2, radius=0.5 + 0.1 * i).export(tmp_path / f"shape{i}.obj")
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "prep", str(tmp_path), "--out", str(tmp_path / "samples"),
+                           "--points", "2000", "--workers", "1"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, LOG_SECONDS_VARIABLE: "0.05"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines and all(line.startswith("prep: shape ") for line in lines), proc.stderr
+    assert re.fullmatch(r"prep: shape 3/3, done in \d+s, shape\d\.npz", lines[-1]), lines[-1]
