@@ -187,9 +187,8 @@ class Reporter:
         if self.terminal:
             self._bar = _rich_progress(self.stream)
             self._bar.start()
-        else:
-            self._thread = threading.Thread(target=self._log_loop, name="sdfkit-progress", daemon=True)
-            self._thread.start()
+        self._thread = threading.Thread(target=self._tick_loop, name="sdfkit-progress", daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -246,9 +245,17 @@ class Reporter:
             except (OSError, ValueError):  # a closed pipe or log: progress is not worth failing for
                 pass
 
-    def _log_loop(self) -> None:
+    def _tick_loop(self) -> None:
+        """Between a loop's updates: a terminal's bars follow the clock (a time budget, the time left); a log
+        gets its lines."""
         tick = min(1.0, self.log_seconds / 4)
         while not self._stop.wait(tick):
+            if self._bar is not None:
+                with self._lock:
+                    running = [s for s in self.stages if s.finished is None]
+                for s in running:
+                    self._refresh(s)
+                continue
             now = time.perf_counter()
             with self._lock:
                 due = [s for s in self.stages

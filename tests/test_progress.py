@@ -63,6 +63,16 @@ def test_terminal_bars_show_no_nan_and_no_unknown_count():
     assert "nan" not in text and "0/?" not in text and "?" not in text
 
 
+def test_a_terminal_bar_follows_its_time_budget_between_updates():
+    with Reporter(stream=io.StringIO(), terminal=True, log_seconds=0.2) as reporter:
+        stage = reporter.stage("fit", total=100_000, budget_s=0.6)
+        stage.update(completed=1, loss=0.5)  # then a long step: no update for most of the budget
+        time.sleep(0.45)
+        (task,) = reporter._bar.tasks
+        assert task.percentage > 50, task.percentage
+        stage.done()
+
+
 def test_short_and_failed_stages_end_silently_in_a_log():
     out = io.StringIO()
     with Reporter(stream=out, terminal=False, log_seconds=0.05) as reporter:
