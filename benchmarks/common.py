@@ -52,10 +52,10 @@ def shipped_fit_scene(mesh_path: str | Path, steps: int):
     Returns (decoder, cfg, scene, unit_mesh); ``unit_mesh`` is the mesh in the scene's unit frame.
     """
     from data_prep.mesh import load_mesh
-    from sdfkit.scene import make_scene
     from sdfkit.decoder_io import load_decoder
     from sdfkit.fit import FitRequest, fit_settings
     from sdfkit.samples import load_or_prepare
+    from sdfkit.scene import make_scene
 
     mesh = load_mesh(mesh_path)
     decoder, base, _ = load_decoder(None)

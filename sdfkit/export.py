@@ -21,7 +21,8 @@ def check_format(path: str | Path) -> str:
     """The mesh format of ``path`` by its extension; one-line error for one sdfkit cannot write."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise SdfkitError(f"cannot write '{Path(path).suffix or Path(path).name}': choose an extension from {', '.join(FORMATS)}")
+        raise SdfkitError(f"cannot write '{Path(path).suffix or Path(path).name}': "
+                          f"choose an extension from {', '.join(FORMATS)}")
     return suffix
 
 
@@ -41,6 +42,8 @@ def export_mesh(mesh: trimesh.Trimesh, path: str | Path) -> Path:
     data = mesh.export(file_type=suffix[1:])
     if isinstance(data, str):
         data = data.encode("utf-8")
+    if not isinstance(data, bytes):  # formats written as several files (gltf) are not offered
+        raise SdfkitError(f"cannot write {path.name}: its format needs several files")
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path
@@ -80,7 +83,7 @@ def simplify_mesh(mesh: trimesh.Trimesh, faces: int = DEFAULT_FACES) -> trimesh.
     if faces == 0 or len(mesh.faces) <= faces:
         return mesh
     vertices, triangles = fast_simplification.simplify(np.asarray(mesh.vertices, dtype=np.float64),
-                                                       np.asarray(mesh.faces, dtype=np.int32), target_count=faces)
+                                                       np.asarray(mesh.faces, dtype=np.int32), target_count=faces)[:2]
     out = trimesh.Trimesh(vertices, triangles, process=False)
     # Collapses can leave a few degenerate triangles and orphaned vertices; drop them as extraction does.
     out.update_faces(out.nondegenerate_faces())

@@ -27,7 +27,8 @@ import os
 import sys
 import threading
 import time
-from typing import Iterator, TextIO, Union
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 #: Seconds between two log lines of a running stage when stderr is not a terminal; the environment variable
 #: ``SDFKIT_PROGRESS_SECONDS`` overrides it. A stage that ends sooner without having logged a line ends silently:
@@ -51,7 +52,7 @@ def format_seconds(seconds: float) -> str:
 class Stage:
     """One stage's progress: steps done of ``total`` (None: unknown), an optional loss and time budget."""
 
-    def __init__(self, reporter: "Reporter | None", name: str, total: int | None = None, completed: int = 0,
+    def __init__(self, reporter: Reporter | None, name: str, total: int | None = None, completed: int = 0,
                  unit: str = "step", budget_s: float | None = None, estimate: bool = True) -> None:
         self.reporter = reporter
         self.name = name
@@ -65,7 +66,7 @@ class Stage:
         self.started = time.perf_counter()
         self.start_completed = completed
         self.finished: float | None = None
-        self.task_id = None  # the rich task, in a terminal
+        self.task_id: Any = None  # the rich task, in a terminal
 
     @property
     def elapsed(self) -> float:
@@ -92,7 +93,7 @@ class Stage:
         if self.budget_s:
             done, start = fraction, 0.0
         else:  # steps resumed from a checkpoint took no time in this run
-            done, start = fraction, self.start_completed / self.total
+            done, start = fraction, self.start_completed / (self.total or 1)
         if done <= start or done >= 1.0:
             return None if done < 1.0 else 0.0
         return self.elapsed * (1.0 - done) / (done - start)
@@ -153,7 +154,7 @@ class Stage:
             parts.append(self.note)
         return f"{self.name}: " + ", ".join(p for p in parts if p)
 
-    def __enter__(self) -> "Stage":
+    def __enter__(self) -> Stage:
         return self
 
     def __exit__(self, exc_type, *_) -> None:
@@ -181,7 +182,7 @@ class Reporter:
         self._thread: threading.Thread | None = None
         self._last_line: dict[int, float] = {}
 
-    def __enter__(self) -> "Reporter":
+    def __enter__(self) -> Reporter:
         if not self.enabled:
             return self
         if self.terminal:
@@ -266,7 +267,7 @@ class Reporter:
                 self._write(s.line())
 
 
-ProgressArg = Union[bool, Reporter]
+ProgressArg = bool | Reporter
 
 
 def log_interval() -> float:
@@ -297,9 +298,9 @@ def _bar_total(stage: Stage) -> float | None:
     return stage.total
 
 
-def _bar_completed(stage: Stage) -> float:
+def _bar_completed(stage: Stage) -> int:
     if stage.budget_s:
-        return 1000.0 * (stage.fraction or 0.0)
+        return round(1000 * (stage.fraction or 0.0))
     return stage.completed
 
 

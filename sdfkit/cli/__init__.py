@@ -8,15 +8,16 @@ line on stderr (:class:`sdfkit.cli.app.SdfkitGroup`).
 
 from __future__ import annotations
 
-from sdfkit.cli.app import app
-
 # Importing a command module registers its command(s) on ``app``.
-from sdfkit.cli import prep  # noqa: E402,F401
-from sdfkit.cli import train  # noqa: E402,F401
-from sdfkit.cli import fit  # noqa: E402,F401
-from sdfkit.cli import mesh  # noqa: E402,F401
-from sdfkit.cli import eval  # noqa: E402,F401
-from sdfkit.cli import view  # noqa: E402,F401
+from sdfkit.cli import (
+    eval,  # noqa: F401
+    fit,  # noqa: F401
+    mesh,  # noqa: F401
+    prep,  # noqa: F401
+    train,  # noqa: F401
+    view,  # noqa: F401
+)
+from sdfkit.cli.app import app
 
 __all__ = ["app", "main"]
 

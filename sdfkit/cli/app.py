@@ -18,8 +18,10 @@ console entry point and ``typer.testing.CliRunner`` take the same path.
 from __future__ import annotations
 
 import sys
-from importlib.metadata import PackageNotFoundError, version as package_version
-from typing import Annotated, Any, Callable, Optional
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -52,7 +54,7 @@ def run_reporting_errors(invoke: Callable[[], Any]) -> int:
     try:
         code = invoke()
     except SdfkitError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -106,7 +108,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
+    version: Annotated[bool | None, typer.Option("--version", callback=_print_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ) -> None:
     """Meshes to neural signed distance fields and back.
