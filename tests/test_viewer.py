@@ -114,17 +114,30 @@ def test_render_pixels(shared_meshes, tmp_path):
     image = np.asarray(Image.open(out).convert("RGB"))
     assert image.shape == (120, 320, 3)
     for half in (image[:, :160], image[:, 160:]):
-        object_pixels = np.any(half < 240, axis=-1)  # background is white
+        rgb = half.astype(int)
+        object_pixels = rgb[..., 2] - rgb[..., 0] > 25  # the ground around it is grey, the torus blue-grey
         assert 0.05 < object_pixels.mean() < 0.9
         rows, cols = np.nonzero(object_pixels)
         assert abs(cols.mean() - 80) < 25 and abs(rows.mean() - 60) < 25  # the torus is in the middle
 
 
-def test_slices_pixels(shared_meshes, tmp_path):
+def test_slices_command_writes_the_viewer_sheet(shared_meshes, tmp_path):
+    from viewer.figures import slice_sheet
+    from viewer.sources import exact_source
+
+    mesh = shared_meshes / "val" / "sphere.obj"
     out = tmp_path / "s.png"
-    proc = subprocess.run([sys.executable, "-m", "sdfkit", "slices", str(shared_meshes / "val" / "sphere.obj"), "--exact",
-                           "--out", str(out), "--resolution", "64", "--count", "2"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "slices", str(mesh), "--exact", "--out", str(out),
+                           "--resolution", "64", "--count", "2"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    image = np.asarray(Image.open(out).convert("RGB"))
-    assert image.shape == (192, 128, 3)
-    assert np.all(image == 0, axis=-1).any()  # zero contours drawn
+    # The command is a thin layer: its picture is the tested sheet's, in the mesh's own units.
+    src = exact_source(mesh)
+    sheet = slice_sheet(src.field, src.bounds, count=2, resolution=64, normalization=src.normalization)
+    np.testing.assert_array_equal(np.asarray(Image.open(out).convert("RGB")), sheet.image)
+    assert len(sheet.panel_boxes) == 6 and sheet.colorbar_box is not None
+    for args, message in ((["--count", "0"], "--count"), (["--resolution", "4"], "resolution"),
+                          (["--out", str(tmp_path / "s.jpg")], "--out")):
+        bad = subprocess.run([sys.executable, "-m", "sdfkit", "slices", str(mesh), "--exact", *args],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1

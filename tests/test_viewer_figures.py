@@ -70,17 +70,17 @@ def test_colour_bar_and_axis_labels_are_drawn():
     # ...right of the panels, where nothing is coloured without it.
     assert coloured_right_of_panels(with_labels) > 500 and coloured_right_of_panels(without) == 0
 
-    def text_pixels(sheet, box) -> tuple[int, int]:
-        """Dark pixels in the strips left of and below a panel: tick labels and axis names."""
+    def text_rows(sheet, box) -> dict[str, int]:
+        """Dark pixels in bands beside and below a panel: its tick labels, then its axis names further out."""
         left, top, right, bottom = box
-        image = sheet.image.astype(int).sum(axis=-1)
-        beside = image[top:bottom, max(left - 45, 0):left - 3]
-        below = image[bottom + 3:bottom + 40, left:right]
-        return int((beside < 300).sum()), int((below < 300).sum())
+        dark = sheet.image.astype(int).sum(axis=-1) < 300
+        return {"y ticks": int(dark[top:bottom, left - 37:left - 5].sum()),
+                "y name": int(dark[top:bottom, left - 50:left - 38].sum()),
+                "x ticks": int(dark[bottom + 5:bottom + 20, left:right].sum()),
+                "x name": int(dark[bottom + 21:bottom + 40, left:right].sum())}
 
     for box in with_labels.panel_boxes:
-        beside, below = text_pixels(with_labels, box)
-        assert beside > 30 and below > 30
+        assert min(text_rows(with_labels, box).values()) >= 5, text_rows(with_labels, box)
     # Without annotations nothing dark lies outside the pictures (their frames included).
     outside = np.ones(without.image.shape[:2], dtype=bool)
     for left, top, right, bottom in without.panel_boxes:
