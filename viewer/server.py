@@ -31,11 +31,13 @@ ERROR_BINS = 8
 #: Steps of a position slider across the box (before rounding to a round step).
 SLIDER_STEPS = 200
 #: Opacity of the reconstruction in the first view: the slice plane through its middle shows through it.
-MESH_OPACITY = 0.45
+MESH_OPACITY = 0.4
+#: The reconstruction's colour: blue-grey, as in the renders, dark enough to show at that opacity.
+MESH_RGB = (120, 138, 170)
 #: The first view: camera direction from the box centre (three-quarter, from above, y up) and distance
 #: in bounding-sphere radii, so that the whole box fits viser's default 75 degree field of view.
 CAMERA_DIRECTION = (0.55, 0.6, 1.0)
-CAMERA_DISTANCE = 1.9
+CAMERA_DISTANCE = 1.6
 
 
 def plane_rotation(axis: int) -> tuple[float, float, float, float]:
@@ -94,6 +96,10 @@ class SliceViewer:
         scene, gui = self.server.scene, self.server.gui
         src = self.source
         scene.set_up_direction("+y")
+        # No environment map: prefiltering viser's default HDRI is the first frame's main cost in a software
+        # WebGL (about 15 s of SwiftShader on a loaded 2-core machine, see docs/viewer.md); the default lights
+        # alone light the mesh well enough.
+        scene.configure_environment_map(None)
         # No share button: sharing opens a tunnel through an outside server; the viewer stays local.
         gui.configure_theme(show_share_button=False)
         centre = (self.lo + self.hi) / 2
@@ -101,9 +107,14 @@ class SliceViewer:
         direction = np.asarray(CAMERA_DIRECTION) / np.linalg.norm(CAMERA_DIRECTION)
         self.server.initial_camera.position = tuple(centre + CAMERA_DISTANCE * radius * direction)
         self.server.initial_camera.look_at = tuple(centre)
-        self.mesh_handle = scene.add_mesh_simple("/reconstruction", np.asarray(src.mesh.vertices, np.float32),
-                                                 np.asarray(src.mesh.faces, np.uint32), color=(190, 196, 205),
-                                                 opacity=MESH_OPACITY)
+        # The slice, then the half-transparent mesh, both with their origin at the box centre: three.js draws
+        # transparent objects back to front by origin, and on a tie in the order they were added. The plane
+        # drawn first shows through the mesh in front of it and hides the mesh behind it, as a cut would.
+        self.slice_handle = scene.add_image("/slice", np.full((2, 2, 3), 255, np.uint8), 1.0, 1.0, format="png",
+                                            position=tuple(centre))
+        self.mesh_handle = scene.add_mesh_simple(
+            "/reconstruction", np.asarray(src.mesh.vertices - centre, np.float32), np.asarray(src.mesh.faces, np.uint32),
+            color=MESH_RGB, opacity=MESH_OPACITY, position=tuple(centre))
         if src.gt is not None:
             offset = np.array([(self.hi - self.lo)[0] * 1.1, 0.0, 0.0])
             self.gt_handle = scene.add_mesh_simple("/ground_truth", np.asarray(src.gt.vertices, np.float32),
@@ -203,11 +214,13 @@ class SliceViewer:
             centre = (self.lo + self.hi) / 2
             pos = centre.copy()
             pos[axis] = position
-            self.server.scene.add_image(
-                "/slice", image, render_width=float(self.hi[free[0]] - self.lo[free[0]]),
-                render_height=float(self.hi[free[1]] - self.lo[free[1]]), format="png",
-                wxyz=plane_rotation(axis), position=tuple(pos),
-            )
+            # Updated in place: a new node would be drawn after the mesh (see _build).
+            handle = self.slice_handle
+            handle.image = image
+            handle.render_width = float(self.hi[free[0]] - self.lo[free[0]])
+            handle.render_height = float(self.hi[free[1]] - self.lo[free[1]])
+            handle.wxyz = plane_rotation(axis)
+            handle.position = tuple(pos)
             self.state = {"axis": axis, "position": position, "resolution": resolution, "values": values,
                           "image": image, "updates": self.state.get("updates", 0) + 1}
 
