@@ -1,4 +1,4 @@
-"""Time the pictures: a fit's preview sheet, the ``sdfkit slices`` sheet and ``sdfkit render``, on one mesh.
+"""Time the pictures: a viewer slice, a fit's preview sheet, the ``sdfkit slices`` sheet and a render, on one mesh.
 
 The field is the mesh's exact SDF (point-cloud-utils), so the figures separate the drawing (matplotlib,
 pyrender) from the field's evaluation, which is timed on its own. Each figure is the best of ``--repeats``.
@@ -38,12 +38,16 @@ def main() -> None:
     from viewer.figures import slice_sheet
     from viewer.preview import SLICE_RESOLUTION, preview_sheet, render_panels, slice_panels
     from viewer.render import render_row
+    from viewer.slices import colorize, evaluate_slice
     from viewer.sources import exact_source
 
     src = exact_source(args.mesh)
     mesh = load_mesh(args.mesh)
     unit, norm = normalize_mesh(mesh)
+    centre = (src.bounds[0] + src.bounds[1]) / 2
     rows = {
+        "viewer_slice_256_s": best(lambda: colorize(evaluate_slice(src.field, 2, float(centre[2]), src.bounds, 256)),
+                                   args.repeats),
         "render_1x512_s": best(lambda: render_row(mesh, 1, (512, 512)), args.repeats),
         "preview_renders_s": best(lambda: render_panels(unit, unit), args.repeats),
         "preview_slices_field_s": best(lambda: slice_panels(src.field, src.bounds), args.repeats),
