@@ -28,7 +28,8 @@ def test_slice_points_lie_on_the_plane_and_image_is_upright():
 
 
 def test_colorize_marks_the_zero_contour_and_sides():
-    values = evaluate_slice(lambda p: (np.linalg.norm(p, axis=1) - 0.5).astype(np.float32), 2, 0.0, ((-1, -1, -1), (1, 1, 1)), 101)
+    sphere = lambda p: (np.linalg.norm(p, axis=1) - 0.5).astype(np.float32)  # noqa: E731
+    values = evaluate_slice(sphere, 2, 0.0, ((-1, -1, -1), (1, 1, 1)), 101)
     image = colorize(values, vmax=0.5, iso_step=0)
     centre, corner = image[50, 50].astype(int), image[2, 2].astype(int)
     assert centre[2] > centre[0]  # blue inside
@@ -79,7 +80,8 @@ def test_probe_reports_the_field_on_the_plane(viewer):
 
 
 def test_view_stops_cleanly_on_ctrl_c(shared_meshes):
-    proc = subprocess.Popen([sys.executable, "-m", "sdfkit", "view", str(shared_meshes / "val" / "sphere.obj"), "--exact"],
+    proc = subprocess.Popen([sys.executable, "-m", "sdfkit", "view", str(shared_meshes / "val" / "sphere.obj"),
+                             "--exact"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = None
@@ -106,7 +108,8 @@ def test_view_bad_input(tmp_path):
 
 def test_render_pixels(shared_meshes, tmp_path):
     out = tmp_path / "r.png"
-    proc = subprocess.run([sys.executable, "-m", "sdfkit", "render", str(shared_meshes / "val" / "torus.obj"), "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "render", str(shared_meshes / "val" / "torus.obj"),
+                           "--out", str(out),
                            "--views", "2", "--size", "160x120"], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0 and "offscreen" in proc.stderr:
         pytest.skip(proc.stderr.strip())

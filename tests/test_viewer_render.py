@@ -90,7 +90,9 @@ def test_outline_marks_silhouette_and_depth_steps_on_the_nearer_side():
 def test_views_go_around_the_object(tmp_path, sphere_mesh_file):
     # An L-shaped object looks different from each side.
     ell = trimesh.util.concatenate([trimesh.creation.box((2.0, 0.5, 0.5)),
-                                    trimesh.creation.box((0.5, 0.5, 2.0), transform=trimesh.transformations.translation_matrix((0.75, 0, 1.25)))])
+                                    trimesh.creation.box((0.5, 0.5, 2.0),
+                                                         transform=trimesh.transformations.translation_matrix(
+                                                             (0.75, 0, 1.25)))])
     row = render_or_skip(render_row, ell, 3, (64, 64))
     assert row.shape == (64, 192, 3)
     views = [row[:, i * 64:(i + 1) * 64] for i in range(3)]

@@ -21,8 +21,8 @@ from typing import Sequence, Union
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -116,7 +116,8 @@ def _box(fig: Figure, ax) -> tuple[int, int, int, int]:
     """Pixel box (left, top, right, bottom) of an axes' drawn area, top-left origin."""
     extent = ax.get_window_extent()
     height = fig.bbox.height
-    return (int(round(extent.x0)), int(round(height - extent.y1)), int(round(extent.x1)), int(round(height - extent.y0)))
+    return (int(round(extent.x0)), int(round(height - extent.y1)),
+            int(round(extent.x1)), int(round(height - extent.y0)))
 
 
 def _colormap(clamp: bool) -> ListedColormap:

@@ -39,8 +39,8 @@ def slice_panels(field: Field, bounds, resolution: int = SLICE_RESOLUTION) -> li
     """Three slices through the box centre, across x, y and z."""
     lo, hi = (np.asarray(b, dtype=np.float64) for b in bounds)
     centre = (lo + hi) / 2.0
-    return [SlicePanel(axis, float(centre[axis]), evaluate_slice(field, axis, float(centre[axis]), (lo, hi), resolution))
-            for axis in range(3)]
+    return [SlicePanel(axis, float(c), evaluate_slice(field, axis, float(c), (lo, hi), resolution))
+            for axis, c in enumerate(centre)]
 
 
 def preview_sheet(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None, field: Field, normalization, bounds,

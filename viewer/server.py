@@ -113,7 +113,8 @@ class SliceViewer:
         self.slice_handle = scene.add_image("/slice", np.full((2, 2, 3), 255, np.uint8), 1.0, 1.0, format="png",
                                             position=tuple(centre))
         self.mesh_handle = scene.add_mesh_simple(
-            "/reconstruction", np.asarray(src.mesh.vertices - centre, np.float32), np.asarray(src.mesh.faces, np.uint32),
+            "/reconstruction", np.asarray(src.mesh.vertices - centre, np.float32),
+            np.asarray(src.mesh.faces, np.uint32),
             color=MESH_RGB, opacity=MESH_OPACITY, position=tuple(centre))
         if src.gt is not None:
             offset = np.array([(self.hi - self.lo)[0] * 1.1, 0.0, 0.0])
@@ -164,7 +165,8 @@ class SliceViewer:
 
         @scene.on_click()
         def _(event: viser.SceneClickEvent) -> None:
-            self._probe(np.asarray(event.ray_origin, dtype=np.float64), np.asarray(event.ray_direction, dtype=np.float64))
+            self._probe(np.asarray(event.ray_origin, dtype=np.float64),
+                        np.asarray(event.ray_direction, dtype=np.float64))
 
     def _recolor(self) -> None:
         """Show the reconstruction in one colour, or coloured by its distance to the ground truth.

@@ -77,7 +77,8 @@ def check_resolution(resolution: int) -> int:
     except (TypeError, ValueError):
         raise SdfkitError(f"slice resolution must be an integer (got {resolution!r})") from None
     if value != resolution or not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
-        raise SdfkitError(f"slice resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] (got {resolution})")
+        raise SdfkitError(f"slice resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] "
+                          f"(got {resolution})")
     return value
 
 

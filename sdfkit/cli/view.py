@@ -14,7 +14,8 @@ from sdfkit.cli.app import app
 def view(
     source: Annotated[Path, typer.Argument(help="A fit output folder, or with --exact a mesh file.")],
     exact: Annotated[bool, typer.Option("--exact", help="Show the exact SDF of the mesh SOURCE.")] = False,
-    gt: Annotated[Optional[Path], typer.Option(help="Ground-truth mesh (default: the fit's input, if it exists).")] = None,
+    gt: Annotated[Optional[Path],
+                  typer.Option(help="Ground-truth mesh (default: the fit's input, if it exists).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind (default: this machine only).")] = "127.0.0.1",
     port: Annotated[Optional[int], typer.Option(help="Port (default: a free one).")] = None,
     resolution: Annotated[int, typer.Option(help="Initial slice resolution: 64, 128, 256 or 512.")] = 256,
