@@ -3,9 +3,10 @@
 Stages: the server built (mesh loaded, first slice evaluated), Chromium launched, the page loaded, the
 3D canvas and the controls shown, and the slice plane drawn (screenshots polled until the slice's
 colours cover as much of the page as the browser test asks). "cold" runs Chromium with an empty home
-and cache folder, as on a fresh machine; "warm" reuses this user's.
+and cache folder, as on a fresh machine; "warm" reuses this user's. ``--environment-map`` adds runs with
+viser's image-based lighting on, as the viewer had it before.
 
-    python -m benchmarks.viewer_load [--mesh ../shared/meshes/val/penguin.obj] [--runs 2]
+    python -m benchmarks.viewer_load [--mesh ../shared/meshes/val/penguin.obj] [--runs 2] [--environment-map]
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ def inside_share(png: bytes) -> float:
     return float((rgb[..., 2] - rgb[..., 0] > 40).mean())
 
 
-def first_view(mesh: Path, resolution: int, cold: bool) -> dict:
+def first_view(mesh: Path, resolution: int, cold: bool, environment_map: bool) -> dict:
     from playwright.sync_api import sync_playwright
 
     from viewer.server import SliceViewer
     from viewer.sources import exact_source
 
     marks, start = {}, time.perf_counter()
-    viewer = SliceViewer(exact_source(mesh), resolution=resolution)
+    viewer = SliceViewer(exact_source(mesh), resolution=resolution, environment_map=environment_map)
     marks["server_s"] = time.perf_counter() - start
     home = tempfile.mkdtemp(prefix="sdfkit-chromium-") if cold else None
     env = {**os.environ, **({"HOME": home, "XDG_CACHE_HOME": home, "XDG_CONFIG_HOME": home} if home else {})}
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument("--mesh", type=Path, default=SHARED / "val" / "penguin.obj")
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--runs", type=int, default=2, help="cold and warm runs each")
+    parser.add_argument("--environment-map", action="store_true",
+                        help="also time each run with viser's environment map (the viewer's look before it was off)")
     parser.add_argument("--name", default=None, help="result file name (default: viewer_load-<UTC time>)")
     args = parser.parse_args()
     if CHROMIUM is None:
@@ -85,9 +88,11 @@ def main() -> None:
     runs = []
     for i in range(args.runs):
         for cold in (True, False):
-            row = {"browser": "cold" if cold else "warm", **first_view(args.mesh, args.resolution, cold)}
-            runs.append(row)
-            print(row, flush=True)
+            for env in (False, True) if args.environment_map else (False,):
+                row = {"browser": "cold" if cold else "warm", "environment_map": env,
+                       **first_view(args.mesh, args.resolution, cold, env)}
+                runs.append(row)
+                print(row, flush=True)
     load_after = load_average()
     now = datetime.datetime.now(datetime.timezone.utc)
     result = {"command": "python -m benchmarks.viewer_load " + " ".join(sys.argv[1:]), "commit": git_commit(),

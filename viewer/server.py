@@ -72,7 +72,9 @@ def free_port(host: str) -> int:
 class SliceViewer:
     """A running viewer. ``state`` holds the last slice shown (axis, position, values) for inspection."""
 
-    def __init__(self, source: ViewSource, host: str = "127.0.0.1", port: int | None = None, resolution: int = 256):
+    def __init__(self, source: ViewSource, host: str = "127.0.0.1", port: int | None = None, resolution: int = 256,
+                 environment_map: bool = False):
+        """Serve ``source``; ``environment_map`` keeps viser's image-based lighting (slow in a software WebGL)."""
         if str(resolution) not in RESOLUTIONS:
             raise SdfkitError(f"slice resolution must be one of {', '.join(RESOLUTIONS)}, got {resolution}")
         self.source = source
@@ -85,21 +87,21 @@ class SliceViewer:
         self.host = host
         self.lock = threading.Lock()
         self.state: dict = {}
-        self._build(resolution)
+        self._build(resolution, environment_map)
         self.update_slice()
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def _build(self, resolution: int) -> None:
+    def _build(self, resolution: int, environment_map: bool) -> None:
         scene, gui = self.server.scene, self.server.gui
         src = self.source
         scene.set_up_direction("+y")
-        # No environment map: prefiltering viser's default HDRI is the first frame's main cost in a software
-        # WebGL (about 15 s of SwiftShader on a loaded 2-core machine, see docs/viewer.md); the default lights
-        # alone light the mesh well enough.
-        scene.configure_environment_map(None)
+        # No environment map by default: prefiltering viser's HDRI is the first frame's main cost in a software
+        # WebGL (benchmarks/viewer_load.py); the default lights alone light the mesh well enough.
+        if not environment_map:
+            scene.configure_environment_map(None)
         # No share button: sharing opens a tunnel through an outside server; the viewer stays local.
         gui.configure_theme(show_share_button=False)
         centre = (self.lo + self.hi) / 2
