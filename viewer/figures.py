@@ -211,12 +211,13 @@ def _draw_slice(ax, cell: SlicePanel, lo: np.ndarray, hi: np.ndarray, vmax: floa
     extent = panel_extent(cell.axis, (lo, hi), frame)
     ax.imshow(colorize(cell.values, vmax=vmax, iso_step=0, contour=False, clamp=clamp), extent=extent,
               origin="upper", aspect="equal", interpolation="auto")
-    # Contours as lines, sharp at any scale; iso-lines only inside the clamp band, where the field is trained.
+    # Contours as lines, sharp at any scale. Iso-lines only within the colour range, where they are one
+    # colour step apart, and never in the clamp band's pale part, where the field is not trained.
     values = np.ma.masked_where(clamped_mask(cell.values, clamp), cell.values)
     step = vmax / DEFAULT_ISO_LINES
     if values.count():
         low, high = float(values.min()), float(values.max())
-        levels = [k * step for k in range(int(np.floor(low / step)), int(np.ceil(high / step)) + 1)
+        levels = [k * step for k in range(-DEFAULT_ISO_LINES, DEFAULT_ISO_LINES + 1)
                   if k != 0 and low < k * step < high]
         if levels:
             ax.contour(values, levels=levels, extent=extent, origin="upper", colors=[ISO_COLOR], linewidths=0.6)

@@ -58,7 +58,7 @@ DEFAULT_ISO_LINES = 5  # iso-lines between the surface and the colour-range limi
 CLAMP_EDGE = 0.9
 # Largest default colour range, as a fraction of the box's largest side: detail near the surface
 # matters more than the far field.
-RANGE_FRACTION = 0.25
+RANGE_FRACTION = 0.125
 
 
 def axis_index(axis: int | str) -> int:
