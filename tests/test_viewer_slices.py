@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import random_decoder, small_config
 from scipy.spatial import cKDTree
 
 from sdfkit.errors import SdfkitError
 from sdfkit.extract import evaluate_points
+from sdfkit.field import NeuralField
+from sdfkit.models.latent_grid import GlobalGrid
 from viewer.slices import (
     CLAMP_EDGE,
     CLAMPED_INSIDE_RGB,
@@ -125,12 +128,9 @@ def test_colorize_marks_the_clamp_band_and_draws_no_iso_lines_beyond_it():
 
 
 def test_clamp_distance_of_a_fitted_field_and_of_an_exact_one():
-    from sdfkit.autodecoder import NeuralField, make_decoder
-    from sdfkit.models.baselines import GlobalGrid
-    from sdfkit.settings import ModelConfig
-
-    grid = GlobalGrid.around(np.full(3, -0.5), np.full(3, 0.5), latent_dim=4)
-    field = NeuralField(make_decoder(ModelConfig(hidden=8, layers=3, latent_dim=4)), grid, band=2.0)
+    cfg = small_config()
+    grid = GlobalGrid.around(np.full(3, -0.5), np.full(3, 0.5), latent_dim=cfg.model.latent_dim)
+    field = NeuralField(random_decoder(cfg), grid, band=2.0)
     assert clamp_distance(field) == pytest.approx(2.0 * grid.spec.cell)  # the band is in cells
     # Outside its box a fitted field answers the clamp distance itself: that is what gets marked.
     assert field(np.array([[3.0, 0.0, 0.0], [0.0, -3.0, 0.0]], np.float32)) == pytest.approx(clamp_distance(field))

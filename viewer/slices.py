@@ -263,7 +263,7 @@ def slice_image(field: Field, axis: int, position: float, bounds, resolution: in
 def clamp_distance(field: Field) -> float | None:
     """The distance beyond which ``field`` is clamped, in its frame, or None for an exact field.
 
-    A fitted :class:`sdfkit.autodecoder.NeuralField` is trained on distances clamped to ``band``
+    A fitted :class:`sdfkit.field.NeuralField` is trained on distances clamped to ``band``
     cells (and answers ``band`` cells outside its active tiles).
     """
     band, grid = getattr(field, "band", None), getattr(field, "grid", None)
