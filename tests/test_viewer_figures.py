@@ -10,6 +10,7 @@ from scipy import ndimage
 from data_prep.mesh import Normalization
 from sdfkit.errors import SdfkitError
 from viewer.figures import Frame, panel_extent, slice_sheet, write_slices
+from viewer.slices import CLAMPED_INSIDE_RGB, CLAMPED_OUTSIDE_RGB
 
 TUBE_RADIUS, RING_RADIUS = 0.2, 0.6
 # A flat box: a picture that stretched each panel to a square would squash the tube 3:1.
@@ -111,3 +112,19 @@ def test_write_slices_is_atomic_and_refuses_bad_counts(tmp_path):
     for bad in (0, 17):
         with pytest.raises(SdfkitError, match="count"):
             slice_sheet(torus_field, FLAT_BOX, count=bad)
+
+
+def test_the_clamp_band_is_drawn_pale_and_flat():
+    def sphere(points):
+        return (np.linalg.norm(np.asarray(points, dtype=np.float64), axis=1) - 0.4).astype(np.float32)
+
+    clamp = 0.2
+    sheet = slice_sheet(sphere, ((-1.0,) * 3, (1.0,) * 3), count=1, resolution=96, clamp=clamp)
+    panel = crop(sheet.image, sheet.panel_boxes[2], inset=3).astype(int)  # z = 0: a circle of radius 0.4
+    corner = panel[:10, :10].reshape(-1, 3)  # about 1.3 from the centre: far beyond the band
+    np.testing.assert_allclose(corner, np.round(CLAMPED_OUTSIDE_RGB * 255)[None].repeat(len(corner), 0), atol=3)
+    centre = panel[panel.shape[0] // 2 - 3:panel.shape[0] // 2 + 3, panel.shape[1] // 2 - 3:panel.shape[1] // 2 + 3]
+    np.testing.assert_allclose(centre.reshape(-1, 3), np.round(CLAMPED_INSIDE_RGB * 255)[None].repeat(36, 0), atol=3)
+    # Within the band, next to the surface, the colours are the map's, not the tints.
+    ring = panel[panel.shape[0] // 2, int(panel.shape[1] * (0.5 + 0.5 * 0.5 / 1.0))]  # x = 0.5: d = 0.1
+    assert ring[0] - ring[2] > 60
