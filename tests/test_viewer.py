@@ -144,3 +144,26 @@ def test_slices_command_writes_the_viewer_sheet(shared_meshes, tmp_path):
                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_slider_values_are_round_and_never_negative_zero():
+    from viewer.server import round_step, round_to
+
+    assert round_step(1.230514) == 0.005 and round_step(2.0) == 0.01 and round_step(0.0031, 100) == 2e-05
+    assert repr(round_to(-0.6152568, 0.005)) == "-0.615" and repr(round_to(0.130765, 0.005)) == "0.13"
+    zero = round_to(-1e-17, 0.005)
+    assert zero == 0.0 and np.copysign(1.0, zero) == 1.0  # not -0.0, which a page shows as "-0"
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_plane_rotation_lays_the_image_as_the_slice_is_drawn(axis):
+    import viser.transforms as vtf
+
+    from viewer.server import plane_rotation
+    from viewer.slices import free_axes
+
+    rotation = vtf.SO3(np.asarray(plane_rotation(axis))).as_matrix()
+    u, v = free_axes(axis)
+    # viser's image: columns along x, rows down along y. The slice: columns along u, rows down along -v.
+    np.testing.assert_allclose(rotation @ np.eye(3)[0], np.eye(3)[u], atol=1e-12)
+    np.testing.assert_allclose(rotation @ np.eye(3)[1], -np.eye(3)[v], atol=1e-12)
