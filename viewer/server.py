@@ -59,7 +59,8 @@ def round_step(span: float, steps: int = SLIDER_STEPS) -> float:
 def round_to(value: float, step: float) -> float:
     """``value`` on the grid of ``step``, written with no more digits than the step (and never -0)."""
     digits = max(0, -int(np.floor(np.log10(step))))
-    return round(round(value / step) * step, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    # Python's round() of a float without digits is an int, so a tiny negative value becomes 0, never -0.0.
+    return round(round(value / step) * step, digits)
 
 
 def free_port(host: str) -> int:
