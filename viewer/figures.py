@@ -143,7 +143,7 @@ def draw_sheet(rows: Sequence[Sequence[Cell]], bounds, vmax: float, clamp: float
     normalization : data_prep.mesh.Normalization, optional
         Labels positions and distances in the input's units; the unit frame when None.
     panel_px : int
-        Size of a cell's picture in pixels (its longer side).
+        Width planned for a cell's picture, in pixels (the layout then fits the pictures to the figure).
     annotate : bool
         Titles, ticks, axis labels and the colour bar; False draws the pictures alone (same figure size).
     """
