@@ -15,6 +15,7 @@ display).
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -51,10 +52,14 @@ FONT_SIZE = 9
 # Room around a panel for its title, tick labels and axis labels, in pixels.
 PANEL_MARGIN = (90, 60)
 COLORBAR_WIDTH = 200
-MIN_WIDTH = 640
+# Characters of title per pixel of figure width (the title, DejaVu Sans a size larger than FONT_SIZE, takes
+# about 8.5 px a character).
+TITLE_CHARS_PER_PX = 1 / 8.5
 MAX_COUNT = 16
 ISO_COLOR = (0.0, 0.0, 0.0, 0.35)
-# Panels are drawn at the slice's resolution up to this size; finer slices are shown scaled down.
+# Panels are planned at the slice's resolution within these sizes: coarse slices are shown larger (each
+# sample a block of pixels), fine ones scaled down.
+MIN_PANEL_PX = 256
 MAX_PANEL_PX = 512
 
 
@@ -152,8 +157,10 @@ def draw_sheet(rows: Sequence[Sequence[Cell]], bounds, vmax: float, clamp: float
     nrows, ncols = len(rows), max(len(r) for r in rows)
     # Each row as tall as its tallest picture at ``panel_px`` wide: thin slices get thin rows.
     ratios = [max(_aspect(cell, lo, hi) for cell in row) for row in rows]
-    width = max(ncols * (panel_px + PANEL_MARGIN[0]) + COLORBAR_WIDTH, MIN_WIDTH if title else 0) / DPI
-    height = (sum(ratios) * panel_px + nrows * PANEL_MARGIN[1] + (30 if title else 0)) / DPI
+    width_px = ncols * (panel_px + PANEL_MARGIN[0]) + COLORBAR_WIDTH
+    title_lines = textwrap.wrap(title, max(20, int(width_px * TITLE_CHARS_PER_PX))) if title else []
+    width = width_px / DPI
+    height = (sum(ratios) * panel_px + nrows * PANEL_MARGIN[1] + 18 * len(title_lines) + 8) / DPI
     with matplotlib.rc_context({"font.size": FONT_SIZE}):
         fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained", facecolor="white")
         fig.get_layout_engine().set(w_pad=8 / DPI, h_pad=8 / DPI, wspace=0.04, hspace=0.04)
@@ -179,8 +186,8 @@ def draw_sheet(rows: Sequence[Sequence[Cell]], bounds, vmax: float, clamp: float
         if colorbar is not None and not annotate:
             colorbar.ax.set_visible(False)  # its room stays taken: the pictures keep their place
             colorbar = None
-        if annotate and title:
-            fig.suptitle(title)
+        if annotate and title_lines:
+            fig.suptitle("\n".join(title_lines))
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
         image = np.asarray(canvas.buffer_rgba())[..., :3].copy()
@@ -270,9 +277,9 @@ def slice_sheet(field: Field, bounds, count: int = 3, resolution: int = 256, vma
              for pos in slice_positions(bounds, axis, count)] for axis in range(3)]
     if vmax is None:
         vmax = default_range(np.concatenate([p.values.ravel() for row in rows for p in row]), bounds, clamp)
-    title = "signed distance on planes across x, y and z; +y points up wherever it lies in the plane"
-    return draw_sheet(rows, bounds, vmax, clamp, normalization, panel_px=min(resolution, MAX_PANEL_PX),
-                      annotate=annotate, title=title)
+    title = "signed distance slices; +y points up wherever it lies in the plane"
+    panel_px = int(np.clip(resolution, MIN_PANEL_PX, MAX_PANEL_PX))
+    return draw_sheet(rows, bounds, vmax, clamp, normalization, panel_px=panel_px, annotate=annotate, title=title)
 
 
 def write_slices(path: str | Path, field: Field, bounds, count: int = 3, resolution: int = 256,
