@@ -253,13 +253,6 @@ def colorize(values: np.ndarray, vmax: float | None = None, iso_step: float | No
     return np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def slice_image(field: Field, axis: int, position: float, bounds, resolution: int = 256,
-                vmax: float | None = None, iso_step: float | None = None, clamp: float | None = None) -> np.ndarray:
-    """(R, R, 3) uint8 picture of the field on one plane (see :func:`colorize`)."""
-    values = evaluate_slice(field, axis, position, bounds, resolution)
-    return colorize(values, vmax=vmax, iso_step=iso_step, clamp=clamp)
-
-
 def clamp_distance(field: Field) -> float | None:
     """The distance beyond which ``field`` is clamped, in its frame, or None for an exact field.
 
