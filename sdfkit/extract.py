@@ -86,16 +86,13 @@ def evaluate_points(field: Field, points: np.ndarray, batch_size: int = BATCH) -
     out = np.empty(len(points), dtype=np.float32)
     for start in range(0, len(points), batch_size):
         chunk = np.ascontiguousarray(points[start : start + batch_size], dtype=np.float32)
-        # point-cloud-utils 0.34 answers a single query point wrongly (it reads the (1, 3) array the
-        # other way round); the exact field gets the point twice and the first answer is kept.
-        query = np.repeat(chunk, 2, axis=0) if len(chunk) == 1 else chunk
-        values = field(query)
+        values = field(chunk)
         if hasattr(values, "detach"):  # a torch tensor, possibly on the GPU
             values = values.detach().float().cpu().numpy()
         values = np.asarray(values, dtype=np.float32).reshape(-1)
-        if len(values) != len(query):
-            raise SdfkitError(f"the field returned {len(values)} values for {len(query)} points")
-        out[start : start + len(chunk)] = values[: len(chunk)]
+        if len(values) != len(chunk):
+            raise SdfkitError(f"the field returned {len(values)} values for {len(chunk)} points")
+        out[start : start + len(chunk)] = values
     if not np.isfinite(out).all():
         raise SdfkitError("the field returned NaN or infinite values")
     return out

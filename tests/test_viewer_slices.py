@@ -183,22 +183,6 @@ def test_exact_slice_contour_lies_on_the_mesh_cross_section(shared_meshes, axis,
     assert d_contour.mean() < 0.75
 
 
-def test_evaluate_points_single_point_matches_a_batch(sphere_mesh_file):
-    """point-cloud-utils answers a lone query point wrongly; evaluate_points must not."""
-    from data_prep.mesh import load_mesh, normalize_mesh
-    from data_prep.sdf import MeshSDF
-
-    unit, _ = normalize_mesh(load_mesh(sphere_mesh_file))
-    field = MeshSDF(unit)
-    points = np.array([[0.0, 0.0, 0.0], [0.3, 0.2, -0.1], [1.5, 0.0, 0.0]], dtype=np.float32)
-    together = evaluate_points(field, points)
-    one_by_one = np.array([evaluate_points(field, p[None])[0] for p in points])
-    np.testing.assert_allclose(one_by_one, together, atol=1e-6)
-    assert together[0] == pytest.approx(-1.0, abs=0.02)  # centre of the unit sphere: one radius inside
-    chunked = evaluate_points(field, points, batch_size=2)  # a last chunk of one point
-    np.testing.assert_allclose(chunked, together, atol=1e-6)
-
-
 def test_evaluate_refuses_bad_values():
     with pytest.raises(SdfkitError, match="NaN"):
         evaluate_points(lambda p: np.full(len(p), np.nan, dtype=np.float32), np.zeros((4, 3)))
