@@ -18,6 +18,7 @@ import dataclasses
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 import numpy as np
@@ -25,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from PIL import Image
 
 from sdfkit.errors import SdfkitError
@@ -128,7 +130,8 @@ def _box(fig: Figure, ax) -> tuple[int, int, int, int]:
 def _colormap(clamp: bool) -> ListedColormap:
     cmap = ListedColormap(ramp(np.linspace(-1.0, 1.0, 256)))
     if clamp:
-        cmap = cmap.with_extremes(under=CLAMPED_INSIDE_RGB, over=CLAMPED_OUTSIDE_RGB)
+        (r0, g0, b0), (r1, g1, b1) = CLAMPED_INSIDE_RGB.tolist(), CLAMPED_OUTSIDE_RGB.tolist()
+        cmap = cast(ListedColormap, cmap.with_extremes(under=(r0, g0, b0), over=(r1, g1, b1)))
     return cmap
 
 
@@ -163,7 +166,8 @@ def draw_sheet(rows: Sequence[Sequence[Cell]], bounds, vmax: float, clamp: float
     height = (sum(ratios) * panel_px + nrows * PANEL_MARGIN[1] + 18 * len(title_lines) + 8) / DPI
     with matplotlib.rc_context({"font.size": FONT_SIZE}):
         fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained", facecolor="white")
-        fig.get_layout_engine().set(w_pad=8 / DPI, h_pad=8 / DPI, wspace=0.04, hspace=0.04)
+        engine = cast(ConstrainedLayoutEngine, fig.get_layout_engine())  # layout="constrained" above
+        engine.set(w_pad=8 / DPI, h_pad=8 / DPI, wspace=0.04, hspace=0.04)
         axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw={"height_ratios": ratios})
         slice_axes = []
         for r, row in enumerate(rows):
