@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import trimesh
@@ -47,7 +48,7 @@ def fitted_source(fit_dir: str | Path, gt: str | Path | None = None, device: str
     fitted = load_fitted(fit_dir, device=device)
     if not fitted.mesh_path.is_file():
         raise SdfkitError(f"{fit_dir} has no mesh ({fitted.mesh_path.name} is missing)")
-    recon = trimesh.load(fitted.mesh_path, force="mesh", process=False)
+    recon = cast(trimesh.Trimesh, trimesh.load(fitted.mesh_path, force="mesh", process=False))
     recon = trimesh.Trimesh(fitted.normalization.to_unit(recon.vertices), recon.faces, process=False)
     gt_path = Path(gt) if gt else fitted.source
     truth = None
