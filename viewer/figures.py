@@ -18,13 +18,12 @@ import dataclasses
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.colors import Colormap, ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from PIL import Image
@@ -127,11 +126,10 @@ def _box(fig: Figure, ax) -> tuple[int, int, int, int]:
             int(round(extent.x1)), int(round(height - extent.y0)))
 
 
-def _colormap(clamp: bool) -> ListedColormap:
+def _colormap(clamp: bool) -> Colormap:
     cmap = ListedColormap(ramp(np.linspace(-1.0, 1.0, 256)))
     if clamp:
-        (r0, g0, b0), (r1, g1, b1) = CLAMPED_INSIDE_RGB.tolist(), CLAMPED_OUTSIDE_RGB.tolist()
-        cmap = cast(ListedColormap, cmap.with_extremes(under=(r0, g0, b0), over=(r1, g1, b1)))
+        cmap = cmap.with_extremes(under=tuple(CLAMPED_INSIDE_RGB), over=tuple(CLAMPED_OUTSIDE_RGB))
     return cmap
 
 
@@ -165,9 +163,8 @@ def draw_sheet(rows: Sequence[Sequence[Cell]], bounds, vmax: float, clamp: float
     width = width_px / DPI
     height = (sum(ratios) * panel_px + nrows * PANEL_MARGIN[1] + 18 * len(title_lines) + 8) / DPI
     with matplotlib.rc_context({"font.size": FONT_SIZE}):
-        fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained", facecolor="white")
-        engine = cast(ConstrainedLayoutEngine, fig.get_layout_engine())  # layout="constrained" above
-        engine.set(w_pad=8 / DPI, h_pad=8 / DPI, wspace=0.04, hspace=0.04)
+        layout = ConstrainedLayoutEngine(w_pad=8 / DPI, h_pad=8 / DPI, wspace=0.04, hspace=0.04)
+        fig = Figure(figsize=(width, height), dpi=DPI, layout=layout, facecolor="white")
         axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw={"height_ratios": ratios})
         slice_axes = []
         for r, row in enumerate(rows):

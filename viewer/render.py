@@ -149,7 +149,6 @@ def _render(items: list[tuple[trimesh.Trimesh, float]], size: tuple[int, int], e
             scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=1.2), pose=pose)
             key = look_at(center + radius * np.array([0.3, 3.0, 0.4]), center)
             scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=2.0), pose=key)
-            # Offscreen rendering returns (colour, depth).
             color_buffer, _ = cast(tuple, renderer.render(scene, flags=pyrender.RenderFlags.SHADOWS_DIRECTIONAL))
             # The outline comes from the object's own depth: the ground would hide its lower silhouette.
             for other in list(scene.mesh_nodes):

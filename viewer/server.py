@@ -192,10 +192,9 @@ class SliceViewer:
             for b in np.unique(bins):
                 faces = np.asarray(src.mesh.faces)[bins == b]
                 t = (b + 0.5) / ERROR_BINS
-                red, green, blue = (int(255 * ((1 - t) + t * c)) for c in (0.85, 0.1, 0.1))
+                color = (int(255 * (1 - 0.15 * t)), int(255 * (1 - 0.9 * t)), int(255 * (1 - 0.9 * t)))
                 self.error_handles.append(self.server.scene.add_mesh_simple(
-                    f"/error/bin{b}", np.asarray(src.mesh.vertices, np.float32), faces.astype(np.uint32),
-                    color=(red, green, blue)))
+                    f"/error/bin{b}", np.asarray(src.mesh.vertices, np.float32), faces.astype(np.uint32), color=color))
             self.mesh_handle.visible = False
         else:
             self.mesh_handle.visible = bool(self.show_mesh.value)
