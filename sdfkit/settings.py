@@ -51,8 +51,9 @@ class GridConfig:
     from the size of the objects in the scene (see ``cells_per_object``)."""
     cells_per_object: float = 40.0
     """Automatic resolution: cells along the bounding-box diagonal of a typical object
-    (the median of the mesh's large connected components), so a scene of many objects
-    gets as fine tiles per object as a single one."""
+    (the median of the mesh's large objects, an object being parts whose boxes touch or
+    overlap: ``data_prep/objects.py``), so a scene of many objects gets as fine tiles per
+    object as a single one, and a CAD model of many parts is one object."""
     max_resolution: int = 160
     """Upper bound of the automatic resolution."""
     padding_cells: int = 1
