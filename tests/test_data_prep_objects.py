@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import trimesh
@@ -12,8 +10,6 @@ from data_prep.mesh import load_mesh
 from data_prep.objects import group_boxes, object_diagonals, part_boxes
 from sdfkit.models.latent_grid import auto_resolution
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "meshes"
-CATEGORIES = [SHARED / "airplanes", SHARED / "chairs"]
 
 
 def _boxes(centers: list[tuple[float, float, float]], size: float = 1.0) -> trimesh.Trimesh:
@@ -52,16 +48,16 @@ def test_touching_parts_are_one_object_and_separated_ones_are_not():
     assert len(object_diagonals(apart)) == 3
 
 
-def test_scene_a_still_counts_nine_objects():
-    scene = load_mesh(SHARED / "scene_a.obj")
+def test_scene_a_still_counts_nine_objects(shared_meshes):
+    scene = load_mesh(shared_meshes / "scene_a.obj")
     assert len(object_diagonals(scene)) == 9
     # nine objects on a 3 x 3 grid: about three times a single object's resolution
     assert 90 <= auto_resolution(scene, 40.0, 160) <= 130
 
 
-@pytest.mark.parametrize("category", CATEGORIES, ids=lambda p: p.name)
-def test_every_cad_model_gets_a_single_objects_resolution(category):
-    paths = sorted(category.glob("*/*.ply"))
+@pytest.mark.parametrize("category", ["airplanes", "chairs"])
+def test_every_cad_model_gets_a_single_objects_resolution(shared_meshes, category):
+    paths = sorted((shared_meshes / category).glob("*/*.ply"))
     assert len(paths) > 50
     resolutions = {p.name: auto_resolution(load_mesh(p), 40.0, 160) for p in paths}
     outside = {name: r for name, r in resolutions.items() if not 20 <= r <= 40}

@@ -12,7 +12,8 @@ from sdfkit.cli.app import app
 
 @app.command()
 def fit(
-    mesh: Annotated[Path, typer.Argument(help="Input mesh (obj, ply, stl, off, glb, gltf).")],
+    mesh: Annotated[Path, typer.Argument(help="Input mesh (obj, ply, stl, off, glb, gltf), or a folder, glob pattern, "
+                                              "prep output or split file: every mesh it names, plus summary.csv/.md.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<mesh name>).")] = None,
     decoder: Annotated[Optional[Path], typer.Option(help="Decoder file (default: the one shipped with sdfkit).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")] = None,
@@ -34,13 +35,19 @@ def fit(
 ) -> None:
     """Fit a mesh's latent grid with the decoder frozen; write mesh, latents.pt, report.json and preview.png."""
     from sdfkit.fit import FitOptions, fit_mesh
+    from sdfkit.batch import default_out, is_batch_source
 
-    out = out or Path("runs") / mesh.stem
+    out = out or default_out(mesh)
     opts = FitOptions(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile, grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, force=force, preview=preview, seed=seed,
     )
+    if is_batch_source(mesh):
+        from sdfkit.cli.batch import fit_folder_command
+
+        fit_folder_command(mesh, out, opts, quiet)
+        return
     report = fit_mesh(mesh, out, opts, progress=not quiet)
     m = report["metrics"]
     typer.echo(
