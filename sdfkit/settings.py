@@ -89,7 +89,9 @@ class TrainConfig:
     """Auto-decoder training: decoder and every scene's codes jointly."""
 
     data: list[str] = field(default_factory=list)
-    """Meshes or prepared ``.npz`` sample files, one per scene."""
+    """Where the scenes come from: meshes, prepared ``.npz`` samples, folders of meshes, glob patterns,
+    ``sdfkit prep`` output folders and split files (DeepSDF's or sdfkit's), resolved relative to the working
+    folder by :mod:`data_prep.sources`; every mesh or samples file they name is one scene."""
     rotations: int = 0
     """Extra copies of every training mesh under random rotations (augmentation)."""
     steps: int = 2000

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from data_prep.sources import resolve_data
 from sdfkit.autodecoder import (Scene, compiled_synthesis, cosine_lr, make_decoder, make_scene, precision_scope,
                                 resolve_device, scene_loss)
 from sdfkit.config import to_dict
@@ -193,7 +194,8 @@ def train(
     out = Path(out_dir)
     if not cfg.train.data:
         raise SdfkitError("the config lists no training data (train.data)")
-    items = [(item, cfg.train.seed + i, r) for i, item in enumerate(cfg.train.data) for r in range(cfg.train.rotations + 1)]
+    data = [str(p) for p in resolve_data(cfg.train.data)]
+    items = [(item, cfg.train.seed + i, r) for i, item in enumerate(data) for r in range(cfg.train.rotations + 1)]
     if cfg.train.steps < 1 or cfg.train.batch_points < len(items):
         raise SdfkitError("train.steps must be >= 1 and train.batch_points >= the number of scenes")
     dev = resolve_device(device)
