@@ -27,11 +27,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from data_prep.manifest import ManifestRow, failed_row, inspect_shape, read_manifest, write_manifest
-from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes, load_mesh
-from data_prep.sampling import FORMAT_VERSION, SamplingConfig, SdfSamples, config_settings, prepare_mesh
+from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes, load_mesh, normalize_mesh, read_mesh
+from data_prep.sampling import FORMAT_VERSION, SamplingConfig, SdfSamples, config_settings, sample_unit_mesh
 from data_prep.sdf import default_workers
-from sdfkit.errors import SdfkitError
-from sdfkit.io import atomic_write_text
+from data_prep.errors import SdfkitError
+from data_prep.files import atomic_write_text
 
 #: Where a ShapeNet (v2) model's mesh lies below ``<root>/<synset>/<model>/``.
 SHAPENET_MESH = Path("models") / "model_normalized.obj"
@@ -206,9 +206,14 @@ def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool 
             if row is None or row.mesh != str(shape.path):
                 row = _manifest_row(shape, SdfSamples.load(out), config)
             return "skipped", "", 0.0, row
-        samples = prepare_mesh(shape.path, config, workers=workers)
+        # One read of the mesh serves the samples and the manifest's figures.
+        mesh, digest = read_mesh(shape.path)
+        unit, norm = normalize_mesh(mesh, config.radius)
+        samples = sample_unit_mesh(unit, norm, config, str(shape.path.resolve()), digest, workers)
         samples.save(out)
-        return "written", "", time.perf_counter() - start, _manifest_row(shape, samples, config)
+        row = inspect_shape(shape.output_name, shape.path, unit, samples.points, samples.sdf, norm, config.method,
+                            config.seed)
+        return "written", "", time.perf_counter() - start, row
     except SdfkitError as exc:
         reason = str(exc)
     except MemoryError:

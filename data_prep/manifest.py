@@ -42,10 +42,10 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from data_prep.files import atomic_write_text
 from data_prep.mesh import Normalization
 from data_prep.objects import object_diagonals, part_labels
 from data_prep.sdf import winding_number
-from sdfkit.io import atomic_write_text
 
 #: Samples of a shape the consistency figures are measured on.
 CHECK_SAMPLES = 20_000

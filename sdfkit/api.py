@@ -24,9 +24,9 @@ import trimesh
 from sdfkit.batch import fit_folder as _fit_folder
 from sdfkit.errors import SdfkitError
 from sdfkit.extract import extract_mesh
-from sdfkit.fit import FitOptions
+from sdfkit.fit import FitRequest
 from sdfkit.fit import fit_mesh as _fit_mesh
-from sdfkit.fitted import FittedScene, load_fitted
+from sdfkit.fit_output import FittedScene, load_fitted
 from sdfkit.models.latent_grid import blend_tiles
 
 #: Points per autograd pass of :meth:`SignedDistance.distance_and_gradient`; bounds memory.
@@ -101,18 +101,18 @@ def load(path: str | Path, device: str = "cpu") -> SignedDistance:
     return SignedDistance(load_fitted(path, device))
 
 
-def _options(options: dict) -> FitOptions:
-    names = {f.name for f in dataclasses.fields(FitOptions)}
+def _options(options: dict) -> FitRequest:
+    names = {f.name for f in dataclasses.fields(FitRequest)}
     unknown = sorted(set(options) - names)
     if unknown:
         raise SdfkitError(f"unknown fit option '{unknown[0]}' (known: {', '.join(sorted(names))})")
-    return FitOptions(**{"preview": False, **options})
+    return FitRequest(**{"preview": False, **options})
 
 
 def fit_mesh(mesh: str | Path, out: str | Path, progress: bool = False, **options) -> SignedDistance:
     """Fit ``mesh`` with the shipped (or ``decoder=``) decoder into ``out``; returns the fitted field.
 
-    options : any :class:`sdfkit.fit.FitOptions` field (``steps``, ``max_seconds``, ``resolution``,
+    options : any :class:`sdfkit.fit.FitRequest` field (``steps``, ``max_seconds``, ``resolution``,
     ``grid_resolution``, ``decoder``, ``device``, ``force``, ``preview`` (default False here), ...).
     """
     opts = _options(options)

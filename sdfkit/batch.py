@@ -25,10 +25,11 @@ from typing import Callable
 import numpy as np
 
 from data_prep.dataset import TOP_CLASS
+from data_prep.files import atomic_write_text
 from data_prep.sources import GLOB_CHARS, resolve_shapes, source_mesh
 from sdfkit.errors import SdfkitError
-from sdfkit.fit import REPORT, FitOptions, fit_mesh, output_lock
-from sdfkit.io import atomic_write_text
+from sdfkit.fit import Drawer, FitRequest, fit_mesh, output_lock
+from sdfkit.fit_output import REPORT
 from sdfkit.metrics import METRIC_KEYS
 
 SUMMARY_CSV = "summary.csv"
@@ -128,15 +129,17 @@ def write_summary(out: Path, rows: list[dict]) -> dict[str, dict[str, float]]:
     return stats
 
 
-def fit_folder(source: str | Path, out_dir: str | Path, opts: FitOptions | None = None,
-               progress: bool = True, on_mesh: Callable[[dict], None] | None = None) -> tuple[list[dict], dict]:
+def fit_folder(source: str | Path, out_dir: str | Path, opts: FitRequest | None = None,
+               progress: bool = True, on_mesh: Callable[[dict], None] | None = None,
+               preview: Drawer | None = None) -> tuple[list[dict], dict]:
     """Fit every mesh ``source`` names into ``out_dir``; resumable, tolerant of bad meshes.
 
     opts : the per-mesh fit options (``force`` refits finished meshes too).
+    preview : draws each mesh's ``preview.png`` (see :func:`sdfkit.fit.fit_mesh`).
     on_mesh : called with each summary row as soon as its mesh is done or skipped.
     Returns (rows, statistics), as written to ``summary.csv`` / ``summary.md``.
     """
-    opts = opts or FitOptions()
+    opts = opts or FitRequest()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise SdfkitError(f"--out {out} exists and is not a folder")
@@ -151,7 +154,8 @@ def fit_folder(source: str | Path, out_dir: str | Path, opts: FitOptions | None 
                 row = summary_row(job.name, report, "skipped (finished before)")
             else:
                 try:
-                    report = fit_mesh(job.mesh, folder, dataclasses.replace(opts, force=True), progress=progress)
+                    report = fit_mesh(job.mesh, folder, dataclasses.replace(opts, force=True), progress=progress,
+                                      preview=preview).report
                     row = summary_row(job.name, report, "fitted")
                 except SdfkitError as exc:
                     row = summary_row(job.name, None, "failed", str(exc))

@@ -13,7 +13,7 @@ from data_prep.dataset import prep_dataset
 from data_prep.sampling import SamplingConfig
 from data_prep.sources import resolve_data, resolve_shapes, source_mesh
 from sdfkit.errors import SdfkitError
-from sdfkit.settings import load_settings
+from sdfkit.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 CHAIRS = ("scopia_chair3.ply", "scopia_ext_chair.ply")
