@@ -1,5 +1,6 @@
 # The README's Python API example, run from the repository root: python benchmarks/readme_api_example.py
 import numpy as np
+
 import sdfkit
 
 sdf = sdfkit.fit_mesh("../shared/meshes/val/sphere.obj", "runs/sphere_api", steps=100, resolution=64, force=True)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.dataset import SHAPENET_MESH, TOP_CLASS, Shape, list_shapes, read_split
-from data_prep.mesh import MESH_SUFFIXES
 from data_prep.errors import SdfkitError
+from data_prep.mesh import MESH_SUFFIXES
 
 #: Characters that make an entry a glob pattern.
 GLOB_CHARS = "*?["

@@ -11,7 +11,6 @@ from data_prep.objects import group_boxes, object_diagonals, part_boxes
 from sdfkit.models.latent_grid import auto_resolution
 
 
-
 def _boxes(centers: list[tuple[float, float, float]], size: float = 1.0) -> trimesh.Trimesh:
     return trimesh.util.concatenate([trimesh.creation.box(extents=(size,) * 3).apply_translation(c) for c in centers])
 

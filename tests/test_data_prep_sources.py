@@ -12,8 +12,8 @@ import trimesh
 from data_prep.dataset import prep_dataset
 from data_prep.sampling import SamplingConfig
 from data_prep.sources import resolve_data, resolve_shapes, source_mesh
-from sdfkit.errors import SdfkitError
 from sdfkit.config import load_settings
+from sdfkit.errors import SdfkitError
 
 REPO = Path(__file__).resolve().parents[1]
 CHAIRS = ("scopia_chair3.ply", "scopia_ext_chair.ply")

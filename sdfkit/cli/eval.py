@@ -19,7 +19,8 @@ def evaluate(
     volume_points: Annotated[int, typer.Option(help="Uniform volume samples for IoU (protocol: 1000000).")] = 1_000_000,
     seed: Annotated[int, typer.Option(help="Sampling seed (protocol: 0).")] = 0,
     convention: Annotated[str, typer.Option(
-        help="sdfkit (docs/metrics.md), deepsdf (CD in GT's units, nearest-sample, 30k) or occnet (unit cube).")] = "sdfkit",
+        help="sdfkit (docs/metrics.md), deepsdf (CD in GT's units, nearest-sample, 30k) or occnet (unit cube).",
+    )] = "sdfkit",
 ) -> None:
     """Chamfer (to the surface), IoU, F-score, Hausdorff and normal consistency, in GT's unit frame."""
     import json
@@ -28,9 +29,9 @@ def evaluate(
     from rich.table import Table
 
     from data_prep.mesh import load_mesh
+    from sdfkit.conventions import CONVENTIONS, deepsdf_metrics, occnet_metrics
     from sdfkit.errors import SdfkitError
     from sdfkit.io import atomic_write_text
-    from sdfkit.conventions import CONVENTIONS, deepsdf_metrics, occnet_metrics
     from sdfkit.metrics import evaluate_meshes
 
     if surface_points < 1 or volume_points < 1:
