@@ -40,7 +40,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 
 from data_prep.files import atomic_write_text
 from data_prep.mesh import Normalization
@@ -82,8 +82,8 @@ class ManifestRow:
 def sign_conflicts(points: np.ndarray, sdf: np.ndarray) -> float:
     """Share of (n, 3) ``points`` whose nearest other point has the opposite sign of (n,) ``sdf`` although
     the two distances cannot both hold (``|s(p)| + |s(q)| > |p - q|``)."""
-    dist, idx = cKDTree(points).query(points, k=2)
-    q, gap = idx[:, 1], dist[:, 1]
+    dist, idx = KDTree(points).query(points, k=2)
+    q, gap = np.asarray(idx)[:, 1], np.asarray(dist)[:, 1]
     opposite = np.sign(sdf) * np.sign(sdf[q]) < 0
     clash = opposite & (np.abs(sdf) + np.abs(sdf[q]) > gap + LIPSCHITZ_SLACK)
     return float(np.mean(clash))
@@ -116,10 +116,11 @@ def inspect_shape(shape: str, mesh_path: Path, mesh_unit, points: np.ndarray, sd
     conflicts = sign_conflicts(p, s)
     ambiguous = winding_ambiguity(np.asarray(mesh_unit.vertices), np.asarray(mesh_unit.faces), p)
     reason = rejection(conflicts, ambiguous)
+    cx, cy, cz = (float(c) for c in normalization.center)
     return ManifestRow(
         shape=shape, mesh=str(mesh_path), faces=len(mesh_unit.faces), vertices=len(mesh_unit.vertices),
         parts=int(part_labels(mesh_unit).max()) + 1, objects=len(object_diagonals(mesh_unit)),
-        watertight=bool(mesh_unit.is_watertight), center=tuple(float(c) for c in normalization.center),
+        watertight=bool(mesh_unit.is_watertight), center=(cx, cy, cz),
         scale=float(normalization.scale), sign_method=sign_method, sign_conflicts=conflicts,
         winding_ambiguous=ambiguous, rejected=bool(reason), reason=reason)
 

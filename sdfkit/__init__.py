@@ -7,12 +7,17 @@ The Python API (:mod:`sdfkit.api`) is re-exported here: ``sdfkit.fit_mesh``,
 ``sdfkit.fit_folder``, ``sdfkit.load`` and ``sdfkit.SignedDistance``.
 """
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names below, for type checkers; at run time they load on first use
+    from sdfkit.api import SignedDistance, fit_folder, fit_mesh, load
+
 __version__ = "0.1.0"
 
 #: Names re-exported from :mod:`sdfkit.api`, imported on first use so that ``import sdfkit.errors`` (used by
 #: data_prep) does not pull in torch.
 _API = ("fit_mesh", "fit_folder", "load", "SignedDistance")
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", "fit_mesh", "fit_folder", "load", "SignedDistance"]
 
 
 def __getattr__(name: str):

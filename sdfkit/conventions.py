@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import trimesh
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 
 from data_prep.mesh import fit_normalization
 from data_prep.sdf import inside
@@ -58,8 +58,8 @@ def occnet_metrics(pred: trimesh.Trimesh, gt: trimesh.Trimesh, num: int = OCCNET
     edge = float((hi - lo).max())  # GT's longest box edge in the unit-sphere frame: the unit cube's 1
     pa, na = surface_samples(pred_u, num, seed)
     pb, nb = surface_samples(gt_u, num, seed + 1)
-    d_ab, i_ab = cKDTree(pb).query(pa, workers=-1)
-    d_ba, i_ba = cKDTree(pa).query(pb, workers=-1)
+    d_ab, i_ab = KDTree(pb).query(pa, workers=-1)
+    d_ba, i_ba = KDTree(pa).query(pb, workers=-1)
     d_ab, d_ba = d_ab / edge, d_ba / edge
     cos_ab = np.abs(np.einsum("ij,ij->i", na, nb[i_ab]))
     cos_ba = np.abs(np.einsum("ij,ij->i", nb, na[i_ba]))
