@@ -27,6 +27,7 @@ from scipy.spatial import KDTree
 
 from data_prep.mesh import fit_normalization
 from data_prep.sdf import inside
+from sdfkit.errors import SdfkitError
 from sdfkit.metrics import SEED, chamfer_to_points, fscore, iou_of_labels, surface_samples, to_gt_frame
 
 CONVENTIONS = ("sdfkit", "deepsdf", "occnet")
@@ -74,3 +75,12 @@ def occnet_metrics(pred: trimesh.Trimesh, gt: trimesh.Trimesh, num: int = OCCNET
         "occnet_iou": iou,
         "occnet_fscore_1pct": fscore(d_ab, d_ba, OCCNET_FSCORE),
     }
+
+
+def convention_metrics(convention: str, pred: trimesh.Trimesh, gt: trimesh.Trimesh) -> dict[str, float]:
+    """The metrics of ``convention`` (``deepsdf`` or ``occnet``) with their defaults."""
+    if convention == "deepsdf":
+        return deepsdf_metrics(pred, gt)
+    if convention == "occnet":
+        return occnet_metrics(pred, gt)
+    raise SdfkitError(f"unknown convention '{convention}' (choose from deepsdf, occnet)")

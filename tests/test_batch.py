@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -99,3 +100,23 @@ def test_summary_stats_against_a_plain_loop():
     assert stats["iou"]["std"] == pytest.approx((sum((v - mean) ** 2 for v in values) / 3) ** 0.5)
     assert stats["iou"]["count"] == 3
     assert "chamfer" not in stats
+
+
+def test_folder_summary_in_occnets_convention(shared_meshes, tmp_path):
+    from sdfkit.batch import fit_folder
+    from sdfkit.fit import FitRequest
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    shutil.copy(shared_meshes / "chairs" / "train" / "sh3d_default_chair.ply", folder / "chair.ply")
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL_FIT)
+    opts = FitRequest(config=str(config), device="cpu", preview=False)
+    rows, stats = fit_folder(folder, tmp_path / "out", opts, progress=False, conventions=("occnet",))
+    assert 0 < rows[0]["occnet_iou"] <= 1 and stats["occnet_chamfer_l1"]["count"] == 1
+    saved = json.loads((tmp_path / "out" / "chair" / "metrics-occnet.json").read_text())
+    assert saved["occnet_chamfer_l1"] == rows[0]["occnet_chamfer_l1"]
+    header = (tmp_path / "out" / "summary.csv").read_text().splitlines()[0].split(",")
+    assert header.index("iou") < header.index("occnet_chamfer_l1") < header.index("steps")
+    again, _ = fit_folder(folder, tmp_path / "out", opts, progress=False, conventions=("occnet",))
+    assert again[0]["status"].startswith("skipped") and again[0]["occnet_iou"] == rows[0]["occnet_iou"]

@@ -10,7 +10,8 @@ from sdfkit.batch import SUMMARY_MD, fit_folder
 from sdfkit.fit import Drawer, FitRequest
 
 
-def fit_folder_command(source: Path, out: Path, opts: FitRequest, quiet: bool, preview: Drawer | None) -> None:
+def fit_folder_command(source: Path, out: Path, opts: FitRequest, quiet: bool, preview: Drawer | None,
+                       conventions: tuple[str, ...] = ()) -> None:
     """Run :func:`sdfkit.batch.fit_folder`, one line per mesh; exit 1 when any mesh failed."""
 
     def report(row: dict) -> None:
@@ -19,7 +20,8 @@ def fit_folder_command(source: Path, out: Path, opts: FitRequest, quiet: bool, p
         else:
             typer.echo(f"{row['mesh']}: {row['status']}  chamfer {row['chamfer']:.3e}  IoU {row['iou']:.4f}")
 
-    rows, stats = fit_folder(source, out, opts, progress=not quiet, on_mesh=report, preview=preview)
+    rows, stats = fit_folder(source, out, opts, progress=not quiet, on_mesh=report, preview=preview,
+                             conventions=conventions)
     failed = sum(r["status"] == "failed" for r in rows)
     iou = stats.get("iou")
     median = f", median IoU {iou['median']:.4f}" if iou else ""

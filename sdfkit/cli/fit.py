@@ -50,6 +50,8 @@ def fit(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
     preview: Annotated[bool, typer.Option("--preview/--no-preview", help="Write preview.png.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    convention: Annotated[list[str] | None, typer.Option(
+        help="Folder fits: also score every mesh in deepsdf's or occnet's convention (repeatable).")] = None,
 ) -> None:
     """Fit a mesh's latent grid with the decoder frozen; write mesh, latents.pt, report.json and preview.png."""
     # Imported when the command runs: the other commands and --help do not pay for torch.
@@ -66,7 +68,7 @@ def fit(
     if is_batch_source(mesh):
         from sdfkit.cli.batch import fit_folder_command
 
-        fit_folder_command(mesh, out, opts, quiet, draw_preview)
+        fit_folder_command(mesh, out, opts, quiet, draw_preview, tuple(convention or ()))
         return
     report = fit_mesh(mesh, out, opts, progress=not quiet, preview=draw_preview).report
     m = report["metrics"]
