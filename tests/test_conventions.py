@@ -46,4 +46,4 @@ def test_eval_cli_convention(tmp_path):
     assert result.exit_code == 0, result.output
     assert set(json.loads(out.read_text())) == {"deepsdf_chamfer"} and "DeepSDF" in result.output
     bad = CliRunner().invoke(app, ["eval", str(a), str(b), "--convention", "pifu"])
-    assert bad.exit_code != 0 and "unknown --convention 'pifu'" in str(bad.exception)
+    assert bad.exit_code == 1 and "unknown --convention 'pifu'" in bad.stderr  # one line, as from the console
