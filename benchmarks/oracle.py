@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO, RESULTS, SHARED, machine, write_result
+from benchmarks.common import REPO, RESULTS, SHARED, machine, result_stem, write_result, write_result_text
 
 #: Lattice cells of padding around the normalised bounding box.
 PAD_CELLS = 2
@@ -238,13 +238,13 @@ def main() -> None:
         # Written after every step so that a long run leaves its finished part behind.
         write_result(args.name, {"pad_cells": PAD_CELLS, "surface_points": args.surface_points,
                                  "volume_points": args.volume_points, "skipped_dense": skipped_names, "rows": rows})
-        (RESULTS / f"{args.name}.md").write_text(markdown(rows, header, tuple(skipped_names)))
+        write_result_text(args.name, ".md", markdown(rows, header, tuple(skipped_names)))
 
     with tempfile.TemporaryDirectory() as tmp:
         rows = bench([Path(p) for p in meshes], args.resolutions, args.timing, skip, args.surface_points,
                      args.volume_points, Path(tmp), save)
     print(markdown(rows, header, tuple(skipped_names)))
-    print(f"wrote {RESULTS / (args.name + '.json')} and {RESULTS / (args.name + '.md')}")
+    print(f"wrote {result_stem(args.name)}.json and .md")
 
 
 if __name__ == "__main__":
