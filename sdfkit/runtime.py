@@ -34,8 +34,12 @@ _tuned: bool | None = None
 
 
 def cpu_chunk_points(hidden: int) -> int:
-    """Points per CPU chunk of a tile-blended decoder ``hidden`` wide (each point reaches 8 tiles)."""
-    return max(256, CPU_ACTIVATION_BYTES // (8 * int(hidden) * 4))
+    """Points per CPU chunk of a tile-blended decoder ``hidden`` wide (each point reaches 8 tiles).
+
+    At least one point; a chunk's (points x 8, hidden) float32 activation never exceeds ``CPU_ACTIVATION_BYTES``
+    for widths up to ``CPU_ACTIVATION_BYTES / 32`` (262,144).
+    """
+    return max(1, CPU_ACTIVATION_BYTES // (8 * int(hidden) * 4))
 
 
 def tune_allocator() -> bool:
