@@ -12,7 +12,6 @@ import numpy as np
 import trimesh
 from PIL import Image, ImageDraw
 
-from sdfkit.errors import SdfkitError
 from sdfkit.io import atomic_path
 from viewer.slices import AXIS_NAMES, Field, auto_range, colorize, evaluate_slice
 
@@ -34,7 +33,7 @@ def _panel(image: np.ndarray, text: str) -> Image.Image:
 
 def render_panels(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None) -> list[Image.Image]:
     """Renders of the reconstruction and the ground truth, or [] when offscreen GL is unavailable."""
-    from viewer.render import render_meshes
+    from viewer.render import NoOffscreenGL, render_meshes
 
     meshes, names = [recon], ["reconstruction"]
     if gt is not None:
@@ -42,8 +41,8 @@ def render_panels(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None) -> list[Im
         names.append("ground truth")
     try:
         images = render_meshes(meshes, (PANEL, PANEL))
-    except SdfkitError:
-        return []  # no offscreen GL: the slices still tell the story
+    except NoOffscreenGL:
+        return []  # the slices still tell the story; any other rendering failure is raised
     return [_panel(image, name) for image, name in zip(images, names)]
 
 
