@@ -1,6 +1,7 @@
 """The viewer in a real browser: headless Chromium driven by playwright.
 
-Skipped when no Chromium is installed (``.ci/run`` installs Debian's). Set
+Skipped when no Chromium is installed (``.ci/run`` installs Debian's); under ``CI=true`` that skip is a
+failure (``tests/conftest.py``). Set
 ``SDFKIT_UPDATE_SCREENSHOT=1`` to refresh ``docs/images/viewer.png``.
 """
 
