@@ -107,7 +107,8 @@ def figures(text: str, doc: str = "") -> list[Figure]:
         for token in (first, second) if second else (first,):
             candidates = _parse(token, unit)
             if candidates is not None:
-                found.append(Figure(doc, line, token + (unit or ""), candidates))
+                text = token if not unit else token + ("" if unit in ("x", "%", "k", "M") else " ") + unit
+                found.append(Figure(doc, line, text, candidates))
     return found
 
 
