@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO, RESULTS, SHARED, provenance, result_stem
-from sdfkit.io import atomic_write_text
+from data_prep.files import atomic_write_text
 
 CONFIGS = REPO / "configs" / "baselines"
 #: Display order; "method" is the one the claim is about, "siren_reference" has no auto-decoder.
@@ -66,7 +66,7 @@ SCALES = {
 
 def method_settings(name: str, scale: dict):
     """``configs/baselines/<name>.yaml`` at ``scale`` (model size, steps, batch, sampling, grid density)."""
-    from sdfkit.settings import load_settings, replace_section
+    from sdfkit.config import load_settings, replace_section
 
     cfg = load_settings(CONFIGS / f"{name}.yaml")
     model = dict(scale["model"])
@@ -98,7 +98,7 @@ def prepare(meshes: list[Path], cfg, work: Path) -> list[Path]:
 
 
 def train_method(cfg, data: list[Path], out_dir: Path):
-    from sdfkit.settings import replace_section
+    from sdfkit.config import replace_section
     from sdfkit.train import train
 
     cfg = replace_section(cfg, "train", data=[str(p) for p in data])
@@ -124,9 +124,11 @@ def fit_and_score(name: str, cfg, decoder, npz: Path, mesh: Path, budget: float,
     """Fit ``mesh`` within ``budget`` seconds (codes only; the reference fits its whole SIREN) and score it."""
     from data_prep.mesh import load_mesh
     from data_prep.sampling import SdfSamples
-    from sdfkit.autodecoder import NeuralField, make_scene
+    from sdfkit.field import NeuralField
+    from sdfkit.scene import make_scene
     from sdfkit.fit import fit_codes
-    from sdfkit.models.baselines import GLOBAL_PADDING, fit_siren_reference
+    from benchmarks.siren_reference import fit_siren_reference
+    from sdfkit.models.latent_grid import GLOBAL_PADDING
 
     samples = SdfSamples.load(npz)
     gt = load_mesh(mesh)
@@ -165,7 +167,7 @@ def run(scale_name: str, work: Path, methods: tuple[str, ...] = METHODS, log=pri
     import torch
 
     from data_prep.compose import compose_scene
-    from sdfkit.autodecoder import make_decoder
+    from sdfkit.models import make_decoder
     from sdfkit.export import export_mesh
     from sdfkit.models.baselines import count_parameters
 

@@ -18,10 +18,12 @@ import numpy as np
 import torch
 
 from benchmarks.common import RESULTS, machine, write_result, write_result_text
-from sdfkit.io import atomic_write_text
-from sdfkit.autodecoder import make_decoder, resolve_device, scene_loss
+from data_prep.files import atomic_write_text
+from sdfkit.loss import scene_loss
+from sdfkit.models import make_decoder
+from sdfkit.runtime import resolve_device
 from sdfkit.models.latent_grid import GridSpec, LatentGrid
-from sdfkit.settings import ModelConfig
+from sdfkit.config import ModelConfig
 
 
 def flops_per_point(cfg: ModelConfig) -> float:

@@ -29,8 +29,8 @@ import numpy as np
 from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes
 from data_prep.sampling import FORMAT_VERSION, SamplingConfig, config_settings, prepare_mesh
 from data_prep.sdf import default_workers
-from sdfkit.errors import SdfkitError
-from sdfkit.io import atomic_write_text
+from data_prep.errors import SdfkitError
+from data_prep.files import atomic_write_text
 
 #: Where a ShapeNet (v2) model's mesh lies below ``<root>/<synset>/<model>/``.
 SHAPENET_MESH = Path("models") / "model_normalized.obj"

@@ -20,11 +20,11 @@ from typing import Literal
 import numpy as np
 import trimesh
 
-from data_prep.mesh import Normalization, file_hash, load_mesh, normalize_mesh
+from data_prep.mesh import Normalization, normalize_mesh, read_mesh
 from data_prep.sdf import signed_distance
-from sdfkit.config import from_dict, load_yaml
-from sdfkit.errors import SdfkitError
-from sdfkit.io import atomic_path
+from data_prep.yaml_io import from_dict, load_yaml
+from data_prep.errors import SdfkitError
+from data_prep.files import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -277,19 +277,29 @@ class SdfSamples:
         )
 
 
-def prepare_mesh(path: str | Path, config: SamplingConfig, workers: int = 1) -> SdfSamples:
-    """Load, clean and normalise the mesh at ``path`` and sample it.
+def prepare_mesh(mesh: str | Path | trimesh.Trimesh, config: SamplingConfig, workers: int = 1,
+                 source: str | None = None, mesh_hash: str | None = None) -> SdfSamples:
+    """Load, clean and normalise a mesh and sample it.
 
     Parameters
     ----------
-    path : a mesh file any format :func:`data_prep.mesh.load_mesh` reads.
+    mesh : a mesh file any format :func:`data_prep.mesh.load_mesh` reads, or a mesh already
+        loaded and cleaned by it (in the input's units; nothing is read from disk then).
     config : the sampling settings (``config.radius`` sets the normalisation).
     workers : processes for the exact distances (results do not depend on it).
+    source, mesh_hash : recorded with the samples; for a path, its resolved name and the file's SHA-256.
     """
-    path = Path(path)
-    mesh_hash = file_hash(path) if path.is_file() else ""
-    mesh = load_mesh(path)
+    if not isinstance(mesh, trimesh.Trimesh):
+        path = Path(mesh)
+        mesh, digest = read_mesh(path)
+        source, mesh_hash = source or str(path.resolve()), mesh_hash or digest
     unit, norm = normalize_mesh(mesh, config.radius)
+    return sample_unit_mesh(unit, norm, config, source or "", mesh_hash or "", workers)
+
+
+def sample_unit_mesh(unit: trimesh.Trimesh, normalization: Normalization, config: SamplingConfig, source: str,
+                     mesh_hash: str, workers: int = 1) -> SdfSamples:
+    """Samples of a mesh already in the unit frame that ``normalization`` maps its input to."""
     points, sdf, surface_points, surface_normals = sample_mesh(unit, config, workers=workers)
-    return SdfSamples(points, sdf, surface_points, surface_normals, norm, str(path.resolve()), mesh_hash,
+    return SdfSamples(points, sdf, surface_points, surface_normals, normalization, source, mesh_hash,
                       config_settings(config))

@@ -11,21 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sdfkit.errors import SdfkitError
-from sdfkit.settings import SamplingSection
-
-
-def sampling_config(section: SamplingSection, seed: int = 0):
-    """The preprocessing settings a method config asks for (preset, then overrides)."""
-    from data_prep.sampling import sampling_preset
-
-    cfg = sampling_preset(section.preset)
-    changes = {"seed": seed}
-    if section.num_points is not None:
-        changes["num_points"] = section.num_points
-    if section.volume is not None:
-        changes["volume"] = section.volume
-    return dataclasses.replace(cfg, **changes)
+from data_prep.errors import SdfkitError
+from sdfkit.config import SamplingChoice
 
 
 def random_rotation(seed: int) -> np.ndarray:
@@ -62,7 +49,7 @@ def _rotated_samples(path: Path, cfg, rotation: int):
     )
 
 
-def load_or_prepare(path: str | Path, section: SamplingSection, cache_dir: Path | None = None, seed: int = 0, rotation: int = 0):
+def load_or_prepare(path: str | Path, section: SamplingChoice, cache_dir: Path | None = None, seed: int = 0, rotation: int = 0):
     """``SdfSamples`` for ``path``: a prepared ``.npz``, or a mesh sampled now (cached in ``cache_dir``).
 
     ``rotation`` > 0 samples the mesh turned by a random rotation seeded by it (augmentation).
@@ -74,7 +61,7 @@ def load_or_prepare(path: str | Path, section: SamplingSection, cache_dir: Path 
         return SdfSamples.load(path)
     if not path.exists():
         raise SdfkitError(f"mesh file not found: {path}")
-    cfg = sampling_config(section, seed)
+    cfg = section.resolve(seed)
     if cache_dir is None:
         return _rotated_samples(path, cfg, rotation)
     cached = Path(cache_dir) / f"{path.stem}-r{rotation}-{_cache_key(path, cfg, rotation)}.npz"
@@ -92,7 +79,7 @@ def _load_job(args):
     return load_or_prepare(*args)
 
 
-def load_many(items: list[tuple[str, int, int]], section: SamplingSection, cache_dir: Path, workers: int | None = None) -> list:
+def load_many(items: list[tuple[str, int, int]], section: SamplingChoice, cache_dir: Path, workers: int | None = None) -> list:
     """Samples for many (path, seed, rotation) items, prepared in parallel processes and cached."""
     jobs = [(path, section, cache_dir, seed, rotation) for path, seed, rotation in items]
     workers = min(workers or os.cpu_count() or 1, len(jobs))

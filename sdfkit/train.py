@@ -2,7 +2,7 @@
 
 Each step draws ``batch_points / S`` samples from each of the S scenes, blends
 the 8 tiles around every point, and minimises the clamped L1 loss plus an L2
-prior on the codes (:func:`sdfkit.autodecoder.scene_loss`) with Adam, separate
+prior on the codes (:func:`sdfkit.loss.scene_loss`) with Adam, separate
 learning rates for decoder and codes, and a cosine schedule. Batches are drawn
 from a generator seeded by (seed, step), so a run resumed from a checkpoint
 continues exactly as the uninterrupted run would have.
@@ -19,16 +19,19 @@ from typing import Callable
 import numpy as np
 import torch
 
-from sdfkit.autodecoder import (Scene, compiled_synthesis, cosine_lr, make_decoder, make_scene, precision_scope,
-                                resolve_device, scene_loss)
-from sdfkit.config import to_dict
+from sdfkit.loss import scene_loss
+from sdfkit.models import make_decoder
+from sdfkit.optim import compiled_synthesis, cosine_lr, precision_scope
+from sdfkit.runtime import resolve_device
+from sdfkit.scene import make_scene, Scene
+from data_prep.yaml_io import to_dict
 from sdfkit.decoder_io import decoder_payload, save_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.progress import loss_progress
 from sdfkit.io import load_torch, save_torch
-from sdfkit.models.latent_grid import GridSpec, LatentGrid
+from sdfkit.models.latent_grid import LatentGrid
 from sdfkit.samples import load_many, random_rotation
-from sdfkit.settings import SdfkitConfig, settings_from_dict
+from sdfkit.config import SdfkitConfig, settings_from_dict
 
 CHECKPOINT = "checkpoint.pt"
 DECODER = "decoder.pt"
@@ -45,44 +48,6 @@ class TrainResult:
     history: list[tuple[int, float]]
     decoder: torch.nn.Module
     """This process's copy of the trained decoder."""
-
-
-def grid_state(grid: LatentGrid) -> dict:
-    """Plain-data state of a latent grid (for checkpoints and fit outputs)."""
-    active = grid.lookup >= 0
-    return {
-        "spec": grid.spec.to_dict(),
-        "active": active.cpu(),
-        "side": grid.side.to(torch.int8).cpu(),
-        "codes": grid.codes.detach().cpu(),
-        "layout": getattr(grid, "layout", "local"),
-    }
-
-
-def grid_from_state(state: dict, where: str = "file") -> LatentGrid:
-    """Inverse of :func:`grid_state`; one-line error for inconsistent data."""
-    try:
-        spec = GridSpec.from_dict(state["spec"])
-        active = state["active"].numpy().astype(bool)
-        side = state["side"].numpy().astype(np.float32)
-        codes = state["codes"]
-        if active.shape != (spec.num_vertices,) or side.shape != active.shape or codes.ndim != 2 or codes.shape[0] != int(active.sum()):
-            raise ValueError
-        if not torch.isfinite(codes).all():
-            raise SdfkitError(f"{where} holds NaN or infinite latent codes")
-    except SdfkitError:
-        raise
-    except (KeyError, AttributeError, TypeError, ValueError):
-        raise SdfkitError(f"{where} holds an invalid latent grid") from None
-    if state.get("layout", "local") == "global":
-        from sdfkit.models.baselines import GlobalGrid
-
-        grid = GlobalGrid(spec, int(codes.shape[1]))
-    else:
-        grid = LatentGrid(spec, active, side, int(codes.shape[1]))
-    with torch.no_grad():
-        grid.codes.copy_(codes.float())
-    return grid
 
 
 def _unit_mesh(samples):
@@ -221,7 +186,7 @@ def train(
     scenes: dict[int, Scene] = {}
     for i, samples in zip(mine, all_samples):
         item, seed, rotation = items[i]
-        grid = grid_from_state(state["scenes"][i], str(ckpt_path)) if state else None
+        grid = LatentGrid.from_state(state["scenes"][i], str(ckpt_path)) if state else None
         name = Path(item).stem + (f"-r{rotation}" if rotation else "")
         scenes[i] = make_scene(samples, cfg, name=name, seed=seed * 101 + rotation, grid=grid,
                                mesh_unit=_unit_mesh(samples) if cfg.grid.resolution is None and cfg.grid.layout == "local" and grid is None else None).to(dev)
@@ -254,7 +219,7 @@ def train(
         start, history = int(state["step"]), [tuple(h) for h in state["history"]]
 
     def save_checkpoint(step: int) -> None:
-        local = {i: dict(grid_state(scenes[i].grid), name=scenes[i].name, optimizer=code_opts[i].state_dict()) for i in mine}
+        local = {i: dict(scenes[i].grid.state(), name=scenes[i].name, optimizer=code_opts[i].state_dict()) for i in mine}
         gathered = _gather(local, dist_info)
         if not dist_info.main:
             return

@@ -11,15 +11,11 @@ import numpy as np
 import pytest
 import trimesh
 
+from helpers import run_sdfkit
 from sdfkit.metrics import METRIC_KEYS
 
-#: Seconds a CLI call may take before the test gives up (small meshes, low resolutions).
-CLI_TIMEOUT = 300
-
-
 def sdfkit(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sdfkit", *map(str, args)], capture_output=True, text=True,
-                          timeout=CLI_TIMEOUT)
+    return run_sdfkit(*args, timeout=300)  # small meshes, low resolutions
 
 
 def in_process(monkeypatch, capsys, *args: object) -> subprocess.CompletedProcess:

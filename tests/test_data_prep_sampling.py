@@ -15,7 +15,7 @@ from data_prep.sampling import (
 )
 from data_prep.sdf import signed_distance
 from sdfkit.errors import SdfkitError
-from test_data_prep_sdf import DISTANCE_TOL, SIGN_BAND, WATERTIGHT_AGREEMENT, reference_winding_number
+from helpers import DISTANCE_TOL, SIGN_BAND, WATERTIGHT_AGREEMENT, reference_winding_number
 
 SMALL = SamplingConfig(num_points=20_000, num_surface=2_000)
 

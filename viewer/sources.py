@@ -24,7 +24,7 @@ def exact_source(mesh_path: str | Path) -> ViewSource:
 def fitted_source(fit_dir: str | Path, gt: str | Path | None = None, device: str = "cpu") -> ViewSource:
     """A fit's field and mesh, with the ground truth (``gt``, or the fit's input when it still exists)."""
     from data_prep.mesh import load_mesh
-    from sdfkit.fitted import load_fitted
+    from sdfkit.fit_output import load_fitted
 
     fitted = load_fitted(fit_dir, device=device)
     if not fitted.mesh_path.is_file():

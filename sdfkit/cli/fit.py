@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from sdfkit.cli.app import app
+
+if TYPE_CHECKING:
+    from sdfkit.fit import FitResult
+
+
+def draw_preview(path: Path, result: FitResult) -> None:
+    """``preview.png`` of a fit: renders of reconstruction and input beside three SDF slices."""
+    from viewer.preview import write_preview
+
+    write_preview(path, result.recon, result.mesh, result.field, result.normalization, result.bounds)
 
 
 @app.command()
@@ -33,15 +43,16 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit a mesh's latent grid with the decoder frozen; write mesh, latents.pt, report.json and preview.png."""
-    from sdfkit.fit import FitOptions, fit_mesh
+    # Imported when the command runs: the other commands and --help do not pay for torch.
+    from sdfkit.fit import FitRequest, fit_mesh
 
     out = out or Path("runs") / mesh.stem
-    opts = FitOptions(
+    opts = FitRequest(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile, grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, force=force, preview=preview, seed=seed,
     )
-    report = fit_mesh(mesh, out, opts, progress=not quiet)
+    report = fit_mesh(mesh, out, opts, progress=not quiet, preview=draw_preview).report
     m = report["metrics"]
     typer.echo(
         f"wrote {out}/{report['mesh']}  chamfer {m['chamfer']:.3e}  IoU {m['iou']:.4f}  "

@@ -44,7 +44,7 @@ def mesh(
         unit, norm = normalize_mesh(load_mesh(source))
         field, bounds = MeshSDF(unit), padded_bounds(*unit.bounds, resolution)
     else:
-        from sdfkit.fitted import load_fitted
+        from sdfkit.fit_output import load_fitted
 
         if source.is_file() and source.suffix.lower() != ".pt":
             raise SdfkitError(f"{source} is a file: pass --exact to remesh a mesh, or give a fit output folder")

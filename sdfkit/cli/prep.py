@@ -31,7 +31,7 @@ def prep(
     """Sample signed distances (negative inside) of meshes into one .npz per shape; resumable."""
     from data_prep.dataset import combine_shards, prep_dataset
     from data_prep.sampling import load_sampling_config
-    from sdfkit.config import override
+    from data_prep.yaml_io import override
     from sdfkit.errors import SdfkitError
 
     if combine:

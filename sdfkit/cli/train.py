@@ -22,7 +22,7 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train the decoder and every training scene's latent grid jointly (auto-decoder)."""
-    from sdfkit.settings import check_precision, load_settings, replace_section
+    from sdfkit.config import check_precision, load_settings, replace_section
     from sdfkit.train import train as run_training
 
     if precision is not None:

@@ -32,6 +32,9 @@ from torch import Tensor, nn
 from sdfkit.errors import SdfkitError
 from sdfkit.models.siren import ModulatedSiren
 
+#: Padding of a global grid's box around the surface, as a fraction of the box's longest side.
+GLOBAL_PADDING = 0.05
+
 #: The 8 corner offsets of a cell, in the order used everywhere: (8, 3).
 CORNERS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int64)
 
@@ -158,6 +161,8 @@ class LatentGrid(nn.Module):
     Parameter: ``codes`` (T, latent_dim), initialised from N(0, init_std^2).
     """
 
+    layout = "local"
+
     def __init__(self, spec: GridSpec, active: np.ndarray, side: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0):
         super().__init__()
         if active.shape != (spec.num_vertices,) or side.shape != (spec.num_vertices,):
@@ -201,6 +206,74 @@ class LatentGrid(nn.Module):
     def inside_box(self, points: Tensor) -> Tensor:
         """(N,) bool: the point lies in the grid's box."""
         return ((points >= self._origin) & (points <= self._far_corner)).all(dim=-1)
+
+    def state(self) -> dict:
+        """Plain-data state (for checkpoints and fit outputs): spec, active tiles, sides, codes, layout."""
+        return {
+            "spec": self.spec.to_dict(),
+            "active": (self.lookup >= 0).cpu(),
+            "side": self.side.to(torch.int8).cpu(),
+            "codes": self.codes.detach().cpu(),
+            "layout": self.layout,
+        }
+
+    @staticmethod
+    def from_state(state: dict, where: str = "file") -> LatentGrid:
+        """Inverse of :meth:`state` (a :class:`GlobalGrid` for the global layout); one-line error for bad data."""
+        try:
+            spec = GridSpec.from_dict(state["spec"])
+            active = state["active"].numpy().astype(bool)
+            side = state["side"].numpy().astype(np.float32)
+            codes = state["codes"]
+            if (active.shape != (spec.num_vertices,) or side.shape != active.shape or codes.ndim != 2
+                    or codes.shape[0] != int(active.sum())):
+                raise ValueError
+            if not torch.isfinite(codes).all():
+                raise SdfkitError(f"{where} holds NaN or infinite latent codes")
+        except SdfkitError:
+            raise
+        except (KeyError, AttributeError, TypeError, ValueError):
+            raise SdfkitError(f"{where} holds an invalid latent grid") from None
+        if state.get("layout", "local") == "global":
+            grid: LatentGrid = GlobalGrid(spec, int(codes.shape[1]))
+        else:
+            grid = LatentGrid(spec, active, side, int(codes.shape[1]))
+        with torch.no_grad():
+            grid.codes.copy_(codes.float())
+        return grid
+
+
+class GlobalGrid(LatentGrid):
+    """One code for a whole scene: a single cell over its box, evaluated once per point.
+
+    The spec is one cubic cell; ``corners`` returns one "tile" per point (code
+    0, weight 1) whose local coordinates are the box coordinates in [-1, 1]^3,
+    so :func:`~sdfkit.models.latent_grid.blend_tiles`, the loss and the field
+    work unchanged. Distances are in units of the box's side (``spec.cell``).
+    """
+
+    layout = "global"
+
+    def __init__(self, spec: GridSpec, latent_dim: int, init_std: float = 0.01, seed: int = 0):
+        if spec.cells != (1, 1, 1):
+            raise SdfkitError("a global latent layout needs a grid of one cell")
+        active = np.zeros(spec.num_vertices, dtype=bool)
+        active[0] = True
+        super().__init__(spec, active, np.ones(spec.num_vertices, dtype=np.float32), latent_dim, init_std, seed)
+
+    @classmethod
+    def around(cls, lo: np.ndarray, hi: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0) -> GlobalGrid:
+        """The cube around the box ``lo``..``hi`` (each (3,)), padded by :data:`GLOBAL_PADDING` of its longest side."""
+        lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+        pad = GLOBAL_PADDING * float(np.max(hi - lo))
+        return cls(GridSpec.around(lo - pad, hi + pad, resolution=1, padding_cells=0), latent_dim, init_std, seed)
+
+    def corners(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One tile per point: code (N, 1) zeros, local (N, 1, 3) in [-1, 1], weight (N, 1) ones, side (N, 1) ones."""
+        t = torch.clamp((points - self._origin) / self.spec.cell, 0.0, 1.0)
+        n = len(points)
+        ones = torch.ones(n, 1, dtype=points.dtype, device=points.device)
+        return torch.zeros(n, 1, dtype=torch.long, device=points.device), (2.0 * t - 1.0).unsqueeze(1), ones, ones
 
 
 
