@@ -82,3 +82,21 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SdfkitError("device 'cuda' requested but no CUDA GPU is available")
     return dev
+
+
+def device_name(device: torch.device) -> str:
+    """What a log records as the hardware: the GPU's name for CUDA, else the CPU model from ``/proc/cpuinfo``."""
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

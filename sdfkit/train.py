@@ -22,7 +22,7 @@ import torch
 from sdfkit.loss import scene_loss
 from sdfkit.models import make_decoder
 from sdfkit.optim import compiled_synthesis, cosine_lr, precision_scope
-from sdfkit.runtime import resolve_device
+from sdfkit.runtime import device_name, resolve_device
 from sdfkit.scene import make_scene, Scene
 from data_prep.yaml_io import to_dict
 from sdfkit.decoder_io import decoder_payload, save_decoder
@@ -239,7 +239,8 @@ def train(
 
     log = open(out / LOG, "a", encoding="utf-8") if dist_info.main else None
     if log:
-        log.write(json.dumps({"event": "start", "step": start, "device": str(dev), "processes": dist_info.world,
+        log.write(json.dumps({"event": "start", "step": start, "device": str(dev), "device_name": device_name(dev),
+                              "processes": dist_info.world,
                               "scenes": len(items), "codes_rank0": sum(s.grid.num_codes for s in scenes.values())}) + "\n")
     t0 = time.perf_counter()
     loss_value = float("nan")

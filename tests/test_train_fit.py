@@ -41,6 +41,9 @@ def test_training_reduces_the_loss_and_writes_a_decoder(tiny_run):
     assert (out / "decoder.pt").is_file() and (out / "checkpoint.pt").is_file()
     log = [json.loads(line) for line in (out / "train.log").read_text().splitlines()]
     assert log[-1]["event"] == "done"
+    # The log names the hardware (a GPU's name, or the CPU model), not only "cpu" or "cuda".
+    assert log[0]["event"] == "start" and log[0]["device"] == "cpu"
+    assert log[0]["device_name"] and log[0]["device_name"] not in ("cpu", "cuda")
     # Safe loading: weights only.
     payload = torch.load(out / "decoder.pt", weights_only=True)
     assert payload["sdfkit"]["kind"] == "decoder"
