@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import platform
 import shutil
 import time
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from data_prep.mesh import Normalization, normalize_mesh, read_mesh
 from data_prep.sampling import sample_unit_mesh
 from sdfkit.field import NeuralField
 from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
-from sdfkit.runtime import resolve_device
+from sdfkit.runtime import device_name, resolve_device
 from sdfkit.scene import make_scene, Scene
 from sdfkit.decoder_io import load_decoder
 from sdfkit.errors import SdfkitError
@@ -285,7 +284,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
                 "seconds": {k: round(v, 3) for k, v in timings.items()},
                 "seconds_total": round(sum(timings.values()), 3),
                 "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
-                "machine": f"{platform.machine()} {os.cpu_count()} cores",
+                "machine": f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores",
                 "decoder_id": dec_id,
                 "tiles": {"grid": list(scene.grid.spec.cells), "active": scene.grid.num_codes},
                 "config": {"fit": dataclasses.asdict(cfg.fit), "grid": dataclasses.asdict(cfg.grid),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 
 from sdfkit.errors import SdfkitError
 from sdfkit.config import load_settings
+from sdfkit.runtime import device_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,6 +104,7 @@ def test_fit_end_to_end_with_a_trained_decoder(tiny_run, shared_meshes, tmp_path
     # 15 steps of the tiny decoder reach IoU 0.71 and CD 3.5e-3 here; codes left at their start give far less.
     assert report["steps"] == 15 and report["metrics"]["iou"] > 0.6 and report["metrics"]["chamfer"] < 1e-2
     assert json.loads((out / "report.json").read_text())["metrics"] == report["metrics"]
+    assert report["machine"] == f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores"  # the CPU model
     fitted = load_fitted(out)
     values = fitted.field(np.array([[0.0, 0.0, 0.0], [0.0, 0.9, 0.0]], dtype=np.float32))
     assert values.shape == (2,) and np.isfinite(values).all()
