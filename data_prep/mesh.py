@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from trimesh.resolvers import FilePathResolver
 
 from data_prep.errors import SdfkitError
 
@@ -85,7 +86,7 @@ def _read(path: Path) -> tuple[trimesh.Trimesh, bytes]:
     try:
         # From memory: the file is opened once; a glTF's side files are found beside it.
         loaded = trimesh.load(io.BytesIO(data), file_type=suffix[1:], force="mesh", process=False,
-                              skip_materials=True, resolver=trimesh.resolvers.FilePathResolver(path))
+                              skip_materials=True, resolver=FilePathResolver(str(path)))
     except Exception as exc:  # trimesh raises many exception types for bad files
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise SdfkitError(f"cannot read mesh {path}: {reason}") from None
@@ -131,7 +132,7 @@ def clean_mesh(mesh: trimesh.Trimesh, name: str = "mesh") -> trimesh.Trimesh:
     # Positions at UV/normal seams coincide exactly; merging them restores
     # connectivity so watertightness and orientation can be judged.
     mesh.merge_vertices(merge_tex=True, merge_norm=True)
-    mesh.update_faces(mesh.nondegenerate_faces(height=None))
+    mesh.update_faces(mesh.nondegenerate_faces(height=None))  # pyright: ignore[reportArgumentType]  (None: by area)
     mesh.update_faces(mesh.unique_faces())
     mesh.remove_unreferenced_vertices()
     if len(mesh.faces) == 0:

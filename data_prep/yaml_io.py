@@ -13,13 +13,16 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args, get_origin, get_type_hints
 
 import yaml
 
 from data_prep.errors import SdfkitError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -27,7 +30,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise SdfkitError(f"config key '{key}' must be a section (mapping), got {type(value).__name__}")
-        return from_dict(tp, value, prefix=f"{key}.")
+        return from_dict(cast(type, tp), value, prefix=f"{key}.")
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:

@@ -79,7 +79,8 @@ class GridConfig:
     def __post_init__(self) -> None:
         lo, hi = GRID_RESOLUTION_RANGE
         if self.resolution is not None and not lo <= self.resolution <= hi:
-            raise SdfkitError(f"grid resolution (--grid-resolution) must be between {lo} and {hi}, got {self.resolution}")
+            raise SdfkitError(f"grid resolution (--grid-resolution) must be between {lo} and {hi}, "
+                              f"got {self.resolution}")
 
 
 @dataclass

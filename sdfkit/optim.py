@@ -82,7 +82,7 @@ def precision_scope(device: torch.device, precision: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def compiled_synthesis(decoder: torch.nn.Module, enabled: bool) -> Iterator[None]:
+def compiled_synthesis(decoder: ModulatedSiren, enabled: bool) -> Iterator[None]:
     """While active, ``decoder.synthesis`` runs through ``torch.compile``.
 
     The row count changes every step (points reach different numbers of active

@@ -53,7 +53,8 @@ def grid_resolution(samples: SdfSamples, cfg: SdfkitConfig, mesh_unit: trimesh.T
     return auto_resolution(mesh_unit, cfg.grid.cells_per_object, cfg.grid.max_resolution)
 
 
-def grid_for_samples(samples: SdfSamples, cfg: SdfkitConfig, seed: int = 0, mesh_unit=None) -> LatentGrid:
+def grid_for_samples(samples: SdfSamples, cfg: SdfkitConfig, seed: int = 0,
+                     mesh_unit: trimesh.Trimesh | None = None) -> LatentGrid:
     """The latent grid over a shape's normalised bounding box, with codes only near its surface.
 
     mesh_unit : the mesh in the unit frame, used to choose the resolution when
@@ -61,7 +62,8 @@ def grid_for_samples(samples: SdfSamples, cfg: SdfkitConfig, seed: int = 0, mesh
     """
     surface = np.asarray(samples.surface_points, dtype=np.float64)
     if cfg.grid.layout == "global":
-        return GlobalGrid.around(surface.min(axis=0), surface.max(axis=0), cfg.model.latent_dim, cfg.grid.init_std, seed)
+        lo, hi = surface.min(axis=0), surface.max(axis=0)
+        return GlobalGrid.around(lo, hi, cfg.model.latent_dim, cfg.grid.init_std, seed)
     resolution = grid_resolution(samples, cfg, mesh_unit)
     spec = GridSpec.around(surface.min(axis=0), surface.max(axis=0), resolution, cfg.grid.padding_cells)
     active, side = tile_activity(spec, surface, samples.points, samples.sdf, cfg.grid.margin)
@@ -71,7 +73,12 @@ def grid_for_samples(samples: SdfSamples, cfg: SdfkitConfig, seed: int = 0, mesh
 
 
 def make_scene(
-    samples: SdfSamples, cfg: SdfkitConfig, name: str = "scene", seed: int = 0, grid: LatentGrid | None = None, mesh_unit=None
+    samples: SdfSamples,
+    cfg: SdfkitConfig,
+    name: str = "scene",
+    seed: int = 0,
+    grid: LatentGrid | None = None,
+    mesh_unit: trimesh.Trimesh | None = None,
 ) -> Scene:
     """Bind ``samples`` to a new (or given) latent grid, keeping the samples that reach an active tile.
 

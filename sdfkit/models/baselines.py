@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from sdfkit.errors import SdfkitError
 from sdfkit.models.latent_grid import GLOBAL_PADDING, GlobalGrid  # noqa: F401  (the global layout, re-exported)
-from sdfkit.models.siren import siren_init_
+from sdfkit.models.siren import linears, siren_init_
 
 #: Lattice points per axis of the probe on which :func:`centre_output_` measures a new decoder's offset.
 CENTRE_PROBE = 9
@@ -56,7 +56,11 @@ class ConcatDecoder(nn.Module):
     (features ++ code -> value).
     """
 
+    in_dim: int
+    hidden: int
+    layers: int
     latent_dim: int
+    output: nn.Linear
 
     def amplitudes(self, z: Tensor) -> Tensor:
         """The codes as a one-layer table: (T, latent_dim) -> (1, T, latent_dim)."""
@@ -110,13 +114,15 @@ class ReluConcatDecoder(ConcatDecoder):
         ``[h, x, z]`` instead of ``h`` (DeepSDF uses 4 of 8); None: no skip.
     """
 
-    def __init__(self, in_dim: int = 3, hidden: int = 128, layers: int = 4, latent_dim: int = 64, skip_layer: int | None = None):
+    def __init__(self, in_dim: int = 3, hidden: int = 128, layers: int = 4, latent_dim: int = 64,
+                 skip_layer: int | None = None):
         super().__init__()
         if layers < 1 or hidden < 1 or latent_dim < 1:
             raise ValueError("layers, hidden and latent_dim must be positive")
         if skip_layer is not None and not 1 <= skip_layer < layers:
             raise ValueError(f"skip_layer must lie in [1, {layers}), got {skip_layer}")
-        self.in_dim, self.hidden, self.layers, self.latent_dim, self.skip_layer = in_dim, hidden, layers, latent_dim, skip_layer
+        self.in_dim, self.hidden, self.layers, self.latent_dim = in_dim, hidden, layers, latent_dim
+        self.skip_layer = skip_layer
         first = in_dim + latent_dim
         widths = [first if i == 0 else hidden + (first if i == skip_layer else 0) for i in range(layers)]
         self.hidden_layers = nn.ModuleList([nn.Linear(w, hidden) for w in widths])
@@ -144,14 +150,16 @@ class SirenConcatDecoder(ConcatDecoder):
         if layers < 1 or hidden < 1 or latent_dim < 0:
             raise ValueError("layers and hidden must be positive, latent_dim non-negative")
         self.in_dim, self.hidden, self.layers, self.latent_dim, self.w0 = in_dim, hidden, layers, latent_dim, w0
-        self.sine_layers = nn.ModuleList([nn.Linear(in_dim + latent_dim if i == 0 else hidden, hidden) for i in range(layers)])
+        self.sine_layers = nn.ModuleList(
+            [nn.Linear(in_dim + latent_dim if i == 0 else hidden, hidden) for i in range(layers)]
+        )
         self.output = nn.Linear(hidden, 1)
-        for i, layer in enumerate(self.sine_layers):
+        for i, layer in enumerate(linears(self.sine_layers)):
             siren_init_(layer, w0, first=i == 0)
         siren_init_(self.output, w0, first=False)
 
     def mlp(self, h: Tensor) -> Tensor:
-        for layer in self.sine_layers:
+        for layer in linears(self.sine_layers):
             h = torch.sin(nn.functional.linear(h, layer.weight * self.w0, layer.bias * self.w0))
         return self.output(h).squeeze(-1)
 
@@ -163,6 +171,8 @@ class FourierConcatDecoder(ConcatDecoder):
     drawn once from N(0, scale^2) by ``seed`` and stored as a buffer (it is
     saved with the weights).
     """
+
+    frequencies: Tensor
 
     def __init__(self, in_dim: int = 3, hidden: int = 128, layers: int = 4, latent_dim: int = 64,
                  features: int = 64, scale: float = 4.0, seed: int = 0):

@@ -26,7 +26,8 @@ import math
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
+import trimesh
+from scipy.spatial import KDTree
 from torch import Tensor, nn
 
 from sdfkit.errors import SdfkitError
@@ -89,7 +90,8 @@ class GridSpec:
     @classmethod
     def from_dict(cls, data: dict) -> "GridSpec":
         try:
-            spec = cls(tuple(float(v) for v in data["origin"]), float(data["cell"]), tuple(int(c) for c in data["cells"]))  # type: ignore[arg-type]
+            origin, cells = tuple(float(v) for v in data["origin"]), tuple(int(c) for c in data["cells"])
+            spec = cls(origin, float(data["cell"]), cells)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError):
             raise SdfkitError("invalid tile grid description") from None
         if len(spec.origin) != 3 or len(spec.cells) != 3 or not spec.cell > 0 or min(spec.cells) < 1:
@@ -105,8 +107,6 @@ def auto_resolution(mesh, cells_per_object: float, max_resolution: int, min_reso
     their median. A single shape gets about ``cells_per_object`` cells along
     its diagonal, and a scene of nine shapes as many per shape.
     """
-    import trimesh
-
     faces = np.asarray(mesh.faces)
     labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(faces))
     order = np.argsort(labels, kind="stable")
@@ -142,13 +142,13 @@ def tile_activity(
     """
     vertices = spec.vertex_positions()
     radius = spec.cell * (math.sqrt(3.0) + margin)
-    surface_tree = cKDTree(np.asarray(surface_points, dtype=np.float64))
+    surface_tree = KDTree(np.asarray(surface_points, dtype=np.float64))
     dist, _ = surface_tree.query(vertices, k=1, distance_upper_bound=radius, workers=-1)
     active = np.isfinite(dist)
     side = np.ones(len(vertices), dtype=np.float32)
     far = np.flatnonzero(~active)
     if len(far):
-        _, nearest = cKDTree(np.asarray(sample_points, dtype=np.float64)).query(vertices[far], k=1, workers=-1)
+        _, nearest = KDTree(np.asarray(sample_points, dtype=np.float64)).query(vertices[far], k=1, workers=-1)
         side[far] = np.where(np.asarray(sample_sdf)[nearest] < 0, -1.0, 1.0)
     return active, side
 
@@ -162,8 +162,16 @@ class LatentGrid(nn.Module):
     """
 
     layout = "local"
+    lookup: Tensor
+    side: Tensor
+    _origin: Tensor
+    _strides: Tensor
+    _max_cell: Tensor
+    _far_corner: Tensor
+    _corners: Tensor
 
-    def __init__(self, spec: GridSpec, active: np.ndarray, side: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0):
+    def __init__(self, spec: GridSpec, active: np.ndarray, side: np.ndarray, latent_dim: int, init_std: float = 0.01,
+                 seed: int = 0):
         super().__init__()
         if active.shape != (spec.num_vertices,) or side.shape != (spec.num_vertices,):
             raise SdfkitError("tile grid arrays do not match the grid's size")
@@ -175,7 +183,8 @@ class LatentGrid(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.codes = nn.Parameter(torch.randn(int(active.sum()), latent_dim, generator=gen) * init_std)
         self.register_buffer("_origin", torch.tensor(spec.origin, dtype=torch.float32))
-        self.register_buffer("_strides", torch.tensor([spec.vertex_shape[1] * spec.vertex_shape[2], spec.vertex_shape[2], 1]))
+        ny, nz = spec.vertex_shape[1], spec.vertex_shape[2]
+        self.register_buffer("_strides", torch.tensor([ny * nz, nz, 1]))
         self.register_buffer("_max_cell", torch.tensor(spec.cells, dtype=torch.float32) - 1)
         # Built once: inside_box runs on every evaluation batch.
         self.register_buffer("_far_corner", torch.tensor(spec.bounds[1], dtype=torch.float32))
@@ -262,7 +271,8 @@ class GlobalGrid(LatentGrid):
         super().__init__(spec, active, np.ones(spec.num_vertices, dtype=np.float32), latent_dim, init_std, seed)
 
     @classmethod
-    def around(cls, lo: np.ndarray, hi: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0) -> GlobalGrid:
+    def around(cls, lo: np.ndarray, hi: np.ndarray, latent_dim: int, init_std: float = 0.01,
+               seed: int = 0) -> GlobalGrid:
         """The cube around the box ``lo``..``hi`` (each (3,)), padded by :data:`GLOBAL_PADDING` of its longest side."""
         lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
         pad = GLOBAL_PADDING * float(np.max(hi - lo))
