@@ -50,8 +50,8 @@ def _pyrender():
         pass  # optional here; only the import order matters when it is installed
     try:
         import pyrender
-    except ImportError as exc:
-        # The GL library exists (checked above), so a failed import is a broken installation, not the machine.
+    except Exception as exc:  # PyOpenGL raises more than ImportError when it cannot bind its library
+        # The GL library exists (checked above), so a failed import is a broken installation: an error, not a skip.
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SdfkitError(f"pyrender could not be imported: {first}") from None
     return pyrender
