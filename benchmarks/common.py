@@ -13,12 +13,12 @@ import datetime
 import glob
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 from data_prep.files import atomic_write_text
+from sdfkit.runtime import device_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The repository root: the working folder of the benchmarks' child processes.
@@ -34,23 +34,12 @@ _stems: dict[tuple[Path, str], str] = {}
 
 
 def machine() -> str:
-    """One line naming the machine a figure came from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores"
-    try:
-        import torch
+    """One line naming the machine a figure came from: CPU model, cores, and the GPU's name when there is one."""
+    import torch
 
-        if torch.cuda.is_available():
-            text += f", GPU {torch.cuda.get_device_name(0)}"
-    except ImportError:
-        pass
+    text = f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        text += f", GPU {device_name(torch.device('cuda', 0))}"
     return text
 
 
