@@ -21,7 +21,6 @@ from pathlib import Path
 
 from benchmarks.common import REPO, SHARED, machine, write_result
 
-
 CHILD = """
 import json, resource, sys, time
 import numpy as np, torch

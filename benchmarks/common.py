@@ -65,6 +65,11 @@ def git_commit() -> str:
     return head + ("+dirty" if status.stdout.strip() else "")
 
 
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages (other jobs on a shared machine make timings noisy)."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def provenance(load_before: float | None = None) -> dict:
     """Where and how a figure was taken: command, commit, machine, load average before/after, UTC date."""
     return {
@@ -113,10 +118,10 @@ def shipped_fit_scene(mesh_path: str | Path, steps: int):
     Returns (decoder, cfg, scene, unit_mesh); ``unit_mesh`` is the mesh in the scene's unit frame.
     """
     from data_prep.mesh import load_mesh
-    from sdfkit.scene import make_scene
     from sdfkit.decoder_io import load_decoder
     from sdfkit.fit import FitRequest, fit_settings
     from sdfkit.samples import load_or_prepare
+    from sdfkit.scene import make_scene
 
     mesh = load_mesh(mesh_path)
     decoder, base, _ = load_decoder(None)

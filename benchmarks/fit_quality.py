@@ -86,8 +86,8 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="result file name (default fit_quality-<device>)")
     args = parser.parse_args()
     from data_prep.compose import compose_scene
-    from sdfkit.runtime import resolve_device
     from sdfkit.export import export_mesh
+    from sdfkit.runtime import resolve_device
 
     meshes = args.meshes or sorted((SHARED / "val").glob("*.obj"))
     if args.quick:

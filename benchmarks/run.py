@@ -122,13 +122,13 @@ def score(field, bounds, samples, gt, resolution: int, scale: dict) -> dict:
 
 def fit_and_score(name: str, cfg, decoder, npz: Path, mesh: Path, budget: float, scale: dict) -> dict:
     """Fit ``mesh`` within ``budget`` seconds (codes only; the reference fits its whole SIREN) and score it."""
+    from benchmarks.siren_reference import fit_siren_reference
     from data_prep.mesh import load_mesh
     from data_prep.sampling import SdfSamples
     from sdfkit.field import NeuralField
-    from sdfkit.scene import make_scene
     from sdfkit.fit import fit_codes
-    from benchmarks.siren_reference import fit_siren_reference
     from sdfkit.models.latent_grid import GLOBAL_PADDING
+    from sdfkit.scene import make_scene
 
     samples = SdfSamples.load(npz)
     gt = load_mesh(mesh)
@@ -167,8 +167,8 @@ def run(scale_name: str, work: Path, methods: tuple[str, ...] = METHODS, log=pri
     import torch
 
     from data_prep.compose import compose_scene
-    from sdfkit.models import make_decoder
     from sdfkit.export import export_mesh
+    from sdfkit.models import make_decoder
     from sdfkit.models.baselines import count_parameters
 
     torch.manual_seed(0)

@@ -19,11 +19,11 @@ import torch
 
 from benchmarks.common import RESULTS, machine, write_result, write_result_text
 from data_prep.files import atomic_write_text
+from sdfkit.config import ModelConfig
 from sdfkit.loss import scene_loss
 from sdfkit.models import make_decoder
-from sdfkit.runtime import resolve_device
 from sdfkit.models.latent_grid import GridSpec, LatentGrid
-from sdfkit.config import ModelConfig
+from sdfkit.runtime import resolve_device
 
 
 def flops_per_point(cfg: ModelConfig) -> float:

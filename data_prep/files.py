@@ -12,8 +12,8 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from data_prep.errors import SdfkitError
 

@@ -49,7 +49,7 @@ class Normalization:
         return {"center": [float(c) for c in self.center], "scale": float(self.scale)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Normalization":
+    def from_dict(cls, data: dict) -> Normalization:
         center = tuple(float(c) for c in data["center"])
         scale = float(data["scale"])
         if len(center) != 3 or not np.all(np.isfinite(center)) or not np.isfinite(scale) or scale <= 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, get_args
+from typing import Literal, get_args
 
 from data_prep.errors import SdfkitError
 from data_prep.sampling import SamplingConfig, sampling_preset
@@ -45,7 +45,7 @@ class ModelConfig:
     """Size of each tile's latent code."""
     w0: float = 30.0
     """SIREN frequency factor, applied to tile-local coordinates in [-1, 1]."""
-    skip_layer: Optional[int] = None
+    skip_layer: int | None = None
     """relu_concat: the layer whose input is re-concatenated with the decoder's input (DeepSDF's skip); unset: none."""
     fourier_features: int = 64
     """fourier_concat: number of random frequencies (the embedding has twice as many values)."""
@@ -60,7 +60,7 @@ class GridConfig:
     layout: Literal["local", "global"] = "local"
     """``local``: a code per tile near the surface; ``global``: one code for the whole scene
     (one cell over the padded box, the decoder sees box coordinates in [-1, 1])."""
-    resolution: Optional[int] = None
+    resolution: int | None = None
     """Cells along the longest axis of the scene's normalised bounding box; unset: chosen
     from the size of the objects in the scene (see ``cells_per_object``)."""
     cells_per_object: float = 40.0
@@ -92,9 +92,9 @@ class SamplingChoice:
 
     preset: str = "default"
     """Named preset of noise scales and mix."""
-    num_points: Optional[int] = None
+    num_points: int | None = None
     """Samples per shape (preset's value when unset)."""
-    volume: Optional[Literal["sphere", "bbox"]] = None
+    volume: Literal["sphere", "bbox"] | None = None
     """Where the uniform half is drawn (preset's value when unset)."""
 
     def resolve(self, seed: int = 0) -> SamplingConfig:
@@ -147,7 +147,7 @@ class FitConfig:
     """Fitting a new scene: decoder frozen, codes only."""
 
     steps: int = 600
-    batch_points: Optional[int] = None
+    batch_points: int | None = None
     """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
     points_per_code: float = 3.0
     lr: float = 2e-2

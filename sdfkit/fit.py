@@ -15,9 +15,9 @@ import glob
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -25,21 +25,20 @@ import trimesh
 
 from data_prep.mesh import Normalization, normalize_mesh, read_mesh
 from data_prep.sampling import sample_unit_mesh
-from sdfkit.field import NeuralField
-from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
-from sdfkit.runtime import device_name, resolve_device
-from sdfkit.scene import make_scene, Scene
+from sdfkit.config import FitConfig, SdfkitConfig, load_settings, replace_section
 from sdfkit.decoder_io import load_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.export import export_mesh
 from sdfkit.extract import extract_mesh
-from sdfkit.progress import loss_progress
+from sdfkit.field import NeuralField
 from sdfkit.fit_output import LATENTS, PREVIEW, REPORT, mesh_file_name, write_latents, write_report
 from sdfkit.io import describe_os_error, make_temp_dir, replace_dir
 from sdfkit.metrics import evaluate_meshes
 from sdfkit.models.siren import ModulatedSiren
-from sdfkit.runtime import cpu_chunk_points
-from sdfkit.config import FitConfig, SdfkitConfig, load_settings, replace_section
+from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
+from sdfkit.progress import loss_progress
+from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device
+from sdfkit.scene import Scene, make_scene
 
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
 #: An empty lock file older than this was left by a fit killed between creating and writing it.

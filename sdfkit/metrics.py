@@ -15,8 +15,8 @@ import trimesh
 from scipy.spatial import KDTree
 
 from data_prep.mesh import fit_normalization
-from data_prep.sdf import closest_faces, inside
 from data_prep.sampling import sample_surface
+from data_prep.sdf import closest_faces, inside
 from sdfkit.errors import SdfkitError
 
 #: Surface samples per mesh.

@@ -7,7 +7,7 @@ the objective itself is :mod:`sdfkit.loss`.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

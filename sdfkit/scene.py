@@ -48,8 +48,7 @@ def grid_resolution(samples: SdfSamples, cfg: SdfkitConfig, mesh_unit: trimesh.T
         except SdfkitError:
             raise SdfkitError(f"cannot choose a grid resolution: the source mesh {samples.source} is not readable "
                               "(set grid.resolution)") from None
-        mesh_unit = mesh.copy()
-        mesh_unit.vertices = samples.normalization.to_unit(mesh.vertices)
+        mesh_unit = trimesh.Trimesh(samples.normalization.to_unit(mesh.vertices), mesh.faces, process=False)
     return auto_resolution(mesh_unit, cfg.grid.cells_per_object, cfg.grid.max_resolution)
 
 

@@ -14,8 +14,8 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,20 +23,20 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from data_prep.mesh import load_mesh
-from sdfkit.loss import scene_loss
-from sdfkit.models import make_decoder
-from sdfkit.optim import compiled_synthesis, cosine_lr, precision_scope
-from sdfkit.runtime import device_name, resolve_device
-from sdfkit.scene import make_scene, Scene
 from data_prep.yaml_io import to_dict
+from sdfkit.config import SdfkitConfig, settings_from_dict
 from sdfkit.decoder_io import decoder_payload, save_decoder
 from sdfkit.errors import SdfkitError
-from sdfkit.progress import loss_progress
 from sdfkit.io import load_torch, save_torch
+from sdfkit.loss import scene_loss
+from sdfkit.models import make_decoder
 from sdfkit.models.latent_grid import LatentGrid
 from sdfkit.models.siren import ModulatedSiren
+from sdfkit.optim import compiled_synthesis, cosine_lr, precision_scope
+from sdfkit.progress import loss_progress
+from sdfkit.runtime import device_name, resolve_device
 from sdfkit.samples import load_many, random_rotation
-from sdfkit.config import SdfkitConfig, settings_from_dict
+from sdfkit.scene import Scene, make_scene
 
 CHECKPOINT = "checkpoint.pt"
 DECODER = "decoder.pt"

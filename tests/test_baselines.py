@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.siren_reference import fit_siren_reference, siren_sdf_loss
+from sdfkit.config import GridConfig, ModelConfig, SdfkitConfig
+from sdfkit.decoder_io import decoder_from_payload, decoder_payload
 from sdfkit.field import NeuralField
 from sdfkit.loss import scene_loss
 from sdfkit.models import make_decoder
-from sdfkit.decoder_io import decoder_from_payload, decoder_payload
 from sdfkit.models.baselines import (
     FourierConcatDecoder,
     GlobalGrid,
@@ -25,8 +27,6 @@ from sdfkit.models.baselines import (
     count_parameters,
 )
 from sdfkit.models.latent_grid import GridSpec, LatentGrid, blend_tiles
-from benchmarks.siren_reference import fit_siren_reference, siren_sdf_loss
-from sdfkit.config import GridConfig, ModelConfig, SdfkitConfig
 
 REPO = Path(__file__).resolve().parents[1]
 ATOL = 1e-5
@@ -180,8 +180,8 @@ def test_global_grid_blend_is_the_decoder_on_box_coordinates_and_round_trips():
 
 
 def test_global_layout_from_config_builds_a_global_scene(sphere_mesh_file):
-    from sdfkit.scene import make_scene
     from sdfkit.samples import load_or_prepare
+    from sdfkit.scene import make_scene
 
     cfg = SdfkitConfig(model=small_model("relu_concat"), grid=GridConfig(layout="global"))
     cfg = dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, num_points=2000))

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from helpers import run_sdfkit
 from sdfkit.metrics import METRIC_KEYS
+
+from helpers import run_sdfkit
+
 
 def sdfkit(*args: object) -> subprocess.CompletedProcess:
     return run_sdfkit(*args, timeout=300)  # small meshes, low resolutions

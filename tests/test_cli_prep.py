@@ -12,6 +12,7 @@ import trimesh
 
 from data_prep.dataset import combine_shards, list_shapes, prep_dataset
 from data_prep.sampling import SamplingConfig, SdfSamples
+
 from helpers import run_sdfkit
 
 SMALL = SamplingConfig(num_points=4_000, num_surface=500)

@@ -10,8 +10,17 @@ import pytest
 from data_prep.errors import SdfkitError
 from data_prep.sampling import PRESETS
 from data_prep.yaml_io import from_dict, to_dict
+from sdfkit.config import (
+    FitConfig,
+    GridConfig,
+    SamplingChoice,
+    SdfkitConfig,
+    TrainConfig,
+    load_settings,
+    replace_section,
+)
+
 from helpers import REPO
-from sdfkit.config import FitConfig, GridConfig, SamplingChoice, SdfkitConfig, TrainConfig, load_settings, replace_section
 
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 

@@ -9,7 +9,14 @@ import pytest
 import trimesh
 
 from data_prep.mesh import (
-    Normalization, clean_mesh, file_hash, find_meshes, fit_normalization, load_mesh, normalize_mesh, read_mesh,
+    Normalization,
+    clean_mesh,
+    file_hash,
+    find_meshes,
+    fit_normalization,
+    load_mesh,
+    normalize_mesh,
+    read_mesh,
 )
 from sdfkit.errors import SdfkitError
 

@@ -8,6 +8,7 @@ import trimesh
 
 from data_prep.mesh import load_mesh, normalize_mesh
 from data_prep.sdf import MeshSDF, inside, signed_distance, unsigned_distance, winding_number
+
 from helpers import DISTANCE_TOL, SIGN_BAND, WATERTIGHT_AGREEMENT, reference_winding_number
 
 #: Share of signs that must agree with the analytic inside on meshes with holes or non-manifold parts.

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from data_prep.errors import SdfkitError
-from helpers import random_decoder, small_config
 from sdfkit.config import ModelConfig
 from sdfkit.decoder_io import decoder_id, load_decoder, save_decoder
 from sdfkit.io import load_torch, save_torch
+
+from helpers import random_decoder, small_config
 
 
 @pytest.mark.parametrize("kind", ["modulated_siren", "relu_concat", "siren_concat", "fourier_concat"])

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import random_decoder, small_config, sphere_samples
 from sdfkit.field import NeuralField
 from sdfkit.models.latent_grid import blend_tiles
 from sdfkit.scene import grid_for_samples
+
+from helpers import random_decoder, small_config, sphere_samples
 
 
 def _field(chunk: int | None = None, band: float = 1.0, padding_cells: int = 1) -> NeuralField:

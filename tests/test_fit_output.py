@@ -10,12 +10,13 @@ import torch
 
 from data_prep.errors import SdfkitError
 from data_prep.mesh import Normalization
-from helpers import random_decoder, small_config, sphere_samples
 from sdfkit.decoder_io import decoder_id, save_decoder
 from sdfkit.field import NeuralField
 from sdfkit.fit_output import LATENTS, REPORT, load_fitted, mesh_file_name, write_latents, write_report
 from sdfkit.io import load_torch, save_torch
 from sdfkit.scene import grid_for_samples
+
+from helpers import random_decoder, small_config, sphere_samples
 
 
 def _write(folder, codes_scale: float = 0.3):

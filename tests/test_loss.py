@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import random_decoder, small_config, sphere_samples
 from sdfkit.loss import clamped_l1, scene_loss
 from sdfkit.models.latent_grid import blend_tiles
 from sdfkit.scene import make_scene
+
+from helpers import random_decoder, small_config, sphere_samples
 
 
 def reference_clamped_l1(pred: list[float], target: list[float], band: float) -> float:

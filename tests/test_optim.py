@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from data_prep.errors import SdfkitError
-from helpers import random_decoder, small_config, sphere_samples
 from sdfkit.loss import scene_loss
 from sdfkit.optim import backward_in_chunks, cosine_factor, cosine_lr, precision_scope
 from sdfkit.scene import make_scene
+
+from helpers import random_decoder, small_config, sphere_samples
 
 
 def _grads(max_points: int | None) -> tuple[float, list[torch.Tensor]]:

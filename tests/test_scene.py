@@ -10,9 +10,10 @@ import torch
 import trimesh
 
 from data_prep.errors import SdfkitError
-from helpers import small_config, sphere_samples
 from sdfkit.models.latent_grid import GlobalGrid, auto_resolution
 from sdfkit.scene import grid_for_samples, grid_resolution, make_scene
+
+from helpers import small_config, sphere_samples
 
 
 def test_a_scene_keeps_exactly_the_samples_that_reach_a_code():

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from sdfkit.errors import SdfkitError
 from sdfkit.config import load_settings
+from sdfkit.errors import SdfkitError
 from sdfkit.runtime import device_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,9 +158,9 @@ def test_fit_bad_input_is_one_line(tmp_path):
 
 
 def _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes):
-    from sdfkit.scene import make_scene
     from sdfkit.decoder_io import load_decoder
     from sdfkit.samples import load_or_prepare
+    from sdfkit.scene import make_scene
 
     decoder, _, _ = load_decoder(str(tiny_run[1] / "decoder.pt"))
     samples = load_or_prepare(shared_meshes / "val" / "torus.obj", tiny_cfg.sampling, seed=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,21 +23,28 @@ def draw_preview(path: Path, result: FitResult) -> None:
 @app.command()
 def fit(
     mesh: Annotated[Path, typer.Argument(help="Input mesh (obj, ply, stl, off, glb, gltf).")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<mesh name>).")] = None,
-    decoder: Annotated[Optional[Path], typer.Option(help="Decoder file (default: the one shipped with sdfkit).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimisation steps on the latent codes.")] = None,
-    batch_points: Annotated[Optional[int], typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")] = None,
-    max_seconds: Annotated[Optional[float], typer.Option(
-        help="Time budget of the fitting stage: the learning rate anneals over it and fitting stops when it is spent.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="fp32 (default), tf32 or bf16 arithmetic in the forward pass.")] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/<mesh name>).")] = None,
+    decoder: Annotated[Path | None, typer.Option(help="Decoder file (default: the one shipped with sdfkit).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimisation steps on the latent codes.")] = None,
+    batch_points: Annotated[
+        int | None, typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")
+    ] = None,
+    max_seconds: Annotated[float | None, typer.Option(
+        help="Time budget of the fitting stage: the learning rate anneals over it and fitting stops when it is "
+             "spent.")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="fp32 (default), tf32 or bf16 arithmetic in the forward pass.")
+    ] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile",
         help="Run the decoder through torch.compile (a one-off compilation, then faster steps).")] = None,
-    grid_resolution: Annotated[Optional[int], typer.Option(help="Tiles along the longest axis.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Marching-cubes resolution (default 256).")] = None,
+    grid_resolution: Annotated[int | None, typer.Option(help="Tiles along the longest axis.")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Marching-cubes resolution (default 256).")] = None,
     format: Annotated[str, typer.Option("--format", help="Mesh format: obj, ply, stl, glb or off.")] = "obj",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    seed: Annotated[Optional[int], typer.Option(help="Random seed for sampling and batches.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed for sampling and batches.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
     preview: Annotated[bool, typer.Option("--preview/--no-preview", help="Write preview.png.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -49,7 +56,8 @@ def fit(
     out = out or Path("runs") / mesh.stem
     opts = FitRequest(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
-        batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile, grid_resolution=grid_resolution, resolution=resolution, device=device,
+        batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile,
+        grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, force=force, preview=preview, seed=seed,
     )
     report = fit_mesh(mesh, out, opts, progress=not quiet, preview=draw_preview).report

@@ -36,7 +36,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from sdfkit.errors import SdfkitError
 from sdfkit.models.latent_grid import GLOBAL_PADDING, GlobalGrid  # noqa: F401  (the global layout, re-exported)
 from sdfkit.models.siren import linears, siren_init_
 

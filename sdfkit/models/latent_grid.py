@@ -49,7 +49,7 @@ class GridSpec:
     cells: tuple[int, int, int]
 
     @classmethod
-    def around(cls, lo: np.ndarray, hi: np.ndarray, resolution: int, padding_cells: int = 1) -> "GridSpec":
+    def around(cls, lo: np.ndarray, hi: np.ndarray, resolution: int, padding_cells: int = 1) -> GridSpec:
         """Cubic cells, ``resolution`` of them along the box's longest axis, plus padding on every side.
 
         lo, hi : (3,) corners of the box to cover (e.g. the mesh's normalised bounding box).
@@ -88,7 +88,7 @@ class GridSpec:
         return {"origin": list(self.origin), "cell": self.cell, "cells": list(self.cells)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GridSpec":
+    def from_dict(cls, data: dict) -> GridSpec:
         try:
             origin, cells = tuple(float(v) for v in data["origin"]), tuple(int(c) for c in data["cells"])
             spec = cls(origin, float(data["cell"]), cells)  # type: ignore[arg-type]
