@@ -131,22 +131,3 @@ def shipped_fit_scene(mesh_path: str | Path, steps: int):
     unit.vertices = samples.normalization.to_unit(mesh.vertices)
     return decoder, cfg, make_scene(samples, cfg, name="scene", seed=0, mesh_unit=unit), unit
 
-
-def provenance(load_before: float) -> dict:
-    """Command, git commit, date and load average (before: ``load_before``, after: now) for a results file."""
-    import subprocess
-    import sys
-    import time
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    try:
-        module = ".".join(Path(sys.argv[0]).resolve().relative_to(REPO).with_suffix("").parts)
-    except ValueError:
-        module = Path(sys.argv[0]).name
-    return {"command": " ".join(["python -m", module] + sys.argv[1:]),
-            "commit": commit, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
