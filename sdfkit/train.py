@@ -35,7 +35,7 @@ from sdfkit.models.latent_grid import LatentGrid
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import compiled_synthesis, cosine_lr, precision_scope
 from sdfkit.progress import Reporter
-from sdfkit.runtime import resolve_device
+from sdfkit.runtime import device_name, resolve_device
 from sdfkit.samples import load_many, random_rotation
 from sdfkit.scene import Scene, make_scene
 
@@ -240,9 +240,9 @@ def train(
 
     log = open(out / LOG, "a", encoding="utf-8") if dist_info.main else None
     if log:
-        log.write(json.dumps({"event": "start", "step": start, "device": str(dev), "processes": dist_info.world,
-                              "scenes": len(items), "codes_rank0": sum(s.grid.num_codes for s in scenes.values())})
-                  + "\n")
+        log.write(json.dumps({"event": "start", "step": start, "device": str(dev), "device_name": device_name(dev),
+                              "processes": dist_info.world, "scenes": len(items),
+                              "codes_rank0": sum(s.grid.num_codes for s in scenes.values())}) + "\n")
     t0 = time.perf_counter()
     loss_value = float("nan")
     bar = Reporter(progress and dist_info.main)
