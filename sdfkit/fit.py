@@ -23,6 +23,7 @@ import torch
 
 from sdfkit.autodecoder import (NeuralField, Scene, backward_in_chunks, compiled_synthesis, cosine_factor, make_scene,
                                 resolve_device)
+from sdfkit.code_init import check_init, encoder_codes, refine_no_worse, resolve_init
 from sdfkit.decoder_io import decoder_payload, load_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.progress import loss_progress
@@ -59,6 +60,8 @@ class FitOptions:
     force: bool = False
     preview: bool = True
     seed: int | None = None
+    init: str | None = None
+    encoder: str | None = None
 
 
 def fit_batch_points(cfg: SdfkitConfig, num_codes: int) -> int:
@@ -116,9 +119,12 @@ def fit_codes(
     return step, float(l1)
 
 
-def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
+def fit_settings(base: SdfkitConfig, opts: FitOptions, dec_id: str | None = None) -> SdfkitConfig:
     """The decoder's model, grid, sampling and loss settings with the package's fit defaults, then a
-    config file's ``fit``/``grid``/``sampling`` sections, then CLI options."""
+    config file's ``fit``/``grid``/``sampling`` sections, then CLI options.
+
+    ``fit.init`` ``auto`` becomes ``encoder`` when an encoder serves the decoder named ``dec_id``, else ``random``.
+    """
     cfg = dataclasses.replace(base, fit=FitConfig())
     if opts.config:
         user = load_settings(opts.config)
@@ -127,14 +133,20 @@ def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
                                   sampling=user.sampling)
         if user.model != base.model:
             raise SdfkitError(f"{opts.config}: its model section does not match the decoder's architecture")
+    cfg = replace_section(cfg, "fit", init=check_init(opts.init) if opts.init else None)
+    cfg = replace_section(cfg, "fit", init=resolve_init(cfg.fit.init, dec_id, opts.encoder))
+    if cfg.fit.init == "encoder":  # refinement after the encoder: its own step count and rate
+        cfg = replace_section(cfg, "fit", steps=cfg.fit.refine_steps, lr=cfg.fit.refine_lr)
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
     cfg = replace_section(cfg, "grid", resolution=opts.grid_resolution)
     check_precision(cfg.fit.precision)
     if opts.max_seconds is not None and not opts.max_seconds > 0:
         raise SdfkitError(f"--max-seconds must be positive, got {opts.max_seconds}")
-    if cfg.fit.steps < 1 or (cfg.fit.batch_points is not None and cfg.fit.batch_points < 1):
-        raise SdfkitError("--steps and --batch-points must be at least 1")
+    if cfg.fit.steps < (0 if cfg.fit.init == "encoder" else 1):
+        raise SdfkitError("--steps must be at least 1 (0 with --init encoder)")
+    if cfg.fit.batch_points is not None and cfg.fit.batch_points < 1:
+        raise SdfkitError("--batch-points must be at least 1")
     if not 16 <= cfg.fit.resolution <= 1024:
         raise SdfkitError(f"--resolution must be between 16 and 1024, got {cfg.fit.resolution}")
     if cfg.grid.resolution is not None and not 1 <= cfg.grid.resolution <= 256:
@@ -208,7 +220,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         stage = bar.add_task("prepare", total=None, loss=float("nan"))
         gt = load_mesh(mesh_path)
         decoder, base_cfg, dec_id = load_decoder(opts.decoder)
-        cfg = fit_settings(base_cfg, opts)
+        cfg = fit_settings(base_cfg, opts, dec_id)
         from sdfkit.samples import load_or_prepare
 
         samples = load_or_prepare(mesh_path, cfg.sampling, seed=cfg.fit.seed)
@@ -219,9 +231,22 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         timings["prepare"] = time.perf_counter() - t
         bar.update(stage, total=1, completed=1)
 
+        refinement: dict = {}
+        if cfg.fit.init == "encoder":
+            t = time.perf_counter()
+            from data_prep.sdf import MeshSDF
+
+            with torch.no_grad():
+                scene.grid.codes.copy_(encoder_codes(scene, dec_id, MeshSDF(gt_unit), opts.encoder))
+            timings["init"] = time.perf_counter() - t
+
         t = time.perf_counter()
         stage = bar.add_task("fit", total=cfg.fit.steps, loss=float("nan"))
-        steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage)
+        if cfg.fit.init == "encoder":
+            steps_done, l1, refinement = refine_no_worse(
+                decoder, scene, cfg, lambda: fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage))
+        else:
+            steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage)
         timings["fit"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -268,7 +293,9 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
                 "input": str(mesh_path.resolve()),
                 "mesh": mesh_file,
                 "metrics": metrics,
+                "init": cfg.fit.init,
                 "steps": steps_done,
+                "refinement": refinement,
                 "batch_points": fit_batch_points(cfg, scene.grid.num_codes),
                 "final_l1_cells": l1,
                 "seconds": {k: round(v, 3) for k, v in timings.items()},

@@ -111,7 +111,14 @@ class TrainConfig:
 class FitConfig:
     """Fitting a new scene: decoder frozen, codes only."""
 
+    init: Literal["auto", "encoder", "random"] = "auto"
+    """Where the codes start: ``encoder``, the encoder's prediction (then ``refine_steps`` at ``refine_lr``), or
+    ``random``, noise (then ``steps`` at ``lr``, the auto-decoder's way); ``auto``: the encoder when one serves
+    the decoder (the shipped decoder has one), else random."""
     steps: int = 600
+    refine_steps: int = 100
+    """Steps after the encoder's codes."""
+    refine_lr: float = 5e-3
     batch_points: Optional[int] = None
     """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
     points_per_code: float = 3.0

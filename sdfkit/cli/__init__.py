@@ -21,6 +21,7 @@ from sdfkit.cli import fit  # noqa: E402,F401
 from sdfkit.cli import mesh  # noqa: E402,F401
 from sdfkit.cli import eval  # noqa: E402,F401
 from sdfkit.cli import view  # noqa: E402,F401
+from sdfkit.cli import encoder  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

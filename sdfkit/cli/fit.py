@@ -9,6 +9,9 @@ import typer
 
 from sdfkit.cli.app import app
 
+#: Below this IoU against its input a fit is flagged on stderr.
+LOW_IOU = 0.9
+
 
 @app.command()
 def fit(
@@ -16,7 +19,11 @@ def fit(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<mesh name>).")] = None,
     decoder: Annotated[Optional[Path], typer.Option(help="Decoder file (default: the one shipped with sdfkit).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimisation steps on the latent codes.")] = None,
+    init: Annotated[Optional[str], typer.Option(
+        help="auto (default): the encoder when one serves the decoder, else random; encoder: codes from the encoder, "
+             "then a few refinement steps; random: codes from noise, then the full steps.")] = None,
+    encoder: Annotated[Optional[Path], typer.Option(help="Encoder file for --init encoder (default: the shipped one).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimisation steps on the latent codes (default 100 after the encoder, 600 from noise).")] = None,
     batch_points: Annotated[Optional[int], typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")] = None,
     max_seconds: Annotated[Optional[float], typer.Option(
         help="Time budget of the fitting stage: the learning rate anneals over it and fitting stops when it is spent.")] = None,
@@ -39,10 +46,13 @@ def fit(
     opts = FitOptions(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile, grid_resolution=grid_resolution, resolution=resolution, device=device,
-        format=format, force=force, preview=preview, seed=seed,
+        format=format, force=force, preview=preview, seed=seed, init=init, encoder=str(encoder) if encoder else None,
     )
     report = fit_mesh(mesh, out, opts, progress=not quiet)
     m = report["metrics"]
+    if m["iou"] < LOW_IOU:
+        typer.echo(f"warning: the fitted mesh's IoU against the input is {m['iou']:.3f} (below {LOW_IOU}); "
+                   "more --steps or --max-seconds would help", err=True)
     typer.echo(
         f"wrote {out}/{report['mesh']}  chamfer {m['chamfer']:.3e}  IoU {m['iou']:.4f}  "
         f"F@1% {m['fscore_1pct']:.4f}  ({report['steps']} steps, {report['seconds_total']:.1f} s on {report['device']})"
