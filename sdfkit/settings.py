@@ -118,7 +118,7 @@ class FitConfig:
     steps: int = 600
     refine_steps: int = 100
     """Steps after the encoder's codes."""
-    refine_lr: float = 5e-3
+    refine_lr: float = 2e-2
     batch_points: Optional[int] = None
     """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
     points_per_code: float = 3.0
