@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO, RESULTS, SHARED, machine, write_result
+from benchmarks.common import REPO, RESULTS, SHARED, write_result
 
 
 def git_commit() -> str:
@@ -88,8 +88,28 @@ def markdown(rows: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_ratios(rows: list[dict]) -> list[dict]:
+    """Rows with CD / 600-step: each mesh's ``random:600`` row without a budget is its reference."""
+    reference = {r["mesh"]: r["chamfer"] for r in rows
+                 if r["init"] == "random" and r["steps_asked"] == 600 and r["max_seconds"] is None}
+    return [{**r, "reference_chamfer": reference.get(r["mesh"]),
+             "cd_over_reference": r["chamfer"] / reference[r["mesh"]] if r["mesh"] in reference else float("nan")}
+            for r in rows]
+
+
+def render(name: str) -> str:
+    """The markdown table of a results file (also of a run stopped part way), written beside it."""
+    data = json.loads((RESULTS / f"{name}.json").read_text())
+    header = (f"Machine: {data['machine']}; commit {data['commit']}; {data['date']}; `{data['command']}`; "
+              f"load average at start {data['load_start']}, at end {data.get('load_end', 'not reached (stopped)')}")
+    text = markdown(with_ratios(data["rows"]), header)
+    (RESULTS / f"{name}.md").write_text(text)
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--render", metavar="NAME", help="only rewrite results/NAME.md from results/NAME.json")
     parser.add_argument("--meshes", nargs="*", type=Path, default=[SHARED / "val" / "penguin.obj"])
     parser.add_argument("--variants", nargs="*", default=["random:600", "encoder:0", "encoder:25", "encoder:50",
                                                           "encoder:100"],
@@ -99,6 +119,9 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="results file name (default: fast_fit-<UTC date and time>)")
     args = parser.parse_args()
 
+    if args.render:
+        print(render(args.render))
+        return
     variants = [parse_variant(v) for v in args.variants]
     args.name = args.name or "fast_fit-" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M")
     meta = {"command": "python -m benchmarks.fast_fit " + " ".join(sys.argv[1:]), "commit": git_commit(),
@@ -107,30 +130,21 @@ def main() -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for m, mesh in enumerate(args.meshes):
-            oracle, reference = None, None
+            oracle = None
             for v, (init, steps, budget) in enumerate(variants):
                 out = Path(tmp) / f"m{m}v{v}"
                 row = run_fit(mesh, out, init, steps, budget, args.threads)
                 if oracle is None:
                     oracle = oracle_chamfer(mesh, out, args.resolution)
-                if reference is None and init == "random" and steps == 600 and budget is None:
-                    reference = row["chamfer"]
                 row["oracle_chamfer"] = oracle
                 row["cd_over_oracle"] = row["chamfer"] / oracle
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 write_result(args.name, {**meta, "rows": rows})
-            for row in rows:
-                if row["mesh"] == mesh.name:
-                    row["reference_chamfer"] = reference
-                    row["cd_over_reference"] = row["chamfer"] / reference if reference else float("nan")
+                render(args.name)
     meta["load_end"] = [round(x, 2) for x in os.getloadavg()]
-    write_result(args.name, {**meta, "rows": rows})
-    header = (f"Machine: {machine()}; commit {meta['commit']}; {meta['date']}; `{meta['command']}`; "
-              f"load average at start {meta['load_start']}, at end {meta['load_end']}").rstrip()
-    text = markdown(rows, header)
-    (RESULTS / f"{args.name}.md").write_text(text)
-    print(text)
+    write_result(args.name, {**meta, "rows": with_ratios(rows)})
+    print(render(args.name))
 
 
 if __name__ == "__main__":
