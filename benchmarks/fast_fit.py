@@ -88,21 +88,31 @@ def markdown(rows: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_ratios(rows: list[dict]) -> list[dict]:
-    """Rows with CD / 600-step: each mesh's ``random:600`` row without a budget is its reference."""
-    reference = {r["mesh"]: r["chamfer"] for r in rows
+def with_ratios(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
+    """Rows with CD / 600-step: each mesh's ``random:600`` row without a budget is its reference.
+
+    ``earlier``: rows of another results file whose references serve meshes this run has none for (Chamfer does not
+    depend on the machine's load, so it compares across runs; times do not).
+    """
+    reference = {r["mesh"]: r["chamfer"] for r in [*earlier, *rows]
                  if r["init"] == "random" and r["steps_asked"] == 600 and r["max_seconds"] is None}
     return [{**r, "reference_chamfer": reference.get(r["mesh"]),
              "cd_over_reference": r["chamfer"] / reference[r["mesh"]] if r["mesh"] in reference else float("nan")}
             for r in rows]
 
 
-def render(name: str) -> str:
-    """The markdown table of a results file (also of a run stopped part way), written beside it."""
+def render(name: str, reference_from: str | None = None) -> str:
+    """The markdown table of a results file (also of a run stopped part way), written beside it.
+
+    reference_from : another results file whose 600-step rows give CD / 600-step where this run has none.
+    """
     data = json.loads((RESULTS / f"{name}.json").read_text())
+    earlier = json.loads((RESULTS / f"{reference_from}.json").read_text())["rows"] if reference_from else []
     header = (f"Machine: {data['machine']}; commit {data['commit']}; {data['date']}; `{data['command']}`; "
               f"load average at start {data['load_start']}, at end {data.get('load_end', 'not reached (stopped)')}")
-    text = markdown(with_ratios(data["rows"]), header)
+    if reference_from:
+        header += f"; CD / 600-step against the reference rows of {reference_from}"
+    text = markdown(with_ratios(data["rows"], earlier), header)
     (RESULTS / f"{name}.md").write_text(text)
     return text
 
@@ -110,6 +120,7 @@ def render(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--render", metavar="NAME", help="only rewrite results/NAME.md from results/NAME.json")
+    parser.add_argument("--reference-from", metavar="NAME", help="with --render: the 600-step rows of results/NAME.json")
     parser.add_argument("--meshes", nargs="*", type=Path, default=[SHARED / "val" / "penguin.obj"])
     parser.add_argument("--variants", nargs="*", default=["random:600", "encoder:0", "encoder:25", "encoder:50",
                                                           "encoder:100"],
@@ -120,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.render:
-        print(render(args.render))
+        print(render(args.render, args.reference_from))
         return
     variants = [parse_variant(v) for v in args.variants]
     args.name = args.name or "fast_fit-" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M")
