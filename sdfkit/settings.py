@@ -116,7 +116,7 @@ class FitConfig:
     ``random``, noise (then ``steps`` at ``lr``, the auto-decoder's way); ``auto``: the encoder when one serves
     the decoder (the shipped decoder has one), else random."""
     steps: int = 600
-    refine_steps: int = 100
+    refine_steps: int = 300
     """Steps after the encoder's codes."""
     refine_lr: float = 2e-2
     batch_points: Optional[int] = None

@@ -23,7 +23,7 @@ def fit(
         help="auto (default): the encoder when one serves the decoder, else random; encoder: codes from the encoder, "
              "then a few refinement steps; random: codes from noise, then the full steps.")] = None,
     encoder: Annotated[Optional[Path], typer.Option(help="Encoder file for --init encoder (default: the shipped one).")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimisation steps on the latent codes (default 100 after the encoder, 600 from noise).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimisation steps on the latent codes (default 300 after the encoder, 600 from noise).")] = None,
     batch_points: Annotated[Optional[int], typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")] = None,
     max_seconds: Annotated[Optional[float], typer.Option(
         help="Time budget of the fitting stage: the learning rate anneals over it and fitting stops when it is spent.")] = None,
