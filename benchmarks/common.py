@@ -52,14 +52,14 @@ def shipped_fit_scene(mesh_path: str | Path, steps: int):
     Returns (decoder, cfg, scene, unit_mesh); ``unit_mesh`` is the mesh in the scene's unit frame.
     """
     from data_prep.mesh import load_mesh
-    from sdfkit.autodecoder import make_scene
     from sdfkit.decoder_io import load_decoder
-    from sdfkit.fit import FitOptions, fit_settings
+    from sdfkit.fit import FitRequest, fit_settings
     from sdfkit.samples import load_or_prepare
+    from sdfkit.scene import make_scene
 
     mesh = load_mesh(mesh_path)
     decoder, base, _ = load_decoder(None)
-    cfg = fit_settings(base, FitOptions(steps=steps))
+    cfg = fit_settings(base, FitRequest(steps=steps))
     samples = load_or_prepare(mesh_path, cfg.sampling, seed=0)
     unit = mesh.copy()
     unit.vertices = samples.normalization.to_unit(mesh.vertices)

@@ -13,11 +13,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from sdfkit.autodecoder import Scene
+from sdfkit.config import SdfkitConfig
 from sdfkit.encoder import SHIPPED_ENCODER, encode_codes, load_encoder, sample_l1, tile_features
 from sdfkit.errors import SdfkitError
 from sdfkit.models.siren import ModulatedSiren
-from sdfkit.settings import SdfkitConfig
+from sdfkit.scene import Scene
 
 INITS = ("auto", "encoder", "random")
 

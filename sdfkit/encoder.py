@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,72 +25,29 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sdfkit.autodecoder import Scene, clamped_l1, cosine_factor, make_scene
-from sdfkit.config import from_dict, load_yaml, to_dict
+from data_prep.mesh import load_mesh, normalize_mesh
+from data_prep.sampling import sample_unit_mesh
+from data_prep.sdf import MeshSDF
+from data_prep.yaml_io import from_dict, to_dict
+from sdfkit.config import EncoderConfig, EncoderModelConfig, SdfkitConfig, load_settings
 from sdfkit.decoder_io import SHIPPED_DECODER, decoder_id
 from sdfkit.errors import SdfkitError
 from sdfkit.io import load_torch, save_torch
+from sdfkit.loss import clamped_l1
 from sdfkit.models.latent_grid import LatentGrid, blend_tiles
 from sdfkit.models.siren import ModulatedSiren
-from sdfkit.settings import SdfkitConfig
+from sdfkit.optim import cosine_factor
+from sdfkit.samples import random_rotation
+from sdfkit.scene import Scene, make_scene
 
 #: The encoder shipped beside the decoder; it serves that decoder only.
 SHIPPED_ENCODER = SHIPPED_DECODER.with_name("encoder.pt")
 FORMAT_VERSION = 1
 
 
-@dataclass
-class EncoderModelConfig:
-    """The encoder network and what it reads."""
-
-    lattice: int = 5
-    """Lattice points per axis over a tile's region [-1, 1]^3 (odd: the lattice is shared by neighbouring tiles)."""
-    clamp: float = 2.0
-    """Exact distances are read in cell units, clamped to [-clamp, clamp] (a tile's region reaches sqrt(3) cells)."""
-    hidden: int = 256
-    """Width of the hidden layers."""
-    layers: int = 3
-    """Linear layers (ReLU between them)."""
-
-
-@dataclass
-class EncoderTrainConfig:
-    """Training through the frozen decoder on the training meshes' tiles."""
-
-    data: list[str] = field(default_factory=list)
-    """Training meshes."""
-    rotations: int = 0
-    """Extra copies of every mesh under random rotations."""
-    num_points: int = 200000
-    """SDF samples drawn per mesh (the decoder's sampling preset, fewer points)."""
-    steps: int = 2000
-    max_seconds: float | None = None
-    """Stop when this time is spent (the cosine learning rate anneals over it)."""
-    tiles_per_step: int = 2048
-    """Tiles encoded per step, drawn from every mesh's tiles."""
-    rows_per_tile: int = 32
-    """Samples per drawn tile and step."""
-    lr: float = 1e-3
-    lr_final_fraction: float = 0.05
-    seed: int = 0
-    log_every: int = 50
-
-
-@dataclass
-class EncoderConfig:
-    """One ``configs/encoder*.yaml``."""
-
-    name: str = "encoder"
-    model: EncoderModelConfig = field(default_factory=EncoderModelConfig)
-    train: EncoderTrainConfig = field(default_factory=EncoderTrainConfig)
-
-
 def load_encoder_config(path: str | Path) -> EncoderConfig:
-    """Read ``path`` (YAML) onto :class:`EncoderConfig`, rejecting unknown keys by name."""
-    cfg = from_dict(EncoderConfig, load_yaml(path))
-    if cfg.model.lattice < 2 or cfg.model.lattice % 2 == 0:
-        raise SdfkitError(f"encoder lattice must be odd and at least 3, got {cfg.model.lattice}")
-    return cfg
+    """The ``encoder`` section of a config file (``configs/encoder.yaml``), unknown keys rejected by name."""
+    return load_settings(path).encoder
 
 
 class CodeEncoder(nn.Module):
@@ -255,12 +212,7 @@ def tile_loss(
 
 def training_tiles(cfg: EncoderConfig, dec_cfg: SdfkitConfig, log: Callable[[str], None] = print) -> TileSamples:
     """The tiles of every training mesh and rotation, on the decoder's grid settings."""
-    from data_prep.mesh import load_mesh, normalize_mesh
-    from data_prep.sampling import SdfSamples, sample_mesh
-    from data_prep.sdf import MeshSDF
-    from sdfkit.samples import random_rotation, sampling_config
-
-    scfg = dataclasses.replace(sampling_config(dec_cfg.sampling, cfg.train.seed), num_points=cfg.train.num_points)
+    scfg = dataclasses.replace(dec_cfg.sampling.resolve(seed=cfg.train.seed), num_points=cfg.train.num_points)
     parts = []
     for path in cfg.train.data:
         mesh = load_mesh(path)
@@ -268,10 +220,8 @@ def training_tiles(cfg: EncoderConfig, dec_cfg: SdfkitConfig, log: Callable[[str
             turned = mesh.copy()
             if rotation:
                 turned.vertices = np.asarray(mesh.vertices) @ random_rotation(rotation).T
-            unit, norm = normalize_mesh(turned)
-            points, sdf, surface, normals = sample_mesh(unit, scfg)
-            samples = SdfSamples(points=points, sdf=sdf, surface_points=surface, surface_normals=normals,
-                                 normalization=norm, source=str(path), mesh_hash="", settings={})
+            unit, norm = normalize_mesh(turned, scfg.radius)
+            samples = sample_unit_mesh(unit, norm, scfg, str(path), "")
             scene = make_scene(samples, dec_cfg, name=f"{Path(path).stem}-r{rotation}", mesh_unit=unit)
             parts.append(tile_rows(scene, tile_features(MeshSDF(unit), scene.grid, cfg.model)))
             log(f"{scene.name}: {scene.grid.num_codes} tiles, {int(parts[-1].ptr[-1])} rows")

@@ -3,47 +3,60 @@
 mesh -> samples -> latent grid (codes optimised, decoder frozen) -> field ->
 mesh in the input's units -> metrics against the input. The output folder is
 written under a temporary name and renamed into place only when complete, so
-a failed or killed fit leaves no half-written folder.
+a failed or killed fit leaves no half-written folder. Pictures of the fit are
+drawn by the caller (the CLI passes a ``preview`` drawer): the library never
+imports the viewer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import os
 import platform
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
+import numpy as np
 import torch
+import trimesh
 
-from sdfkit.autodecoder import (NeuralField, Scene, backward_in_chunks, compiled_synthesis, cosine_factor, make_scene,
-                                resolve_device)
+from data_prep.mesh import Normalization, normalize_mesh, read_mesh
+from data_prep.sampling import sample_unit_mesh
+from data_prep.sdf import MeshSDF
+from data_prep.yaml_io import load_yaml
+from sdfkit.config import FitConfig, SdfkitConfig, load_settings, replace_section
 from sdfkit.code_init import check_init, encoder_codes, refine_no_worse, resolve_init
-from sdfkit.decoder_io import decoder_payload, load_decoder
+from sdfkit.decoder_io import load_decoder
 from sdfkit.errors import SdfkitError
-from sdfkit.progress import loss_progress
-from sdfkit.io import _describe_os_error as describe_os_error, make_temp_dir, replace_dir, save_torch
+from sdfkit.export import export_mesh
+from sdfkit.extract import extract_mesh
+from sdfkit.field import NeuralField
+from sdfkit.fit_output import LATENTS, PREVIEW, REPORT, mesh_file_name, write_latents, write_report
+from sdfkit.io import describe_os_error, make_temp_dir, replace_dir
+from sdfkit.metrics import evaluate_meshes
 from sdfkit.models.siren import ModulatedSiren
-from sdfkit.runtime import cpu_chunk_points
-from sdfkit.settings import FitConfig, SdfkitConfig, check_precision, load_settings, replace_section
-from sdfkit.train import grid_state
+from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
+from sdfkit.progress import loss_progress
+from sdfkit.runtime import cpu_chunk_points, resolve_device
+from sdfkit.scene import Scene, make_scene
 
-LATENTS = "latents.pt"
-REPORT = "report.json"
-PREVIEW = "preview.png"
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
 #: An empty lock file older than this was left by a fit killed between creating and writing it.
 EMPTY_LOCK_SECONDS = 10.0
 
 
 @dataclasses.dataclass
-class FitOptions:
-    """What a user can set on ``sdfkit fit`` (None: the decoder's own settings)."""
+class FitRequest:
+    """One ``sdfkit fit`` as asked: which decoder, config file and device, where the output goes, and
+    overrides of the config's ``fit`` and ``grid`` sections (None: keep the config's value).
+
+    The settings themselves, and their checks, are :class:`~sdfkit.config.FitConfig` and
+    :class:`~sdfkit.config.GridConfig`; :func:`fit_settings` applies the overrides to them.
+    """
 
     decoder: str | None = None
     config: str | None = None
@@ -59,9 +72,32 @@ class FitOptions:
     format: str = "obj"
     force: bool = False
     preview: bool = True
+    """Draw ``preview.png`` when :func:`fit_mesh` is given a drawer."""
     seed: int | None = None
     init: str | None = None
+    """auto, encoder or random (:data:`sdfkit.code_init.INITS`)."""
     encoder: str | None = None
+    """Encoder file for ``init`` encoder (None: the shipped one)."""
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What a fit produced: its report (also ``report.json``) and what pictures of it need."""
+
+    report: dict
+    recon: trimesh.Trimesh
+    """The extracted mesh, in the input's units."""
+    mesh: trimesh.Trimesh
+    """The cleaned input mesh, in its own units."""
+    field: NeuralField
+    """(N, 3) unit-frame points -> (N,) signed distances, negative inside."""
+    normalization: Normalization
+    bounds: tuple[np.ndarray, np.ndarray]
+    """The latent grid's box in the unit frame, (3,) each."""
+
+
+#: Writes one extra file of a fit (``preview.png``) at the given path, inside the not-yet-renamed output folder.
+Drawer = Callable[[Path, FitResult], None]
 
 
 def fit_batch_points(cfg: SdfkitConfig, num_codes: int) -> int:
@@ -119,15 +155,18 @@ def fit_codes(
     return step, float(l1)
 
 
-def fit_settings(base: SdfkitConfig, opts: FitOptions, dec_id: str | None = None) -> SdfkitConfig:
+def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None) -> SdfkitConfig:
     """The decoder's model, grid, sampling and loss settings with the package's fit defaults, then a
     config file's ``fit``/``grid``/``sampling`` sections, then CLI options.
 
-    ``fit.init`` ``auto`` becomes ``encoder`` when an encoder serves the decoder named ``dec_id``, else ``random``.
+    ``fit.init`` ``auto`` becomes ``encoder`` when an encoder serves the decoder named ``dec_id``, else ``random``;
+    after the encoder the step count is ``fit.refine_steps`` unless the config file or ``opts`` sets ``steps``.
     """
     cfg = dataclasses.replace(base, fit=FitConfig())
+    steps_asked = opts.steps is not None
     if opts.config:
         user = load_settings(opts.config)
+        steps_asked = steps_asked or "steps" in (load_yaml(opts.config).get("fit") or {})
         # The code layout belongs to the decoder; a config file may tune the grid, not change its kind.
         cfg = dataclasses.replace(cfg, fit=user.fit, grid=dataclasses.replace(user.grid, layout=base.grid.layout),
                                   sampling=user.sampling)
@@ -135,23 +174,15 @@ def fit_settings(base: SdfkitConfig, opts: FitOptions, dec_id: str | None = None
             raise SdfkitError(f"{opts.config}: its model section does not match the decoder's architecture")
     cfg = replace_section(cfg, "fit", init=check_init(opts.init) if opts.init else None)
     cfg = replace_section(cfg, "fit", init=resolve_init(cfg.fit.init, dec_id, opts.encoder))
-    if cfg.fit.init == "encoder":  # refinement after the encoder: its own step count and rate
-        cfg = replace_section(cfg, "fit", steps=cfg.fit.refine_steps, lr=cfg.fit.refine_lr)
+    if cfg.fit.init == "encoder" and not steps_asked:
+        cfg = replace_section(cfg, "fit", steps=cfg.fit.refine_steps)
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
-    cfg = replace_section(cfg, "grid", resolution=opts.grid_resolution)
-    check_precision(cfg.fit.precision)
+    # Each section checks its own values when built (FitConfig, GridConfig __post_init__); the time budget
+    # is the request's alone.
     if opts.max_seconds is not None and not opts.max_seconds > 0:
         raise SdfkitError(f"--max-seconds must be positive, got {opts.max_seconds}")
-    if cfg.fit.steps < (0 if cfg.fit.init == "encoder" else 1):
-        raise SdfkitError("--steps must be at least 1 (0 with --init encoder)")
-    if cfg.fit.batch_points is not None and cfg.fit.batch_points < 1:
-        raise SdfkitError("--batch-points must be at least 1")
-    if not 16 <= cfg.fit.resolution <= 1024:
-        raise SdfkitError(f"--resolution must be between 16 and 1024, got {cfg.fit.resolution}")
-    if cfg.grid.resolution is not None and not 1 <= cfg.grid.resolution <= 256:
-        raise SdfkitError(f"--grid-resolution must be between 1 and 256, got {cfg.grid.resolution}")
-    return cfg
+    return replace_section(cfg, "grid", resolution=opts.grid_resolution)
 
 
 @contextmanager
@@ -192,17 +223,14 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
-def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None = None, progress: bool = True) -> dict:
-    """Fit ``mesh_path`` with a frozen decoder and write ``out_dir`` (mesh, latents, report, preview).
+def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None = None, progress: bool = True,
+             preview: Drawer | None = None) -> FitResult:
+    """Fit ``mesh_path`` with a frozen decoder and write ``out_dir`` (mesh, latents, report and, given a
+    ``preview`` drawer and ``opts.preview``, ``preview.png``).
 
-    Returns the report (also written to ``out_dir/report.json``).
+    Returns the report (also written to ``out_dir/report.json``) with the meshes and field behind it.
     """
-    from data_prep.mesh import load_mesh
-    from sdfkit.export import export_mesh
-    from sdfkit.extract import extract_mesh
-    from sdfkit.metrics import evaluate_meshes
-
-    opts = opts or FitOptions()
+    opts = opts or FitRequest()
     mesh_path, out = Path(mesh_path), Path(out_dir)
     fmt = opts.format.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
@@ -218,14 +246,13 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
     with output_lock(out), bar:
         t = time.perf_counter()
         stage = bar.add_task("prepare", total=None, loss=float("nan"))
-        gt = load_mesh(mesh_path)
+        # One trip for the input: read and cleaned once, normalised once; every stage gets these objects.
+        gt, mesh_hash = read_mesh(mesh_path)
         decoder, base_cfg, dec_id = load_decoder(opts.decoder)
         cfg = fit_settings(base_cfg, opts, dec_id)
-        from sdfkit.samples import load_or_prepare
-
-        samples = load_or_prepare(mesh_path, cfg.sampling, seed=cfg.fit.seed)
-        gt_unit = gt.copy()
-        gt_unit.vertices = samples.normalization.to_unit(gt.vertices)
+        sampling = cfg.sampling.resolve(seed=cfg.fit.seed)
+        gt_unit, normalization = normalize_mesh(gt, sampling.radius)
+        samples = sample_unit_mesh(gt_unit, normalization, sampling, str(mesh_path.resolve()), mesh_hash)
         scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
         decoder = decoder.to(dev)
         timings["prepare"] = time.perf_counter() - t
@@ -234,8 +261,6 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         refinement: dict = {}
         if cfg.fit.init == "encoder":
             t = time.perf_counter()
-            from data_prep.sdf import MeshSDF
-
             with torch.no_grad():
                 scene.grid.codes.copy_(encoder_codes(scene, dec_id, MeshSDF(gt_unit), opts.encoder))
             timings["init"] = time.perf_counter() - t
@@ -268,28 +293,16 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         except OSError as exc:
             raise SdfkitError(describe_os_error(out, exc)) from None
         try:
-            mesh_file = f"mesh.{fmt}"
+            mesh_file = mesh_file_name(fmt)
             export_mesh(recon, tmp / mesh_file)
-            save_torch(
-                {
-                    "sdfkit": {"kind": "latents", "version": 1},
-                    "decoder": decoder_payload(decoder.cpu(), cfg),
-                    "grid": grid_state(scene.grid),
-                    "band": cfg.loss.band,
-                    "normalization": samples.normalization.to_dict(),
-                    "source": str(mesh_path.resolve()),
-                    "mesh_hash": samples.mesh_hash,
-                    "mesh_file": mesh_file,
-                },
-                tmp / LATENTS,
-            )
-            if opts.preview:
+            write_latents(tmp / LATENTS, decoder, cfg, scene.grid, samples.normalization, mesh_path, mesh_hash,
+                          mesh_file)
+            result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi))
+            if preview is not None and opts.preview:
                 t = time.perf_counter()
-                from viewer.preview import write_preview
-
-                write_preview(tmp / PREVIEW, recon, gt, field, samples.normalization, (lo, hi))
+                preview(tmp / PREVIEW, result)
                 timings["preview"] = time.perf_counter() - t
-            report = {
+            result.report = report = {
                 "input": str(mesh_path.resolve()),
                 "mesh": mesh_file,
                 "metrics": metrics,
@@ -307,7 +320,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
                 "config": {"fit": dataclasses.asdict(cfg.fit), "grid": dataclasses.asdict(cfg.grid),
                            "sampling": dataclasses.asdict(cfg.sampling)},
             }
-            (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            write_report(tmp / REPORT, report)
             replace_dir(tmp, out)
         except OSError as exc:  # disk full, read-only folder: one line, and no half-written folder
             shutil.rmtree(tmp, ignore_errors=True)
@@ -315,4 +328,4 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    return report
+    return result

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,13 @@ import trimesh
 from data_prep.dataset import combine_shards, list_shapes, prep_dataset
 from data_prep.sampling import SamplingConfig, SdfSamples
 
+from helpers import run_sdfkit
+
 SMALL = SamplingConfig(num_points=4_000, num_surface=500)
 
 
 def sdfkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sdfkit", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return run_sdfkit(*args, cwd=cwd, timeout=300)
 
 
 @pytest.fixture

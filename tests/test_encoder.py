@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from sdfkit.encoder import (CodeEncoder, EncoderConfig, EncoderModelConfig, EncoderTrainConfig, lattice_points,
-                            load_encoder, save_encoder, tile_features, tile_rows, train_encoder, training_tiles)
+from sdfkit.config import EncoderConfig, EncoderModelConfig, EncoderTrainConfig
+from sdfkit.encoder import (CodeEncoder, lattice_points, load_encoder, load_encoder_config, save_encoder, tile_features,
+                            tile_rows, train_encoder, training_tiles)
 from sdfkit.errors import SdfkitError
 from sdfkit.models.latent_grid import GridSpec, LatentGrid
-from sdfkit.settings import load_settings
+from sdfkit.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,6 +37,13 @@ def test_lattice_points_match_a_per_tile_loop():
         np.testing.assert_allclose(points[index[t]], np.array(expected), atol=1e-12)
 
 
+def test_the_shipped_encoder_config_loads_and_bad_lattices_are_one_line():
+    cfg = load_encoder_config(REPO / "configs" / "encoder.yaml")
+    assert cfg.model.lattice == 5 and len(cfg.train.data) == 9
+    with pytest.raises(SdfkitError, match="odd and at least 3"):
+        EncoderModelConfig(lattice=4)
+
+
 def test_tile_features_are_clamped_cell_units_negative_inside():
     grid = _small_grid()
     cfg = EncoderModelConfig(lattice=3, clamp=1.5)
@@ -47,7 +55,7 @@ def test_tile_features_are_clamped_cell_units_negative_inside():
 
 
 def test_tile_rows_hold_every_sample_tile_pair_with_its_weight():
-    from sdfkit.autodecoder import Scene
+    from sdfkit.scene import Scene
 
     grid = _small_grid()
     gen = torch.Generator().manual_seed(0)
@@ -94,11 +102,11 @@ def test_a_tiny_encoder_trains_and_fits_a_real_mesh_end_to_end(tiny_decoder, tin
     """Encoder trained through the tiny decoder; its codes beat noise, and a fit through it writes a mesh."""
     from data_prep.mesh import load_mesh
     from data_prep.sdf import MeshSDF
-    from sdfkit.autodecoder import make_scene
+    from sdfkit.scene import make_scene
     from sdfkit.code_init import encoder_codes
     from sdfkit.decoder_io import load_decoder
     from sdfkit.encoder import sample_l1
-    from sdfkit.fit import FitOptions, fit_mesh
+    from sdfkit.fit import FitRequest, fit_mesh
     from sdfkit.samples import load_or_prepare
 
     path, summary = tiny_encoder
@@ -114,27 +122,27 @@ def test_a_tiny_encoder_trains_and_fits_a_real_mesh_end_to_end(tiny_decoder, tin
         scene.grid.codes.copy_(encoder_codes(scene, dec_id, MeshSDF(unit), str(path)))
     assert sample_l1(decoder, scene, cfg.loss.band) < 0.9 * noise_l1
 
-    opts = FitOptions(decoder=str(tiny_decoder), encoder=str(path), steps=15, resolution=48, device="cpu",
+    opts = FitRequest(decoder=str(tiny_decoder), encoder=str(path), steps=15, resolution=48, device="cpu",
                       preview=False)
-    report = fit_mesh(torus, tmp_path / "fit", opts, progress=False)
+    report = fit_mesh(torus, tmp_path / "fit", opts, progress=False).report
     assert report["init"] == "encoder" and report["steps"] == 15 and "init" in report["seconds"]
     assert report["refinement"]["end_l1"] <= report["refinement"]["start_l1"]
     assert sorted(p.name for p in (tmp_path / "fit").iterdir()) == ["latents.pt", "mesh.obj", "report.json"]
 
 
 def test_an_encoder_for_another_decoder_is_refused_in_one_line(tiny_encoder, shared_meshes, tmp_path):
-    from sdfkit.fit import FitOptions, fit_mesh
+    from sdfkit.fit import FitRequest, fit_mesh
 
     path, _ = tiny_encoder
     with pytest.raises(SdfkitError, match="trained for decoder"):
         fit_mesh(shared_meshes / "val" / "torus.obj", tmp_path / "x",
-                 FitOptions(init="encoder", encoder=str(path), steps=0, resolution=32, device="cpu", preview=False),
+                 FitRequest(init="encoder", encoder=str(path), steps=0, resolution=32, device="cpu", preview=False),
                  progress=False)
     assert not (tmp_path / "x").exists()
 
 
 def test_refinement_that_ends_worse_gives_back_the_start(tiny_decoder, tiny_encoder, shared_meshes):
-    from sdfkit.autodecoder import make_scene
+    from sdfkit.scene import make_scene
     from sdfkit.code_init import refine_no_worse
     from sdfkit.decoder_io import load_decoder
     from sdfkit.samples import load_or_prepare

@@ -24,7 +24,7 @@ RANGE_FRACTION = 1.0 / 8.0
 
 
 def _panel(image: np.ndarray, text: str) -> Image.Image:
-    img = Image.fromarray(image).resize((PANEL, PANEL), Image.NEAREST)
+    img = Image.fromarray(image).resize((PANEL, PANEL), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(img)
     box = draw.textbbox((6, 4), text)
     draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(255, 255, 255))
@@ -57,7 +57,8 @@ def slice_panels(field: Field, bounds, resolution: int = SLICE_RESOLUTION) -> li
             for axis, values in enumerate(slices)]
 
 
-def preview_image(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None, field: Field, normalization, bounds) -> Image.Image:
+def preview_image(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None, field: Field, normalization,
+                  bounds) -> Image.Image:
     """The preview sheet: renders (when GL works), then x/y/z slices, in one row.
 
     ``recon`` and ``gt`` may be in any frame (each render frames its own mesh);

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import trimesh
@@ -94,7 +95,7 @@ def _render(items: list[tuple[trimesh.Trimesh, float]], size: tuple[int, int], e
                                                  znear=0.01 * radius, zfar=10 * radius), pose=pose)
             # A head light: every view is lit the same way.
             scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=3.0), pose=pose)
-            color_buffer, _ = renderer.render(scene)
+            color_buffer, _ = cast(tuple, renderer.render(scene))  # offscreen: (colour, depth)
             images.append(np.ascontiguousarray(color_buffer[..., :3], dtype=np.uint8))
     finally:
         renderer.delete()

@@ -15,13 +15,17 @@ from __future__ import annotations
 import dataclasses
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import trimesh
 
 from sdfkit.errors import SdfkitError
 from viewer.slices import colorize, evaluate_points, evaluate_slice
+
+if TYPE_CHECKING:
+    import viser
 
 #: Slice resolutions offered by the page.
 RESOLUTIONS = ("64", "128", "256", "512")
@@ -132,7 +136,8 @@ class SliceViewer:
 
         @scene.on_click()
         def _(event: viser.SceneClickEvent) -> None:
-            self._probe(np.asarray(event.ray_origin, dtype=np.float64), np.asarray(event.ray_direction, dtype=np.float64))
+            origin, direction = np.asarray(event.ray_origin, np.float64), np.asarray(event.ray_direction, np.float64)
+            self._probe(origin, direction)
 
     def _recolor(self) -> None:
         """Show the reconstruction in one colour, or coloured by its distance to the ground truth.
@@ -155,9 +160,10 @@ class SliceViewer:
             for b in np.unique(bins):
                 faces = np.asarray(src.mesh.faces)[bins == b]
                 t = (b + 0.5) / ERROR_BINS
-                color = tuple(int(255 * ((1 - t) + t * c)) for c in (0.85, 0.1, 0.1))
+                red, green, blue = (int(255 * ((1 - t) + t * c)) for c in (0.85, 0.1, 0.1))
                 self.error_handles.append(self.server.scene.add_mesh_simple(
-                    f"/error/bin{b}", np.asarray(src.mesh.vertices, np.float32), faces.astype(np.uint32), color=color))
+                    f"/error/bin{b}", np.asarray(src.mesh.vertices, np.float32), faces.astype(np.uint32),
+                    color=(red, green, blue)))
             self.mesh_handle.visible = False
         else:
             self.mesh_handle.visible = bool(self.show_mesh.value)

@@ -14,8 +14,8 @@ low, so ``v`` points up in the picture.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -54,7 +54,8 @@ def check_resolution(resolution: int) -> int:
     except (TypeError, ValueError):
         raise SdfkitError(f"slice resolution must be an integer (got {resolution!r})") from None
     if value != resolution or not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
-        raise SdfkitError(f"slice resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] (got {resolution})")
+        raise SdfkitError(f"slice resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] "
+                          f"(got {resolution})")
     return value
 
 
@@ -211,7 +212,8 @@ def colorize(values: np.ndarray, vmax: float | None = None, iso_step: float | No
     values = np.asarray(values, dtype=np.float64)
     vmax = float(vmax) if vmax else auto_range(values)
     t = np.clip(values / vmax, -1.0, 1.0)[..., None]
-    rgb = np.where(t < 0, SURFACE_RGB + (INSIDE_RGB - SURFACE_RGB) * (-t), SURFACE_RGB + (OUTSIDE_RGB - SURFACE_RGB) * t)
+    inside, outside = SURFACE_RGB + (INSIDE_RGB - SURFACE_RGB) * (-t), SURFACE_RGB + (OUTSIDE_RGB - SURFACE_RGB) * t
+    rgb = np.where(t < 0, inside, outside)
     if iso_step is None:
         iso_step = vmax / DEFAULT_ISO_LINES
     if iso_step > 0:

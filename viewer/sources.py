@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import trimesh
 
@@ -24,12 +25,12 @@ def exact_source(mesh_path: str | Path) -> ViewSource:
 def fitted_source(fit_dir: str | Path, gt: str | Path | None = None, device: str = "cpu") -> ViewSource:
     """A fit's field and mesh, with the ground truth (``gt``, or the fit's input when it still exists)."""
     from data_prep.mesh import load_mesh
-    from sdfkit.fitted import load_fitted
+    from sdfkit.fit_output import load_fitted
 
     fitted = load_fitted(fit_dir, device=device)
     if not fitted.mesh_path.is_file():
         raise SdfkitError(f"{fit_dir} has no mesh ({fitted.mesh_path.name} is missing)")
-    recon = trimesh.load(fitted.mesh_path, force="mesh", process=False)
+    recon = cast(trimesh.Trimesh, trimesh.load(fitted.mesh_path, force="mesh", process=False))
     recon = trimesh.Trimesh(fitted.normalization.to_unit(recon.vertices), recon.faces, process=False)
     gt_path = Path(gt) if gt else fitted.source
     truth = None

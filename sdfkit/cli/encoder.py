@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,9 +14,9 @@ from sdfkit.cli.app import app
 def train_encoder(
     config: Annotated[Path, typer.Argument(help="Encoder config (YAML), e.g. configs/encoder.yaml.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Encoder file to write.")] = Path("runs/encoder.pt"),
-    decoder: Annotated[Optional[Path], typer.Option(help="Decoder to train for (default: the shipped one).")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Override train.steps.")] = None,
-    max_seconds: Annotated[Optional[float], typer.Option(help="Override train.max_seconds.")] = None,
+    decoder: Annotated[Path | None, typer.Option(help="Decoder to train for (default: the shipped one).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override train.steps.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Override train.max_seconds.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No log lines.")] = False,
 ) -> None:
     """Train an encoder from tiles' exact SDF lattices to their codes, through the frozen decoder."""
@@ -25,7 +25,7 @@ def train_encoder(
     from sdfkit.decoder_io import load_decoder
     from sdfkit.encoder import load_encoder_config, save_encoder, train_encoder as run, training_tiles
     from sdfkit.errors import SdfkitError
-    from sdfkit.settings import replace_section
+    from sdfkit.config import replace_section
 
     cfg = load_encoder_config(config)
     if steps is not None and steps < 1 or max_seconds is not None and not max_seconds > 0:

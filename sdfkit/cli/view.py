@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,9 +14,9 @@ from sdfkit.cli.app import app
 def view(
     source: Annotated[Path, typer.Argument(help="A fit output folder, or with --exact a mesh file.")],
     exact: Annotated[bool, typer.Option("--exact", help="Show the exact SDF of the mesh SOURCE.")] = False,
-    gt: Annotated[Optional[Path], typer.Option(help="Ground-truth mesh (default: the fit's input, if it exists).")] = None,
+    gt: Annotated[Path | None, typer.Option(help="Ground-truth mesh (default: the fit's input, if it exists).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind (default: this machine only).")] = "127.0.0.1",
-    port: Annotated[Optional[int], typer.Option(help="Port (default: a free one).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: a free one).")] = None,
     resolution: Annotated[int, typer.Option(help="Initial slice resolution: 64, 128, 256 or 512.")] = 256,
 ) -> None:
     """Open an interactive slice viewer in the browser; serves until Ctrl-C."""
@@ -107,7 +107,8 @@ def slices(
     rows = []
     for axis in range(3):
         positions = lo[axis] + (hi[axis] - lo[axis]) * (np.arange(count) + 1) / (count + 1)
-        rows.append(np.concatenate([slice_image(src.field, axis, float(p), (lo, hi), resolution, vmax) for p in positions], axis=1))
+        images = [slice_image(src.field, axis, float(p), (lo, hi), resolution, vmax) for p in positions]
+        rows.append(np.concatenate(images, axis=1))
     with atomic_path(out) as tmp:
         Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
     typer.echo(f"wrote {out}")
