@@ -35,6 +35,25 @@ def machine() -> str:
     return text
 
 
+def git_commit() -> str:
+    """The repository's commit (with ``+dirty`` when files differ from it), or "unknown"."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages (other jobs on a shared machine make timings noisy)."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def write_result(name: str, data: dict, out_dir: Path | None = None) -> Path:
     """Write ``data`` (with the machine) as JSON to ``results/<name>.json``; returns the path."""
     from sdfkit.io import atomic_write_text
@@ -64,3 +83,23 @@ def shipped_fit_scene(mesh_path: str | Path, steps: int):
     unit = mesh.copy()
     unit.vertices = samples.normalization.to_unit(mesh.vertices)
     return decoder, cfg, make_scene(samples, cfg, name="scene", seed=0, mesh_unit=unit), unit
+
+
+def provenance(load_before: float) -> dict:
+    """Command, git commit, date and load average (before: ``load_before``, after: now) for a results file."""
+    import subprocess
+    import sys
+    import time
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    try:
+        module = ".".join(Path(sys.argv[0]).resolve().relative_to(REPO).with_suffix("").parts)
+    except ValueError:
+        module = Path(sys.argv[0]).name
+    return {"command": " ".join(["python -m", module] + sys.argv[1:]),
+            "commit": commit, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}

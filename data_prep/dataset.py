@@ -28,8 +28,9 @@ import numpy as np
 
 from data_prep.errors import SdfkitError
 from data_prep.files import atomic_write_text
-from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes
-from data_prep.sampling import FORMAT_VERSION, SamplingConfig, config_settings, prepare_mesh
+from data_prep.manifest import ManifestRow, failed_row, inspect_shape, read_manifest, write_manifest
+from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes, load_mesh, normalize_mesh, read_mesh
+from data_prep.sampling import FORMAT_VERSION, SamplingConfig, SdfSamples, config_settings, sample_unit_mesh
 from data_prep.sdf import default_workers
 
 #: Where a ShapeNet (v2) model's mesh lies below ``<root>/<synset>/<model>/``.
@@ -72,6 +73,8 @@ class PrepSummary:
     split_file: Path | None
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     """Wall time per output name (written shapes only)."""
+    rejected: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Shapes sampled but left out of the split file, and why (:mod:`data_prep.manifest`)."""
 
     @property
     def ok(self) -> bool:
@@ -187,29 +190,50 @@ def is_current(out: Path, mesh_hash: str, settings: dict) -> bool:
         return False
 
 
-def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool = False,
-               workers: int = 1) -> tuple[str, str, float]:
-    """Sample one shape into ``out_dir``: ("written" | "skipped" | "failed", reason, seconds).
+def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool = False, workers: int = 1,
+               known: dict | None = None) -> tuple[str, str, float, ManifestRow]:
+    """Sample one shape into ``out_dir``: ("written" | "skipped" | "failed", reason, seconds, manifest row).
 
+    known : the shape's row of an earlier manifest, reused when its samples are current.
     Never raises for a bad mesh: its one-line reason is returned instead.
     """
     start = time.perf_counter()
     out = out_dir / shape.output_name
     try:
         if not force and out.is_file() and is_current(out, file_hash(shape.path), config_settings(config)):
-            return "skipped", "", 0.0
-        prepare_mesh(shape.path, config, workers=workers).save(out)
+            try:
+                row = ManifestRow(**{**known, "center": tuple(known["center"])})  # type: ignore[arg-type]
+            except (TypeError, KeyError):  # no earlier row, or one of another manifest version
+                row = None
+            if row is None or row.mesh != str(shape.path):
+                row = _manifest_row(shape, SdfSamples.load(out), config)
+            return "skipped", "", 0.0, row
+        # One read of the mesh serves the samples and the manifest's figures.
+        mesh, digest = read_mesh(shape.path)
+        unit, norm = normalize_mesh(mesh, config.radius)
+        samples = sample_unit_mesh(unit, norm, config, str(shape.path.resolve()), digest, workers)
+        samples.save(out)
+        row = inspect_shape(shape.output_name, shape.path, unit, samples.points, samples.sdf, norm, config.method,
+                            config.seed)
+        return "written", "", time.perf_counter() - start, row
     except SdfkitError as exc:
-        return "failed", str(exc), time.perf_counter() - start
+        reason = str(exc)
     except MemoryError:
-        return "failed", "out of memory", time.perf_counter() - start
+        reason = "out of memory"
     except Exception as exc:  # a library failing on one odd mesh must not stop the dataset
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        return "failed", f"{type(exc).__name__}: {reason}", time.perf_counter() - start
-    return "written", "", time.perf_counter() - start
+        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        reason = f"{type(exc).__name__}: {text}"
+    return "failed", reason, time.perf_counter() - start, failed_row(shape.output_name, shape.path, reason)
 
 
-def _job(args) -> tuple[str, str, float]:
+def _manifest_row(shape: Shape, samples: SdfSamples, config: SamplingConfig) -> ManifestRow:
+    mesh = load_mesh(shape.path)
+    mesh.vertices = samples.normalization.to_unit(mesh.vertices)
+    return inspect_shape(shape.output_name, shape.path, mesh, samples.points, samples.sdf, samples.normalization,
+                         config.method, config.seed)
+
+
+def _job(args) -> tuple[str, str, float, ManifestRow]:
     return prep_shape(*args)
 
 
@@ -245,7 +269,8 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
     shard_i, shard_n = parse_shard(shard)
     shapes = shard_shapes(shapes, shard)
     workers = max(1, workers or default_workers())
-    results: dict[Shape, tuple[str, str, float]] = {}
+    results: dict[Shape, tuple[str, str, float, ManifestRow]] = {}
+    known = read_manifest(out_dir) if shard_n == 1 else read_manifest(out_dir, _shard_suffix(shard_i, shard_n))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(TextColumn("[bold]prep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -255,20 +280,25 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
         if workers == 1 or len(shapes) <= 1:
             for shape in shapes:
                 bar.update(task, description=shape.output_name)
-                results[shape] = prep_shape(shape, out_dir, config, force, workers=workers)
+                results[shape] = prep_shape(shape, out_dir, config, force, workers, known.get(shape.output_name))
                 bar.advance(task)
         else:
             with ProcessPoolExecutor(max_workers=min(workers, len(shapes))) as pool:
-                futures = {pool.submit(_job, (s, out_dir, config, force, 1)): s for s in shapes}
+                futures = {pool.submit(_job, (s, out_dir, config, force, 1, known.get(s.output_name))): s
+                           for s in shapes}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
                     bar.update(task, description=futures[future].output_name)
                     bar.advance(task)
-    done = [s for s in shapes if results[s][0] != "failed"]
+    # A rejected shape keeps its samples on disk but is left out of the split file: training and fits skip it.
+    done = [s for s in shapes if results[s][0] != "failed" and not results[s][3].rejected]
     split_file = None
+    suffix = "" if shard_n == 1 else _shard_suffix(shard_i, shard_n)
     if done:
-        split_file = out_dir / ("split.json" if shard_n == 1 else f"split.shard-{shard_i}-of-{shard_n}.json")
+        split_file = out_dir / f"split{suffix}.json"
         atomic_write_text(split_file, json.dumps(split_of(done), indent=2) + "\n")
+    if shapes:
+        write_manifest(out_dir, [results[s][3] for s in shapes], suffix)
     failed = {str(s.path): results[s][1] for s in shapes if results[s][0] == "failed"}
     failed.update({entry: "listed in the split file but not found" for entry in missing})
     return PrepSummary(
@@ -277,7 +307,13 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
         failed=failed,
         split_file=split_file,
         seconds={s.output_name: results[s][2] for s in shapes if results[s][0] == "written"},
+        rejected={s.output_name: results[s][3].reason for s in shapes
+                  if results[s][0] != "failed" and results[s][3].rejected},
     )
+
+
+def _shard_suffix(i: int, n: int) -> str:
+    return f".shard-{i}-of-{n}"
 
 
 def combine_shards(out_dir: str | Path) -> Path:

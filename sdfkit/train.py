@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from data_prep.mesh import load_mesh
+from data_prep.sources import resolve_data
 from data_prep.yaml_io import to_dict
 from sdfkit.config import SdfkitConfig, settings_from_dict
 from sdfkit.decoder_io import decoder_payload, save_decoder
@@ -157,8 +158,8 @@ def train(
     out = Path(out_dir)
     if not cfg.train.data:
         raise SdfkitError("the config lists no training data (train.data)")
-    items = [(item, cfg.train.seed + i, r)
-             for i, item in enumerate(cfg.train.data) for r in range(cfg.train.rotations + 1)]
+    data = [str(p) for p in resolve_data(cfg.train.data)]
+    items = [(item, cfg.train.seed + i, r) for i, item in enumerate(data) for r in range(cfg.train.rotations + 1)]
     if cfg.train.steps < 1 or cfg.train.batch_points < len(items):
         raise SdfkitError("train.steps must be >= 1 and train.batch_points >= the number of scenes")
     dev = resolve_device(device)

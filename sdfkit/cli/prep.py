@@ -82,9 +82,11 @@ def _print_summary(summary, out: Path) -> None:
     table.add_column("seconds", justify="right")
     table.add_column("reason", overflow="fold")
     for name in summary.written:
-        table.add_row(name, "written", f"{summary.seconds.get(name, 0.0):.1f}", "")
+        status = "written, [yellow]rejected[/yellow]" if name in summary.rejected else "written"
+        table.add_row(name, status, f"{summary.seconds.get(name, 0.0):.1f}", summary.rejected.get(name, ""))
     for name in summary.skipped:
-        table.add_row(name, "up to date", "", "")
+        status = "up to date, [yellow]rejected[/yellow]" if name in summary.rejected else "up to date"
+        table.add_row(name, status, "", summary.rejected.get(name, ""))
     for name, reason in summary.failed.items():
         table.add_row(name, "[red]failed[/red]", "", reason)
     console = Console()
@@ -92,5 +94,5 @@ def _print_summary(summary, out: Path) -> None:
         console = Console(width=200)
     console.print(table)
     split = f", split file {summary.split_file}" if summary.split_file else ""
-    typer.echo(f"{len(summary.written)} written, {len(summary.skipped)} up to date, "
-               f"{len(summary.failed)} failed{split}")
+    typer.echo(f"{len(summary.written)} written, {len(summary.skipped)} up to date, {len(summary.failed)} failed, "
+               f"{len(summary.rejected)} rejected (manifest.csv, manifest.json){split}")
