@@ -10,6 +10,7 @@ from __future__ import annotations
 
 # Importing a command module registers its command(s) on ``app``.
 from sdfkit.cli import (
+    encoder,  # noqa: F401
     eval,  # noqa: F401
     fit,  # noqa: F401
     mesh,  # noqa: F401
