@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes
+from data_prep.points import POINT_SUFFIXES, PointsConfig, is_point_cloud, points_settings, prepare_points
 from data_prep.sampling import FORMAT_VERSION, SamplingConfig, config_settings, prepare_mesh
 from data_prep.sdf import default_workers
 from sdfkit.errors import SdfkitError
@@ -93,7 +94,7 @@ def list_shapes(path: str | Path, synsets: list[str] | None = None) -> list[Shap
     if not path.exists():
         raise SdfkitError(f"not found: {path}")
     if path.is_file():
-        if path.suffix.lower() not in MESH_SUFFIXES:
+        if path.suffix.lower() not in MESH_SUFFIXES + POINT_SUFFIXES:
             raise SdfkitError(f"unsupported mesh format '{path.suffix}' for {path} (supported: {', '.join(MESH_SUFFIXES)})")
         return [Shape(path, TOP_CLASS, path.stem, path.resolve().parent.name or "meshes")]
     if _is_shapenet(path):
@@ -185,17 +186,23 @@ def is_current(out: Path, mesh_hash: str, settings: dict) -> bool:
         return False
 
 
-def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool = False, workers: int = 1) -> tuple[str, str, float]:
-    """Sample one shape into ``out_dir``: ("written" | "skipped" | "failed", reason, seconds).
+def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool = False, workers: int = 1,
+               points: PointsConfig | None = None) -> tuple[str, str, float]:
+    """Sample one shape (a mesh or a point cloud) into ``out_dir``: ("written" | "skipped" | "failed", reason, seconds).
 
     Never raises for a bad mesh: its one-line reason is returned instead.
     """
     start = time.perf_counter()
     out = out_dir / shape.output_name
     try:
-        if not force and out.is_file() and is_current(out, file_hash(shape.path), config_settings(config)):
+        cloud = is_point_cloud(shape.path)
+        settings = points_settings(config, points or PointsConfig()) if cloud else config_settings(config)
+        if not force and out.is_file() and is_current(out, file_hash(shape.path), settings):
             return "skipped", "", 0.0
-        prepare_mesh(shape.path, config, workers=workers).save(out)
+        if cloud:
+            prepare_points(shape.path, config, points)[0].save(out)
+        else:
+            prepare_mesh(shape.path, config, workers=workers).save(out)
     except SdfkitError as exc:
         return "failed", str(exc), time.perf_counter() - start
     except MemoryError:
@@ -212,7 +219,8 @@ def _job(args) -> tuple[str, str, float]:
 
 def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, workers: int | None = None,
                  synsets: list[str] | None = None, shard: str | None = None, force: bool = False,
-                 progress: bool = True, split: str | Path | None = None) -> PrepSummary:
+                 progress: bool = True, split: str | Path | None = None,
+                 points: PointsConfig | None = None) -> PrepSummary:
     """Sample every shape under ``path`` into ``out_dir`` and write its split file.
 
     Parameters
@@ -229,6 +237,8 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
     progress : show a progress bar.
     split : a split file; only the shapes it lists are prepared (entries
         not found are reported as failed).
+    points : how point clouds (PLY without faces, and single ``.xyz``/``.pts``/``.txt``/``.npy``/``.npz``
+        files) are signed (:mod:`data_prep.points`).
 
     Returns
     -------
@@ -252,11 +262,11 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
         if workers == 1 or len(shapes) <= 1:
             for shape in shapes:
                 bar.update(task, description=shape.output_name)
-                results[shape] = prep_shape(shape, out_dir, config, force, workers=workers)
+                results[shape] = prep_shape(shape, out_dir, config, force, workers=workers, points=points)
                 bar.advance(task)
         else:
             with ProcessPoolExecutor(max_workers=min(workers, len(shapes))) as pool:
-                futures = {pool.submit(_job, (s, out_dir, config, force, 1)): s for s in shapes}
+                futures = {pool.submit(_job, (s, out_dir, config, force, 1, points)): s for s in shapes}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
                     bar.update(task, description=futures[future].output_name)

@@ -59,6 +59,8 @@ class FitOptions:
     force: bool = False
     preview: bool = True
     seed: int | None = None
+    normals: str = "auto"
+    """Point clouds: ``auto`` (the file's normals, else estimated), ``given`` or ``estimate``."""
 
 
 def fit_batch_points(cfg: SdfkitConfig, num_codes: int) -> int:
@@ -188,13 +190,15 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
     from data_prep.mesh import load_mesh
     from sdfkit.export import export_mesh
     from sdfkit.extract import extract_mesh
-    from sdfkit.metrics import evaluate_meshes
+    from sdfkit.metrics import evaluate_meshes, evaluate_to_points
 
     opts = opts or FitOptions()
     mesh_path, out = Path(mesh_path), Path(out_dir)
     fmt = opts.format.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
         raise SdfkitError(f"unknown --format '{opts.format}' (choose from {', '.join(EXPORT_FORMATS)})")
+    if opts.normals not in ("auto", "given", "estimate"):
+        raise SdfkitError(f"--normals must be auto, given or estimate, got '{opts.normals}'")
     if out.exists() and not out.is_dir():
         raise SdfkitError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not opts.force:
@@ -206,14 +210,19 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
     with output_lock(out), bar:
         t = time.perf_counter()
         stage = bar.add_task("prepare", total=None, loss=float("nan"))
-        gt = load_mesh(mesh_path)
+        from data_prep.points import is_point_cloud
+        from sdfkit.samples import load_or_prepare, prepare_cloud
+
+        scan = is_point_cloud(mesh_path)
+        gt = None if scan else load_mesh(mesh_path)
         decoder, base_cfg, dec_id = load_decoder(opts.decoder)
         cfg = fit_settings(base_cfg, opts)
-        from sdfkit.samples import load_or_prepare
-
-        samples = load_or_prepare(mesh_path, cfg.sampling, seed=cfg.fit.seed)
-        gt_unit = gt.copy()
-        gt_unit.vertices = samples.normalization.to_unit(gt.vertices)
+        if scan:  # no faces: signs from the cloud's (given or estimated) normals, scored against its points
+            samples, cloud, cloud_info, gt_unit = prepare_cloud(mesh_path, cfg.sampling, cfg.fit.seed, opts.normals)
+        else:
+            samples = load_or_prepare(mesh_path, cfg.sampling, seed=cfg.fit.seed)
+            gt_unit = gt.copy()
+            gt_unit.vertices = samples.normalization.to_unit(gt.vertices)
         scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
         decoder = decoder.to(dev)
         timings["prepare"] = time.perf_counter() - t
@@ -234,7 +243,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
 
         t = time.perf_counter()
         stage = bar.add_task("score", total=None, loss=float("nan"))
-        metrics = evaluate_meshes(recon, gt)
+        metrics = evaluate_to_points(recon, cloud.points) if scan else evaluate_meshes(recon, gt)
         timings["score"] = time.perf_counter() - t
         bar.update(stage, total=1, completed=1)
 
@@ -280,6 +289,8 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
                 "config": {"fit": dataclasses.asdict(cfg.fit), "grid": dataclasses.asdict(cfg.grid),
                            "sampling": dataclasses.asdict(cfg.sampling)},
             }
+            if scan:
+                report["point_cloud"] = cloud_info
             (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
             replace_dir(tmp, out)
         except OSError as exc:  # disk full, read-only folder: one line, and no half-written folder

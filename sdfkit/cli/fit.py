@@ -12,7 +12,8 @@ from sdfkit.cli.app import app
 
 @app.command()
 def fit(
-    mesh: Annotated[Path, typer.Argument(help="Input mesh (obj, ply, stl, off, glb, gltf).")],
+    mesh: Annotated[Path, typer.Argument(
+        help="Input mesh (obj, ply, stl, off, glb, gltf) or point cloud (ply without faces, xyz, pts, txt, npy, npz).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<mesh name>).")] = None,
     decoder: Annotated[Optional[Path], typer.Option(help="Decoder file (default: the one shipped with sdfkit).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")] = None,
@@ -28,6 +29,8 @@ def fit(
     format: Annotated[str, typer.Option("--format", help="Mesh format: obj, ply, stl, glb or off.")] = "obj",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[Optional[int], typer.Option(help="Random seed for sampling and batches.")] = None,
+    normals: Annotated[str, typer.Option(
+        help="Point clouds: auto (the file's normals, else estimated), given (required) or estimate.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
     preview: Annotated[bool, typer.Option("--preview/--no-preview", help="Write preview.png.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -39,11 +42,12 @@ def fit(
     opts = FitOptions(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile, grid_resolution=grid_resolution, resolution=resolution, device=device,
-        format=format, force=force, preview=preview, seed=seed,
+        format=format, force=force, preview=preview, seed=seed, normals=normals,
     )
     report = fit_mesh(mesh, out, opts, progress=not quiet)
     m = report["metrics"]
     typer.echo(
-        f"wrote {out}/{report['mesh']}  chamfer {m['chamfer']:.3e}  IoU {m['iou']:.4f}  "
-        f"F@1% {m['fscore_1pct']:.4f}  ({report['steps']} steps, {report['seconds_total']:.1f} s on {report['device']})"
+        f"wrote {out}/{report['mesh']}  chamfer {m['chamfer']:.3e}  "
+        + (f"IoU {m['iou']:.4f}  " if "iou" in m else "(to the input points)  ")
+        + f"F@1% {m['fscore_1pct']:.4f}  ({report['steps']} steps, {report['seconds_total']:.1f} s on {report['device']})"
     )

@@ -12,7 +12,7 @@ from sdfkit.cli.app import app
 
 @app.command()
 def prep(
-    path: Annotated[Optional[Path], typer.Argument(help="A mesh, a folder of meshes, or a ShapeNet root (<synset>/<model>/models/model_normalized.obj).")] = None,
+    path: Annotated[Optional[Path], typer.Argument(help="A mesh or point cloud, a folder of meshes, or a ShapeNet root (<synset>/<model>/models/model_normalized.obj).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: <class>/<instance>.npz per shape, and split.json.")] = Path("samples"),
     preset: Annotated[Optional[str], typer.Option(help="Sampling preset: default, deepsdf or mesh-to-sdf (docs/sampling.md).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML of sampling keys applied over the preset (e.g. noise_stds, num_surface).")] = None,
@@ -25,11 +25,14 @@ def prep(
     shard: Annotated[Optional[str], typer.Option(help="Take shard i of n (i/n, 0-based): shapes whose sorted index is i mod n.")] = None,
     combine: Annotated[bool, typer.Option("--combine", help="Merge the shards' split files in --out (or PATH) into split.json.")] = False,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
+    normals: Annotated[str, typer.Option(
+        help="Point clouds: auto (the file's normals, else estimated), given (required) or estimate.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Resample shapes whose output is current.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Sample signed distances (negative inside) of meshes into one .npz per shape; resumable."""
     from data_prep.dataset import combine_shards, prep_dataset
+    from data_prep.points import PointsConfig
     from data_prep.sampling import load_sampling_config
     from sdfkit.config import override
     from sdfkit.errors import SdfkitError
@@ -43,7 +46,7 @@ def prep(
         raise SdfkitError(f"--workers must be at least 1, got {workers}")
     cfg = override(load_sampling_config(config, preset), num_points=points, method=method, volume=volume, seed=seed)
     summary = prep_dataset(path, out, cfg, workers=workers, synsets=[s for s in synsets.split(",") if s] if synsets else None,
-                           shard=shard, force=force, progress=not quiet, split=split)
+                           shard=shard, force=force, progress=not quiet, split=split, points=PointsConfig(normals=normals))
     if path.is_file() and summary.failed:  # a single mesh: its reason is the one-line error
         raise SdfkitError(next(iter(summary.failed.values())))
     _print_summary(summary, out)
