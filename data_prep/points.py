@@ -154,7 +154,9 @@ def _read_ply(path: Path) -> PointCloud:
     raw = loaded.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
     points = np.asarray(loaded.vertices, dtype=np.float64)
     normals = None
-    if raw is not None and raw.dtype.names and all(k in raw.dtype.names for k in ("nx", "ny", "nz")):
+    # trimesh keeps the raw vertex properties as a dict of columns (ASCII) or a structured array (binary).
+    names = raw.keys() if isinstance(raw, dict) else (raw.dtype.names or ()) if raw is not None else ()
+    if all(k in names for k in ("nx", "ny", "nz")):
         normals = np.stack([np.asarray(raw[k], dtype=np.float64).reshape(-1) for k in ("nx", "ny", "nz")], axis=1)
     return PointCloud(points, normals)
 
