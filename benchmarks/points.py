@@ -100,7 +100,7 @@ def sdfkit_fit(cloud_file: Path, out: Path, normals: str, args) -> tuple:
     from sdfkit.fit import FitOptions, fit_mesh
 
     opts = FitOptions(steps=args.steps, max_seconds=args.max_seconds, resolution=args.resolution, preview=False,
-                      force=True, normals=normals)
+                      force=True, normals=normals, config=args.config)
     report = fit_mesh(cloud_file, out, opts, progress=False)
     seconds = report["seconds_total"] - report["seconds"].get("score", 0.0)
     return trimesh.load(out / report["mesh"], force="mesh", process=False), seconds, report
@@ -113,6 +113,24 @@ def sdfkit_orientation(cloud_points: np.ndarray, truth: np.ndarray, neighbours: 
     oriented = orient_cloud(PointCloud(cloud_points), PointsConfig(normals="estimate", neighbours=neighbours,
                                                                     outlier_std=0.0))
     return agreement(oriented.normals, truth)
+
+
+def fit_config(folder: Path, num_points: int | None) -> str | None:
+    """A config file giving the shipped decoder's settings with ``num_points`` samples (None: no file)."""
+    import dataclasses
+
+    import yaml
+
+    from sdfkit.decoder_io import load_decoder
+
+    if num_points is None:
+        return None
+    _, cfg, _ = load_decoder(None)
+    settings = dataclasses.asdict(cfg)
+    settings["sampling"]["num_points"] = num_points
+    path = folder / "fit.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return str(path)
 
 
 def run_one(mesh_path: Path, count: int, normals_kind: str, noise: float, cap: bool, args, work: Path) -> list[dict]:
@@ -179,6 +197,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="sdfkit fit steps (default: the fit default)")
     parser.add_argument("--max-seconds", type=float, default=None, help="sdfkit fit time budget")
     parser.add_argument("--resolution", type=int, default=256, help="sdfkit marching-cubes resolution")
+    parser.add_argument("--num-points", type=int, default=None, help="sdfkit samples per cloud (default: the fit's)")
     parser.add_argument("--volume-points", type=int, default=1_000_000, help="IoU samples (protocol: 1,000,000)")
     parser.add_argument("--name", default="points")
     args = parser.parse_args()
@@ -191,17 +210,19 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     rows = []
+    meta = {"command": "python -m benchmarks.points " + " ".join(sys.argv[1:]), "commit": git_commit(),
+            "date": started, "load_before": round(load_before, 2),
+            "threads": os.environ.get("OMP_NUM_THREADS", "all")}
     with tempfile.TemporaryDirectory() as tmp:
+        args.config = fit_config(Path(tmp), args.num_points)
         for mesh_path in meshes:
             for count, normals_kind, noise, cap in conditions:
                 rows.extend(run_one(mesh_path, count, normals_kind, noise, cap, args, Path(tmp)))
                 shutil.rmtree(Path(tmp) / "fit", ignore_errors=True)
-    meta = {
-        "command": "python -m benchmarks.points " + " ".join(sys.argv[1:]),
-        "commit": git_commit(), "date": started, "load_before": round(load_before, 2),
-        "load_after": round(os.getloadavg()[0], 2), "threads": os.environ.get("OMP_NUM_THREADS", "all"),
-    }
-    write_result(args.name, {**meta, "rows": rows})
+                # Written after every cloud, so that a run cut short keeps what it measured.
+                meta["load_after"] = round(os.getloadavg()[0], 2)
+                write_result(args.name, {**meta, "finished": False, "rows": rows})
+    write_result(args.name, {**meta, "finished": True, "rows": rows})
     header = (f"`{meta['command']}` at commit {meta['commit']}, {meta['date']}, on {machine()} "
               f"(load average {meta['load_before']} before, {meta['load_after']} after). CD: squared Chamfer to the "
               "original mesh's surface in its unit frame; IoU against the original mesh; s: wall seconds to the "
