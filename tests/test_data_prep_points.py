@@ -174,11 +174,12 @@ def test_distances_are_close_to_the_meshs_near_the_surface(penguin):
     mesh, points, normals = penguin
     cloud = orient_cloud(PointCloud(points, normals), PointsConfig())
     rng = np.random.default_rng(4)
-    queries = sample_surface(mesh, 5000, rng)[0] + rng.normal(size=(5000, 3)) * 0.01
+    queries = sample_surface(mesh, 5000, rng)[0] + rng.normal(size=(5000, 3)) * 0.002
     sdf, _, _ = signed_distance(cloud, queries)
     exact = unsigned_distance(mesh.vertices, mesh.faces, queries)
     spacing = float(np.median(cloud.radius))
-    assert np.median(np.abs(np.abs(sdf) - exact)) < 0.5 * spacing
+    # Within a spacing of the surface the nearest point alone is off by 0.7 spacings (median); its plane is not.
+    assert np.median(np.abs(np.abs(sdf) - exact)) < 0.1 * spacing
 
 
 def test_noise_outliers_and_a_hole_give_finite_samples_and_say_what_was_done(penguin, tmp_path: Path):
