@@ -78,6 +78,7 @@ def fit_codes(
     progress=None,
     task=None,
     chunk_points: int | None = None,
+    extra_loss=None,
 ) -> tuple[int, float]:
     """Optimise only ``scene``'s codes against its samples; the decoder stays frozen.
 
@@ -87,6 +88,7 @@ def fit_codes(
     small rate instead of stopping mid-descent.
     ``chunk_points`` bounds the points of one backward pass (None: sized to the
     cache on a CPU, :func:`sdfkit.runtime.cpu_chunk_points`; one pass on a GPU).
+    ``extra_loss``: a callable giving a further loss term each step (e.g. :func:`sdfkit.points_loss.surface_loss`).
     Returns (steps done, last L1 in cell units).
     """
     for p in decoder.parameters():
@@ -108,6 +110,8 @@ def fit_codes(
             optimizer.zero_grad(set_to_none=True)
             l1 = backward_in_chunks(decoder, scene.grid, scene.points[idx], scene.sdf[idx], cfg.loss.band,
                                     cfg.loss.code_reg, chunk, cfg.fit.precision)
+            if extra_loss is not None:
+                extra_loss().backward()
             optimizer.step()
             if progress is not None and (step % 10 == 0 or step == cfg.fit.steps):
                 progress.update(task, completed=step, loss=float(l1))

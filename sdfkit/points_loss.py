@@ -1,0 +1,62 @@
+"""Loss terms a point cloud adds to a fit: normal alignment and the Eikonal term at the cloud's points.
+
+The fit's main loss (the clamped L1 of :func:`sdfkit.autodecoder.scene_loss`) already holds the on-surface zero
+level: a share of a cloud's samples lie on its points with distance 0 (``data_prep.points``). These terms use the
+field's gradient with respect to the query point, through the decoder and the tiles' blending:
+
+- normal alignment: ``1 - cos(grad f(p), n_p)`` at cloud points p with normals n_p;
+- Eikonal: ``| |grad f(p)| - 1 |`` at the same points (the field is a distance there).
+
+Gradients are taken in the unit frame (the prediction in cell units times the cell size).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from sdfkit.models.latent_grid import LatentGrid, blend_tiles
+from sdfkit.models.siren import ModulatedSiren
+
+
+@dataclasses.dataclass(frozen=True)
+class SurfaceWeights:
+    """Weights of the point-cloud terms against the clamped L1 (in cell units); 0 turns a term off."""
+
+    normal: float = 0.0
+    eikonal: float = 0.0
+    points: int = 4096
+    """Cloud points per step."""
+
+    @property
+    def active(self) -> bool:
+        return self.normal > 0 or self.eikonal > 0
+
+
+def surface_terms(decoder: ModulatedSiren, grid: LatentGrid, points: Tensor, normals: Tensor,
+                  band: float) -> tuple[Tensor, Tensor]:
+    """(normal alignment, Eikonal) means over (B, 3) unit-frame ``points`` with (B, 3) unit ``normals``."""
+    x = points.detach().clone().requires_grad_(True)
+    code, local, weight, side = grid.corners(x)
+    pred = blend_tiles(decoder, code, local, weight, side, band, codes=grid.codes)
+    (grad,) = torch.autograd.grad(pred.sum(), x, create_graph=True)
+    grad = grad * grid.spec.cell
+    alignment = (1.0 - torch.nn.functional.cosine_similarity(grad, normals, dim=-1)).mean()
+    eikonal = (grad.norm(dim=-1) - 1.0).abs().mean()
+    return alignment, eikonal
+
+
+def surface_loss(decoder: ModulatedSiren, grid: LatentGrid, points: Tensor, normals: Tensor, band: float,
+                 weights: SurfaceWeights, seed: int = 0) -> Callable[[], Tensor]:
+    """A per-step loss for :func:`sdfkit.fit.fit_codes`: the weighted terms at ``weights.points`` random points."""
+    gen = torch.Generator(device=points.device).manual_seed(seed + 1)
+
+    def loss() -> Tensor:
+        idx = torch.randint(len(points), (min(weights.points, len(points)),), generator=gen, device=points.device)
+        alignment, eikonal = surface_terms(decoder, grid, points[idx], normals[idx], band)
+        return weights.normal * alignment + weights.eikonal * eikonal
+
+    return loss
