@@ -21,6 +21,7 @@ each method used.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, RESULTS, SHARED, machine, write_result
+from benchmarks.common import REPO, RESULTS, SHARED, write_result
 
 #: Share of the mesh's height removed from the top for the holed condition.
 CAP_FRACTION = 0.15
@@ -200,7 +201,11 @@ def main() -> None:
     parser.add_argument("--num-points", type=int, default=None, help="sdfkit samples per cloud (default: the fit's)")
     parser.add_argument("--volume-points", type=int, default=1_000_000, help="IoU samples (protocol: 1,000,000)")
     parser.add_argument("--name", default="points")
+    parser.add_argument("--markdown-only", action="store_true", help="only rewrite results/NAME.md from its .json")
     args = parser.parse_args()
+    if args.markdown_only:
+        write_markdown(args.name)
+        return
 
     names = args.meshes or sorted(p.stem for p in (SHARED / "val").glob("*.obj"))
     meshes = [SHARED / "val" / f"{name}.obj" for name in names]
@@ -223,14 +228,21 @@ def main() -> None:
                 meta["load_after"] = round(os.getloadavg()[0], 2)
                 write_result(args.name, {**meta, "finished": False, "rows": rows})
     write_result(args.name, {**meta, "finished": True, "rows": rows})
-    header = (f"`{meta['command']}` at commit {meta['commit']}, {meta['date']}, on {machine()} "
-              f"(load average {meta['load_before']} before, {meta['load_after']} after). CD: squared Chamfer to the "
-              "original mesh's surface in its unit frame; IoU against the original mesh; s: wall seconds to the "
-              "mesh (sdfkit: prepare + fit + extract; Poisson: reconstruction + trimming, plus Open3D's normal "
-              "estimation when the file has none); normals right: share of the normals used within 90 degrees of "
-              "the source face's.")
-    (RESULTS / f"{args.name}.md").write_text(markdown(rows, header), encoding="utf-8")
-    print(f"wrote {RESULTS / (args.name + '.json')} and .md")
+    write_markdown(args.name)
+
+
+def write_markdown(name: str) -> None:
+    """``results/<name>.md`` from ``results/<name>.json`` (also for a run cut short: its rows so far)."""
+    data = json.loads((RESULTS / f"{name}.json").read_text())
+    header = (f"`{data['command']}` at commit {data['commit']}, {data['date']}, on {data['machine']} "
+              f"(load average {data['load_before']} before, {data['load_after']} after"
+              f"{'' if data.get('finished') else '; the run was stopped after the rows below'}). CD: squared "
+              "Chamfer to the original mesh's surface in its unit frame; IoU against the original mesh; s: wall "
+              "seconds to the mesh (sdfkit: prepare + fit + extract; Poisson: reconstruction + trimming, plus "
+              "Open3D's normal estimation when the file has none); normals right: share of the normals used within "
+              "90 degrees of the source face's.")
+    (RESULTS / f"{name}.md").write_text(markdown(data["rows"], header), encoding="utf-8")
+    print(f"wrote {RESULTS / (name + '.json')} and .md")
 
 
 if __name__ == "__main__":
