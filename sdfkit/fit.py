@@ -215,6 +215,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         t = time.perf_counter()
         stage = bar.add_task("prepare", total=None, loss=float("nan"))
         from data_prep.points import is_point_cloud
+        from sdfkit.points_loss import cloud_loss, describe_cloud_loss
         from sdfkit.samples import load_or_prepare, prepare_cloud
 
         scan = is_point_cloud(mesh_path)
@@ -234,7 +235,9 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
 
         t = time.perf_counter()
         stage = bar.add_task("fit", total=cfg.fit.steps, loss=float("nan"))
-        steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage)
+        extra = (cloud_loss(decoder, scene.grid, samples.surface_points, samples.surface_normals,
+                            cloud_info["normals"], cfg.loss.band, cfg.fit.seed) if scan else None)
+        steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage, extra_loss=extra)
         timings["fit"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -294,7 +297,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
                            "sampling": dataclasses.asdict(cfg.sampling)},
             }
             if scan:
-                report["point_cloud"] = cloud_info
+                report["point_cloud"] = {**cloud_info, "loss": describe_cloud_loss(cloud_info["normals"])}
             (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
             replace_dir(tmp, out)
         except OSError as exc:  # disk full, read-only folder: one line, and no half-written folder

@@ -54,3 +54,17 @@ def test_the_terms_reach_the_codes():
     alignment, eikonal = surface_terms(decoder, grid, points, torch.nn.functional.normalize(points, dim=-1), BAND)
     (alignment + eikonal).backward()
     assert grid.codes.grad is not None and float(grid.codes.grad.abs().sum()) > 0
+
+
+def test_a_cloud_with_normals_gets_the_alignment_term_and_one_without_does_not():
+    from sdfkit.points_loss import GIVEN_NORMALS, cloud_loss
+
+    decoder, grid, points = _setup()
+    decoder, grid = decoder.float(), grid.float()
+    normals = torch.nn.functional.normalize(points, dim=-1).numpy()
+    assert cloud_loss(decoder, grid, points.numpy(), normals, "estimated", BAND) is None
+    loss = cloud_loss(decoder, grid, points.numpy(), normals, "given", BAND)
+    assert loss is not None and GIVEN_NORMALS.normal > 0
+    value = loss()
+    value.backward()
+    assert torch.isfinite(value) and float(grid.codes.grad.abs().sum()) > 0
