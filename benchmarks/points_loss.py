@@ -85,6 +85,7 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    commit = git_commit()  # the code that runs, not whatever is checked out when the run ends
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.meshes:
@@ -106,7 +107,7 @@ def main() -> None:
                     print(f"{name:10s} noise {noise:<6g} on-surface {fraction:<4g} normal {normal:<4g} "
                           f"eikonal {eikonal:<4g} CD {m['chamfer']:.3e}  IoU {m['iou']:.4f}  "
                           f"F@1% {m['fscore_1pct']:.4f}  {seconds:.1f} s", flush=True)
-    meta = {"command": "python -m benchmarks.points_loss " + " ".join(sys.argv[1:]), "commit": git_commit(),
+    meta = {"command": "python -m benchmarks.points_loss " + " ".join(sys.argv[1:]), "commit": commit,
             "date": started, "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
             "normals": "exact, in the file"}
     write_result(args.name, {**meta, "rows": rows})
