@@ -17,7 +17,6 @@ from pathlib import Path
 
 from benchmarks.common import REPO, SHARED, write_result
 
-
 CHILD = """
 import json, resource, sys, time
 if sys.argv[1] == "tuned":

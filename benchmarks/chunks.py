@@ -21,16 +21,15 @@ from pathlib import Path
 
 from benchmarks.common import REPO, SHARED, machine, write_result
 
-
 CHILD = """
 import json, resource, sys, time
 import numpy as np, torch
 from sdfkit.runtime import tune_allocator
 assert tune_allocator()
 from benchmarks.common import shipped_fit_scene
-from sdfkit.autodecoder import NeuralField
+from sdfkit.field import NeuralField
 from sdfkit.fit import fit_batch_points, fit_codes
-from sdfkit.settings import replace_section
+from sdfkit.config import replace_section
 mesh_path, chunk, steps, points = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 decoder, cfg, scene, unit = shipped_fit_scene(mesh_path, 3)
 rng = np.random.default_rng(0)

@@ -35,6 +35,25 @@ def machine() -> str:
     return text
 
 
+def git_commit() -> str:
+    """The repository's commit (with ``+dirty`` when files differ from it), or "unknown"."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages (other jobs on a shared machine make timings noisy)."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def write_result(name: str, data: dict, out_dir: Path | None = None) -> Path:
     """Write ``data`` (with the machine) as JSON to ``results/<name>.json``; returns the path."""
     from sdfkit.io import atomic_write_text
@@ -52,14 +71,14 @@ def shipped_fit_scene(mesh_path: str | Path, steps: int):
     Returns (decoder, cfg, scene, unit_mesh); ``unit_mesh`` is the mesh in the scene's unit frame.
     """
     from data_prep.mesh import load_mesh
-    from sdfkit.autodecoder import make_scene
     from sdfkit.decoder_io import load_decoder
-    from sdfkit.fit import FitOptions, fit_settings
+    from sdfkit.fit import FitRequest, fit_settings
     from sdfkit.samples import load_or_prepare
+    from sdfkit.scene import make_scene
 
     mesh = load_mesh(mesh_path)
     decoder, base, _ = load_decoder(None)
-    cfg = fit_settings(base, FitOptions(steps=steps))
+    cfg = fit_settings(base, FitRequest(steps=steps))
     samples = load_or_prepare(mesh_path, cfg.sampling, seed=0)
     unit = mesh.copy()
     unit.vertices = samples.normalization.to_unit(mesh.vertices)

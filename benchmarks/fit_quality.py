@@ -26,7 +26,7 @@ def oracle_metrics(mesh_path: Path, fit_dir: Path, resolution: int) -> dict:
     from data_prep.mesh import load_mesh
     from data_prep.sdf import MeshSDF
     from sdfkit.extract import extract_mesh
-    from sdfkit.fitted import load_fitted
+    from sdfkit.fit_output import load_fitted
     from sdfkit.metrics import evaluate_meshes
 
     fitted = load_fitted(fit_dir)
@@ -40,13 +40,13 @@ def oracle_metrics(mesh_path: Path, fit_dir: Path, resolution: int) -> dict:
 
 
 def run(meshes: list[Path], device: str, resolution: int, steps: int | None, work: Path) -> list[dict]:
-    from sdfkit.fit import FitOptions, fit_mesh
+    from sdfkit.fit import FitRequest, fit_mesh
 
     rows = []
     for mesh_path in meshes:
         out = work / mesh_path.stem
-        opts = FitOptions(device=device, resolution=resolution, steps=steps, preview=False, force=True)
-        report = fit_mesh(mesh_path, out, opts, progress=False)
+        opts = FitRequest(device=device, resolution=resolution, steps=steps, preview=False, force=True)
+        report = fit_mesh(mesh_path, out, opts, progress=False).report
         oracle = oracle_metrics(mesh_path, out, resolution)
         m = report["metrics"]
         row = {
@@ -86,8 +86,8 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="result file name (default fit_quality-<device>)")
     args = parser.parse_args()
     from data_prep.compose import compose_scene
-    from sdfkit.autodecoder import resolve_device
     from sdfkit.export import export_mesh
+    from sdfkit.runtime import resolve_device
 
     meshes = args.meshes or sorted((SHARED / "val").glob("*.obj"))
     if args.quick:

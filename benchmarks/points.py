@@ -98,11 +98,11 @@ def agreement(normals: np.ndarray, truth: np.ndarray) -> float:
 def sdfkit_fit(cloud_file: Path, out: Path, normals: str, args) -> tuple:
     import trimesh
 
-    from sdfkit.fit import FitOptions, fit_mesh
+    from sdfkit.fit import FitRequest, fit_mesh
 
-    opts = FitOptions(steps=args.steps, max_seconds=args.max_seconds, resolution=args.resolution, preview=False,
+    opts = FitRequest(steps=args.steps, max_seconds=args.max_seconds, resolution=args.resolution, preview=False,
                       force=True, normals=normals, config=args.config)
-    report = fit_mesh(cloud_file, out, opts, progress=False)
+    report = fit_mesh(cloud_file, out, opts, progress=False).report
     seconds = report["seconds_total"] - report["seconds"].get("score", 0.0)
     return trimesh.load(out / report["mesh"], force="mesh", process=False), seconds, report
 

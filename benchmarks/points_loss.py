@@ -35,19 +35,19 @@ def fit_cloud(cloud_file: Path, fraction: float, steps: int, resolution: int, nu
     import trimesh
 
     from data_prep.points import PointsConfig, prepare_points
-    from sdfkit.autodecoder import NeuralField, make_scene
     from sdfkit.decoder_io import load_decoder
     from sdfkit.extract import extract_mesh
-    from sdfkit.fit import FitOptions, fit_codes, fit_settings
+    from sdfkit.field import NeuralField
+    from sdfkit.fit import FitRequest, fit_codes, fit_settings
     from sdfkit.points_loss import SurfaceWeights, surface_loss
-    from sdfkit.samples import sampling_config
+    from sdfkit.scene import make_scene
 
     t0 = time.perf_counter()
     decoder, base, _ = load_decoder(None)
-    cfg = fit_settings(base, FitOptions(steps=steps, resolution=resolution))
+    cfg = fit_settings(base, FitRequest(steps=steps, resolution=resolution))
     if num_points:
         cfg = dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, num_points=num_points))
-    samples, _ = prepare_points(cloud_file, sampling_config(cfg.sampling, cfg.fit.seed),
+    samples, _ = prepare_points(cloud_file, cfg.sampling.resolve(seed=cfg.fit.seed),
                                 PointsConfig(surface_fraction=fraction))
     surface = samples.surface_points.astype(np.float64)
     box = trimesh.creation.box(bounds=np.stack([surface.min(axis=0), surface.max(axis=0)]))

@@ -23,9 +23,11 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
-    from sdfkit.autodecoder import make_decoder, resolve_device, scene_loss
+    from sdfkit.config import ModelConfig
+    from sdfkit.loss import scene_loss
+    from sdfkit.models import make_decoder
     from sdfkit.models.latent_grid import GridSpec, LatentGrid
-    from sdfkit.settings import ModelConfig
+    from sdfkit.runtime import resolve_device
 
     dev = resolve_device(args.device)
     torch.manual_seed(0)

@@ -65,7 +65,7 @@ SCALES = {
 
 def method_settings(name: str, scale: dict):
     """``configs/baselines/<name>.yaml`` at ``scale`` (model size, steps, batch, sampling, grid density)."""
-    from sdfkit.settings import load_settings, replace_section
+    from sdfkit.config import load_settings, replace_section
 
     cfg = load_settings(CONFIGS / f"{name}.yaml")
     model = dict(scale["model"])
@@ -97,7 +97,7 @@ def prepare(meshes: list[Path], cfg, work: Path) -> list[Path]:
 
 
 def train_method(cfg, data: list[Path], out_dir: Path):
-    from sdfkit.settings import replace_section
+    from sdfkit.config import replace_section
     from sdfkit.train import train
 
     cfg = replace_section(cfg, "train", data=[str(p) for p in data])
@@ -121,11 +121,13 @@ def score(field, bounds, samples, gt, resolution: int, scale: dict) -> dict:
 
 def fit_and_score(name: str, cfg, decoder, npz: Path, mesh: Path, budget: float, scale: dict) -> dict:
     """Fit ``mesh`` within ``budget`` seconds (codes only; the reference fits its whole SIREN) and score it."""
+    from benchmarks.siren_reference import fit_siren_reference
     from data_prep.mesh import load_mesh
     from data_prep.sampling import SdfSamples
-    from sdfkit.autodecoder import NeuralField, make_scene
+    from sdfkit.field import NeuralField
     from sdfkit.fit import fit_codes
-    from sdfkit.models.baselines import GLOBAL_PADDING, fit_siren_reference
+    from sdfkit.models.latent_grid import GLOBAL_PADDING
+    from sdfkit.scene import make_scene
 
     samples = SdfSamples.load(npz)
     gt = load_mesh(mesh)
@@ -164,8 +166,8 @@ def run(scale_name: str, work: Path, methods: tuple[str, ...] = METHODS, log=pri
     import torch
 
     from data_prep.compose import compose_scene
-    from sdfkit.autodecoder import make_decoder
     from sdfkit.export import export_mesh
+    from sdfkit.models import make_decoder
     from sdfkit.models.baselines import count_parameters
 
     torch.manual_seed(0)

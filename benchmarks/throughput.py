@@ -17,9 +17,11 @@ import numpy as np
 import torch
 
 from benchmarks.common import machine, write_result
-from sdfkit.autodecoder import make_decoder, resolve_device, scene_loss
+from sdfkit.config import ModelConfig
+from sdfkit.loss import scene_loss
+from sdfkit.models import make_decoder
 from sdfkit.models.latent_grid import GridSpec, LatentGrid
-from sdfkit.settings import ModelConfig
+from sdfkit.runtime import resolve_device
 
 
 def flops_per_point(cfg: ModelConfig) -> float:

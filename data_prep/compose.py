@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import trimesh
@@ -16,7 +17,8 @@ import trimesh
 from data_prep.mesh import load_mesh
 
 
-def compose_scene(paths: list[str | Path], spacing: float = 1.0, size: float = 1.0, columns: int | None = None) -> trimesh.Trimesh:
+def compose_scene(paths: list[str | Path], spacing: float = 1.0, size: float = 1.0,
+                  columns: int | None = None) -> trimesh.Trimesh:
     """One mesh holding every mesh of ``paths`` on a grid."""
     columns = columns or math.ceil(math.sqrt(len(paths)))
     parts = []
@@ -27,4 +29,4 @@ def compose_scene(paths: list[str | Path], spacing: float = 1.0, size: float = 1
         row, col = divmod(i, columns)
         vertices = vertices + np.array([col * spacing, 0.0, row * spacing])
         parts.append(trimesh.Trimesh(vertices, mesh.faces, process=False))
-    return trimesh.util.concatenate(parts)
+    return cast(trimesh.Trimesh, trimesh.util.concatenate(parts))  # a list of meshes concatenates to a mesh

@@ -26,12 +26,12 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from data_prep.errors import SdfkitError
+from data_prep.files import atomic_write_text
 from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes
 from data_prep.points import POINT_SUFFIXES, PointsConfig, is_point_cloud, points_settings, prepare_points
 from data_prep.sampling import FORMAT_VERSION, SamplingConfig, config_settings, prepare_mesh
 from data_prep.sdf import default_workers
-from sdfkit.errors import SdfkitError
-from sdfkit.io import atomic_write_text
 
 #: Where a ShapeNet (v2) model's mesh lies below ``<root>/<synset>/<model>/``.
 SHAPENET_MESH = Path("models") / "model_normalized.obj"
@@ -95,7 +95,8 @@ def list_shapes(path: str | Path, synsets: list[str] | None = None) -> list[Shap
         raise SdfkitError(f"not found: {path}")
     if path.is_file():
         if path.suffix.lower() not in MESH_SUFFIXES + POINT_SUFFIXES:
-            raise SdfkitError(f"unsupported mesh format '{path.suffix}' for {path} (supported: {', '.join(MESH_SUFFIXES)})")
+            raise SdfkitError(f"unsupported mesh format '{path.suffix}' for {path} "
+                              f"(supported: {', '.join(MESH_SUFFIXES + POINT_SUFFIXES)})")
         return [Shape(path, TOP_CLASS, path.stem, path.resolve().parent.name or "meshes")]
     if _is_shapenet(path):
         shapes = [Shape(p, p.parents[2].name, p.parents[1].name, SHAPENET_DATASET)
@@ -108,7 +109,8 @@ def list_shapes(path: str | Path, synsets: list[str] | None = None) -> list[Shap
             shapes = [s for s in shapes if s.group in set(synsets)]
     else:
         if synsets:
-            raise SdfkitError(f"--synsets applies to ShapeNet roots (<synset>/<model>/{SHAPENET_MESH.as_posix()}); {path} is a plain folder")
+            raise SdfkitError(f"--synsets applies to ShapeNet roots (<synset>/<model>/{SHAPENET_MESH.as_posix()}); "
+                              f"{path} is a plain folder")
         dataset = path.resolve().name or "meshes"
         shapes = []
         for p in find_meshes(path):
@@ -186,9 +188,10 @@ def is_current(out: Path, mesh_hash: str, settings: dict) -> bool:
         return False
 
 
-def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool = False, workers: int = 1,
-               points: PointsConfig | None = None) -> tuple[str, str, float]:
-    """Sample one shape (a mesh or a point cloud) into ``out_dir``: ("written" | "skipped" | "failed", reason, seconds).
+def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool = False,
+               workers: int = 1, points: PointsConfig | None = None) -> tuple[str, str, float]:
+    """Sample one shape (a mesh or a point cloud) into ``out_dir``: ("written" | "skipped" | "failed", reason,
+    seconds).
 
     Never raises for a bad mesh: its one-line reason is returned instead.
     """
@@ -301,11 +304,13 @@ def combine_shards(out_dir: str | Path) -> Path:
         raise SdfkitError(f"no shard split files (split.shard-i-of-n.json) in {out_dir}")
     counts = sorted({n for _, n in parts})
     if len(counts) != 1:
-        raise SdfkitError(f"shard split files in {out_dir} come from different shard counts ({', '.join(map(str, counts))})")
+        raise SdfkitError(f"shard split files in {out_dir} come from different shard counts "
+                          f"({', '.join(map(str, counts))})")
     n = counts[0]
     absent = sorted(set(range(n)) - {i for i, _ in parts})
     if absent:
-        raise SdfkitError(f"shard split files missing in {out_dir}: shard {', '.join(f'{i}/{n}' for i in absent)} has not finished")
+        missing = ", ".join(f"{i}/{n}" for i in absent)
+        raise SdfkitError(f"shard split files missing in {out_dir}: shard {missing} has not finished")
     merged: dict[str, dict[str, set[str]]] = {}
     for part in parts.values():
         for dataset, groups in read_split(part).items():

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
 import trimesh
+from trimesh.resolvers import FilePathResolver
 
-from sdfkit.errors import SdfkitError
+from data_prep.errors import SdfkitError
 
 #: File suffixes treated as meshes when a folder is scanned.
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
@@ -47,7 +49,7 @@ class Normalization:
         return {"center": [float(c) for c in self.center], "scale": float(self.scale)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Normalization":
+    def from_dict(cls, data: dict) -> Normalization:
         center = tuple(float(c) for c in data["center"])
         scale = float(data["scale"])
         if len(center) != 3 or not np.all(np.isfinite(center)) or not np.isfinite(scale) or scale <= 0:
@@ -64,7 +66,8 @@ def file_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _read(path: Path) -> trimesh.Trimesh:
+def _read(path: Path) -> tuple[trimesh.Trimesh, bytes]:
+    """The raw mesh of ``path`` and the file's bytes, read from disk in one go."""
     if not path.exists():
         raise SdfkitError(f"mesh file not found: {path}")
     if path.is_dir():
@@ -73,16 +76,17 @@ def _read(path: Path) -> trimesh.Trimesh:
     if suffix not in MESH_SUFFIXES:
         raise SdfkitError(f"unsupported mesh format '{path.suffix}' for {path} (supported: {', '.join(MESH_SUFFIXES)})")
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(1)
+        data = path.read_bytes()
     except PermissionError:
         raise SdfkitError(f"cannot read {path}: permission denied") from None
     except OSError as exc:
         raise SdfkitError(f"cannot read {path}: {exc.strerror}") from None
-    if not head:
+    if not data:
         raise SdfkitError(f"mesh file is empty (0 bytes): {path}")
     try:
-        loaded = trimesh.load(str(path), force="mesh", process=False, skip_materials=True)
+        # From memory: the file is opened once; a glTF's side files are found beside it.
+        loaded = trimesh.load(io.BytesIO(data), file_type=suffix[1:], force="mesh", process=False,
+                              skip_materials=True, resolver=FilePathResolver(str(path)))
     except Exception as exc:  # trimesh raises many exception types for bad files
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise SdfkitError(f"cannot read mesh {path}: {reason}") from None
@@ -91,15 +95,13 @@ def _read(path: Path) -> trimesh.Trimesh:
         loaded = trimesh.util.concatenate(geoms) if geoms else trimesh.Trimesh()
     if not isinstance(loaded, trimesh.Trimesh):
         raise SdfkitError(f"cannot read mesh {path}: it holds no triangle mesh ({type(loaded).__name__})")
-    if len(loaded.faces) == 0 and suffix == ".ply" and b"element tristrips" in _ply_header(path):
+    if len(loaded.faces) == 0 and suffix == ".ply" and b"element tristrips" in _ply_header(data):
         raise SdfkitError(f"cannot read mesh {path}: PLY triangle strips are not supported (convert to faces)")
-    return loaded
+    return loaded, data
 
 
-def _ply_header(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    return head.split(b"end_header", 1)[0]
+def _ply_header(data: bytes) -> bytes:
+    return data[: 1 << 16].split(b"end_header", 1)[0]
 
 
 def clean_mesh(mesh: trimesh.Trimesh, name: str = "mesh") -> trimesh.Trimesh:
@@ -130,7 +132,7 @@ def clean_mesh(mesh: trimesh.Trimesh, name: str = "mesh") -> trimesh.Trimesh:
     # Positions at UV/normal seams coincide exactly; merging them restores
     # connectivity so watertightness and orientation can be judged.
     mesh.merge_vertices(merge_tex=True, merge_norm=True)
-    mesh.update_faces(mesh.nondegenerate_faces(height=None))
+    mesh.update_faces(mesh.nondegenerate_faces(height=None))  # pyright: ignore[reportArgumentType]  (None: by area)
     mesh.update_faces(mesh.unique_faces())
     mesh.remove_unreferenced_vertices()
     if len(mesh.faces) == 0:
@@ -151,8 +153,17 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     -------
     mesh : trimesh.Trimesh, in the input's own units.
     """
+    return read_mesh(path)[0]
+
+
+def read_mesh(path: str | Path) -> tuple[trimesh.Trimesh, str]:
+    """:func:`load_mesh` and the SHA-256 of the file's bytes, from a single read of the file.
+
+    Returns (mesh in the input's own units, hex digest equal to :func:`file_hash`).
+    """
     path = Path(path)
-    return clean_mesh(_read(path), name=str(path))
+    raw, data = _read(path)
+    return clean_mesh(raw, name=str(path)), hashlib.sha256(data).hexdigest()
 
 
 def fit_normalization(mesh: trimesh.Trimesh, radius: float = 1.0) -> Normalization:

@@ -28,17 +28,17 @@ Sign convention: **negative inside**, positive outside.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import point_cloud_utils as pcu
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 
-from data_prep.mesh import FLAT_TOLERANCE, Normalization, file_hash, fit_normalization
-from sdfkit.errors import SdfkitError
+from data_prep.errors import SdfkitError
+from data_prep.mesh import FLAT_TOLERANCE, Normalization, file_hash
 
 #: Suffixes always read as point clouds; a ``.ply`` is a point cloud when its header declares no faces.
 POINT_SUFFIXES = (".xyz", ".pts", ".txt", ".npy", ".npz")
@@ -58,7 +58,7 @@ CHUNK = 1 << 18
 class PointsConfig:
     """How a point cloud becomes SDF samples."""
 
-    normals: Literal["auto", "given", "estimate"] = "auto"
+    normals: str = "auto"
     """``auto``: the file's normals if it has them, else estimated; ``given``: require them; ``estimate``: ignore
     the file's normals and estimate and orient new ones."""
     neighbours: int = 16
@@ -151,13 +151,15 @@ def _read_ply(path: Path) -> PointCloud:
     except Exception as exc:  # trimesh raises many exception types for bad files
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise SdfkitError(f"cannot read point cloud {path}: {reason}") from None
+    if not isinstance(loaded, (trimesh.PointCloud, trimesh.Trimesh)):
+        raise SdfkitError(f"cannot read point cloud {path}: it holds no vertices ({type(loaded).__name__})")
     raw = loaded.metadata.get("_ply_raw", {}).get("vertex", {}).get("data")
     points = np.asarray(loaded.vertices, dtype=np.float64)
-    normals = None
     # trimesh keeps the raw vertex properties as a dict of columns (ASCII) or a structured array (binary).
     names = raw.keys() if isinstance(raw, dict) else (raw.dtype.names or ()) if raw is not None else ()
-    if all(k in names for k in ("nx", "ny", "nz")):
-        normals = np.stack([np.asarray(raw[k], dtype=np.float64).reshape(-1) for k in ("nx", "ny", "nz")], axis=1)
+    if raw is None or not all(k in names for k in ("nx", "ny", "nz")):
+        return PointCloud(points)
+    normals = np.stack([np.asarray(raw[k], dtype=np.float64).reshape(-1) for k in ("nx", "ny", "nz")], axis=1)
     return PointCloud(points, normals)
 
 
@@ -173,9 +175,11 @@ def _read_text(path: Path) -> PointCloud:
     _check_count(_count_lines(path), path)
     with open(path, "rb") as fh:
         first = fh.readline().split(b"#", 1)[0].split()
-    skip = 1 if len(first) == 1 else 0  # .pts files often start with the point count alone
+    skip = 1 if len(first) == 1 and first[0].isdigit() else 0  # .pts files often start with the count alone
     try:
-        array = np.loadtxt(path, dtype=np.float64, comments="#", ndmin=2, skiprows=skip)
+        with warnings.catch_warnings():  # an empty file is reported below, in one line
+            warnings.simplefilter("ignore", UserWarning)
+            array = np.loadtxt(path, dtype=np.float64, comments="#", ndmin=2, skiprows=skip)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SdfkitError(f"cannot read point cloud {path}: {str(exc).strip().splitlines()[0][:120]}") from None
     if array.size == 0:
@@ -293,12 +297,12 @@ def read_points(path: str | Path) -> PointCloud:
 # ----------------------------------------------------------------------------------------- neighbourhoods
 
 
-def neighbour_distances(points: np.ndarray, k: int) -> tuple[cKDTree, np.ndarray, np.ndarray]:
+def neighbour_distances(points: np.ndarray, k: int) -> tuple[KDTree, np.ndarray, np.ndarray]:
     """KD-tree of (n, 3) ``points`` and each point's k nearest others: distances (n, k), indices (n, k)."""
-    tree = cKDTree(points)
+    tree = KDTree(points)
     k = min(k, len(points) - 1)
     dist, idx = tree.query(points, k=k + 1)
-    return tree, dist[:, 1:], idx[:, 1:]
+    return tree, np.asarray(dist)[:, 1:], np.asarray(idx)[:, 1:]
 
 
 def outlier_mask(mean_dist: np.ndarray, std: float) -> np.ndarray:
@@ -382,7 +386,8 @@ def winding_number(points: np.ndarray, normals: np.ndarray, areas: np.ndarray, q
     q = np.ascontiguousarray(queries, dtype=np.float64)
     out = np.empty(len(q))
     for start in range(0, len(q), CHUNK):
-        out[start : start + CHUNK] = np.asarray(pcu.point_cloud_fast_winding_number(p, nrm, a, q[start : start + CHUNK]))
+        chunk = q[start : start + CHUNK]
+        out[start : start + CHUNK] = np.asarray(pcu.point_cloud_fast_winding_number(p, nrm, a, chunk))
     return out
 
 
@@ -398,7 +403,7 @@ class OrientedCloud:
     normals: np.ndarray
     areas: np.ndarray
     radius: np.ndarray
-    tree: cKDTree
+    tree: KDTree
     normals_source: str
     outliers: int
 
@@ -459,10 +464,14 @@ def sign_trust(sdf: np.ndarray, winding: np.ndarray, normal_side: np.ndarray, ne
 
 
 def cloud_normalization(points: np.ndarray, radius: float = 1.0) -> Normalization:
-    """As for meshes: bounding-box centre to the origin, farthest point to ``radius``."""
-    import trimesh
-
-    return fit_normalization(trimesh.PointCloud(points), radius)
+    """As :func:`data_prep.mesh.fit_normalization` for meshes: bounding-box centre to the origin, farthest point
+    at ``radius``; ``points`` (n, 3)."""
+    points = np.asarray(points, dtype=np.float64)
+    center = (points.min(axis=0) + points.max(axis=0)) / 2.0
+    farthest = float(np.linalg.norm(points - center, axis=1).max())
+    if not np.isfinite(farthest) or farthest <= 0 or not radius > 0:
+        raise SdfkitError("point cloud has zero extent")
+    return Normalization(center=(float(center[0]), float(center[1]), float(center[2])), scale=farthest / radius)
 
 
 def sample_cloud(cloud: OrientedCloud, config, points_config: PointsConfig) -> tuple[

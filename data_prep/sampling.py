@@ -20,11 +20,11 @@ from typing import Literal
 import numpy as np
 import trimesh
 
-from data_prep.mesh import Normalization, file_hash, load_mesh, normalize_mesh
+from data_prep.errors import SdfkitError
+from data_prep.files import atomic_path
+from data_prep.mesh import Normalization, normalize_mesh, read_mesh
 from data_prep.sdf import signed_distance
-from sdfkit.config import from_dict, load_yaml
-from sdfkit.errors import SdfkitError
-from sdfkit.io import atomic_path
+from data_prep.yaml_io import from_dict, load_yaml
 
 FORMAT_VERSION = 1
 
@@ -136,7 +136,8 @@ def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) 
     return points, np.asarray(mesh.face_normals, dtype=np.float64)[face]
 
 
-def sample_volume(count: int, volume: str, lo: np.ndarray, hi: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
+def sample_volume(count: int, volume: str, lo: np.ndarray, hi: np.ndarray, radius: float,
+                  rng: np.random.Generator) -> np.ndarray:
     """``count`` uniform points in the ball of ``radius`` or in the box [lo, hi]: (count, 3)."""
     if volume == "bbox":
         return rng.uniform(lo, hi, size=(count, 3))
@@ -157,16 +158,19 @@ def mesh_to_sdf_values(mesh_unit: trimesh.Trimesh, points: np.ndarray) -> np.nda
     try:
         import mesh_to_sdf  # must come before pyrender, which fixes the OpenGL platform on import
     except Exception as exc:
-        raise SdfkitError(f"--method mesh-to-sdf: cannot import mesh_to_sdf ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise SdfkitError(f"--method mesh-to-sdf: cannot import mesh_to_sdf "
+                          f"({type(exc).__name__}: {str(exc)[:120]})") from None
     try:
         values = mesh_to_sdf.mesh_to_sdf(mesh_unit, np.asarray(points, dtype=np.float64),
                                          surface_point_method="scan", sign_method="normal")
     except Exception as exc:  # rendering failures surface as many types
-        raise SdfkitError(f"mesh-to-sdf failed ({type(exc).__name__}: {str(exc).strip()[:120]}); try --method exact") from None
+        raise SdfkitError(f"mesh-to-sdf failed ({type(exc).__name__}: {str(exc).strip()[:120]}); "
+                          "try --method exact") from None
     return np.asarray(values, dtype=np.float64)
 
 
-def sample_mesh(mesh_unit: trimesh.Trimesh, config: SamplingConfig, workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def sample_mesh(mesh_unit: trimesh.Trimesh, config: SamplingConfig,
+                workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """SDF samples of a mesh already in the unit frame.
 
     Parameters
@@ -198,7 +202,8 @@ def sample_mesh(mesh_unit: trimesh.Trimesh, config: SamplingConfig, workers: int
         sdf = mesh_to_sdf_values(mesh_unit, points)
     else:
         sdf = signed_distance(mesh_unit.vertices, mesh_unit.faces, points, workers=workers)
-    return points.astype(np.float32), sdf.astype(np.float32), surface_points.astype(np.float32), surface_normals.astype(np.float32)
+    return (points.astype(np.float32), sdf.astype(np.float32), surface_points.astype(np.float32),
+            surface_normals.astype(np.float32))
 
 
 @dataclasses.dataclass
@@ -226,7 +231,8 @@ class SdfSamples:
         np.savez_compressed(
             buf,
             points=self.points.astype(np.float32), sdf=self.sdf.astype(np.float32),
-            surface_points=self.surface_points.astype(np.float32), surface_normals=self.surface_normals.astype(np.float32),
+            surface_points=self.surface_points.astype(np.float32),
+            surface_normals=self.surface_normals.astype(np.float32),
             center=np.asarray(self.normalization.center, dtype=np.float64), scale=np.float64(self.normalization.scale),
             source=np.str_(self.source), mesh_hash=np.str_(self.mesh_hash),
             settings=np.str_(json.dumps(self.settings, sort_keys=True)), format_version=np.int64(FORMAT_VERSION),
@@ -235,7 +241,7 @@ class SdfSamples:
             tmp.write_bytes(buf.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path) -> "SdfSamples":
+    def load(cls, path: str | Path) -> SdfSamples:
         """Read and validate a samples file; one-line :class:`SdfkitError` if it is corrupt or foreign."""
         path = Path(path)
         if not path.is_file():
@@ -254,7 +260,8 @@ class SdfSamples:
         for key, (kind, ndim) in _ARRAY_SPECS.items():
             value = arrays[key]
             if value.dtype.kind != kind or value.ndim != ndim:
-                raise SdfkitError(f"{path}: '{key}' has dtype {value.dtype} and {value.ndim} dims, expected {kind} x {ndim}")
+                raise SdfkitError(f"{path}: '{key}' has dtype {value.dtype} and {value.ndim} dims, "
+                                  f"expected {kind} x {ndim}")
         points, sdf = arrays["points"], arrays["sdf"]
         surface_points, surface_normals = arrays["surface_points"], arrays["surface_normals"]
         if (points.shape[1:] != (3,) or sdf.shape != (len(points),) or surface_points.shape[1:] != (3,)
@@ -266,7 +273,8 @@ class SdfSamples:
             raise SdfkitError(f"{path}: samples contain NaN or infinite values")
         try:
             settings = json.loads(str(arrays["settings"]))
-            normalization = Normalization.from_dict({"center": arrays["center"].tolist(), "scale": float(arrays["scale"])})
+            normalization = Normalization.from_dict({"center": arrays["center"].tolist(),
+                                                     "scale": float(arrays["scale"])})
         except (ValueError, SdfkitError) as exc:
             raise SdfkitError(f"{path}: invalid settings or transform ({str(exc)[:100]})") from None
         return cls(
@@ -277,19 +285,29 @@ class SdfSamples:
         )
 
 
-def prepare_mesh(path: str | Path, config: SamplingConfig, workers: int = 1) -> SdfSamples:
-    """Load, clean and normalise the mesh at ``path`` and sample it.
+def prepare_mesh(mesh: str | Path | trimesh.Trimesh, config: SamplingConfig, workers: int = 1,
+                 source: str | None = None, mesh_hash: str | None = None) -> SdfSamples:
+    """Load, clean and normalise a mesh and sample it.
 
     Parameters
     ----------
-    path : a mesh file any format :func:`data_prep.mesh.load_mesh` reads.
+    mesh : a mesh file any format :func:`data_prep.mesh.load_mesh` reads, or a mesh already
+        loaded and cleaned by it (in the input's units; nothing is read from disk then).
     config : the sampling settings (``config.radius`` sets the normalisation).
     workers : processes for the exact distances (results do not depend on it).
+    source, mesh_hash : recorded with the samples; for a path, its resolved name and the file's SHA-256.
     """
-    path = Path(path)
-    mesh_hash = file_hash(path) if path.is_file() else ""
-    mesh = load_mesh(path)
+    if not isinstance(mesh, trimesh.Trimesh):
+        path = Path(mesh)
+        mesh, digest = read_mesh(path)
+        source, mesh_hash = source or str(path.resolve()), mesh_hash or digest
     unit, norm = normalize_mesh(mesh, config.radius)
+    return sample_unit_mesh(unit, norm, config, source or "", mesh_hash or "", workers)
+
+
+def sample_unit_mesh(unit: trimesh.Trimesh, normalization: Normalization, config: SamplingConfig, source: str,
+                     mesh_hash: str, workers: int = 1) -> SdfSamples:
+    """Samples of a mesh already in the unit frame that ``normalization`` maps its input to."""
     points, sdf, surface_points, surface_normals = sample_mesh(unit, config, workers=workers)
-    return SdfSamples(points, sdf, surface_points, surface_normals, norm, str(path.resolve()), mesh_hash,
+    return SdfSamples(points, sdf, surface_points, surface_normals, normalization, source, mesh_hash,
                       config_settings(config))

@@ -1,120 +1,198 @@
-"""YAML files mapped onto typed dataclasses, strictly.
+"""The config schema: every setting of the method, as dataclasses mirrored by ``configs/*.yaml``.
 
-A config file's sections mirror the dataclasses below. Unknown keys and values
-of the wrong type are rejected with the key's dotted name. YAML is read with
-``yaml.safe_load`` (no object construction). Settings resolve as
-CLI options > YAML > dataclass defaults.
+Every field has a default; a YAML file overrides what it names, and CLI
+options override the YAML (CLI > YAML > defaults). Unknown keys are rejected
+(:mod:`data_prep.yaml_io` maps YAML onto these classes); values are checked in
+``__post_init__``, so a setting is validated the same way whether it came from
+a file, a CLI option or code.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Literal, get_args
 
-import yaml
+from data_prep.errors import SdfkitError
+from data_prep.sampling import SamplingConfig, sampling_preset
+from data_prep.yaml_io import from_dict, load_yaml, override, to_dict  # noqa: F401  (the schema's loaders)
 
-from sdfkit.errors import SdfkitError
-
-T = TypeVar("T")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise SdfkitError(f"config key '{key}' must be a section (mapping), got {type(value).__name__}")
-        return from_dict(tp, value, prefix=f"{key}.")
-    if origin is Literal:
-        choices = get_args(tp)
-        if value not in choices:
-            raise SdfkitError(f"config key '{key}' must be one of {list(choices)}, got {value!r}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except SdfkitError as exc:
-                errors.append(str(exc))
-        raise SdfkitError(errors[0] if errors else f"config key '{key}' has an invalid value {value!r}")
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise SdfkitError(f"config key '{key}' must be a list, got {value!r}")
-        args = get_args(tp)
-        item_tp = args[0] if args else Any
-        items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise SdfkitError(f"config key '{key}' must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SdfkitError(f"config key '{key}' must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SdfkitError(f"config key '{key}' must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise SdfkitError(f"config key '{key}' must be a string, got {value!r}")
-        return value
-    raise SdfkitError(f"config key '{key}' has an unsupported type {tp!r}")
+Precision = Literal["fp32", "tf32", "bf16"]
+#: Bounds of the fit's marching-cubes resolution and of a grid's resolution.
+FIT_RESOLUTION_RANGE = (16, 1024)
+GRID_RESOLUTION_RANGE = (1, 256)
 
 
-def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys by name."""
-    if not isinstance(data, dict):
-        raise SdfkitError(f"config must be a mapping of keys to values, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        raise SdfkitError(
-            f"unknown config key '{prefix}{unknown[0]}' (known in this section: {', '.join(sorted(fields))})"
-        )
-    kwargs = {name: _coerce(value, hints[name], f"{prefix}{name}") for name, value in data.items()}
-    return cls(**kwargs)
+def check_precision(value: str) -> str:
+    """``value`` if it names a :data:`Precision`, else a one-line error."""
+    if value not in get_args(Precision):
+        raise SdfkitError(f"unknown precision '{value}' (use {', '.join(get_args(Precision))})")
+    return value
 
 
-def to_dict(obj: Any) -> dict:
-    """Plain-data dict of a config dataclass (for checkpoints, reports)."""
-    return dataclasses.asdict(obj)
+@dataclass
+class ModelConfig:
+    """The decoder: the modulated SIREN, or a baseline (``sdfkit.models.baselines``)."""
+
+    kind: Literal["modulated_siren", "relu_concat", "siren_concat", "fourier_concat"] = "modulated_siren"
+    """Decoder family; the baselines take the latent code concatenated to their input."""
+    hidden: int = 64
+    """Width of every synthesis and modulation layer."""
+    layers: int = 4
+    """Number of sine layers (and of modulation layers)."""
+    latent_dim: int = 64
+    """Size of each tile's latent code."""
+    w0: float = 30.0
+    """SIREN frequency factor, applied to tile-local coordinates in [-1, 1]."""
+    skip_layer: int | None = None
+    """relu_concat: the layer whose input is re-concatenated with the decoder's input (DeepSDF's skip); unset: none."""
+    fourier_features: int = 64
+    """fourier_concat: number of random frequencies (the embedding has twice as many values)."""
+    fourier_scale: float = 4.0
+    """fourier_concat: standard deviation of the random frequencies, in cycles per unit of input."""
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping safely; one-line errors for missing or malformed files."""
-    path = Path(path)
-    if not path.is_file():
-        raise SdfkitError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        line = str(exc).strip().splitlines()[0]
-        raise SdfkitError(f"cannot parse config {path}: {line}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise SdfkitError(f"config {path} must be a mapping of keys to values")
-    return data
+@dataclass
+class GridConfig:
+    """The sparse tile grid laid over a scene."""
+
+    layout: Literal["local", "global"] = "local"
+    """``local``: a code per tile near the surface; ``global``: one code for the whole scene
+    (one cell over the padded box, the decoder sees box coordinates in [-1, 1])."""
+    resolution: int | None = None
+    """Cells along the longest axis of the scene's normalised bounding box; unset: chosen
+    from the size of the objects in the scene (see ``cells_per_object``)."""
+    cells_per_object: float = 40.0
+    """Automatic resolution: cells along the bounding-box diagonal of a typical object
+    (the median of the mesh's large connected components), so a scene of many objects
+    gets as fine tiles per object as a single one."""
+    max_resolution: int = 160
+    """Upper bound of the automatic resolution."""
+    padding_cells: int = 1
+    """Extra cells around the bounding box on every side."""
+    margin: float = 0.25
+    """Activation slack, in cells, on top of the sqrt(3) cells a tile's region reaches."""
+    init_std: float = 0.01
+    """Codes are initialised from N(0, init_std^2)."""
+
+    def __post_init__(self) -> None:
+        lo, hi = GRID_RESOLUTION_RANGE
+        if self.resolution is not None and not lo <= self.resolution <= hi:
+            raise SdfkitError(f"grid resolution (--grid-resolution) must be between {lo} and {hi}, "
+                              f"got {self.resolution}")
 
 
-def load_config(cls: type[T], path: str | Path) -> T:
-    """Load ``path`` (YAML) onto dataclass ``cls``."""
-    return from_dict(cls, load_yaml(path))
+@dataclass
+class SamplingChoice:
+    """Which SDF samples to draw: a named preset and overrides of it (see ``docs/sampling.md``).
+
+    :meth:`resolve` turns the choice into the full :class:`~data_prep.sampling.SamplingConfig`.
+    """
+
+    preset: str = "default"
+    """Named preset of noise scales and mix."""
+    num_points: int | None = None
+    """Samples per shape (preset's value when unset)."""
+    volume: Literal["sphere", "bbox"] | None = None
+    """Where the uniform half is drawn (preset's value when unset)."""
+
+    def resolve(self, seed: int = 0) -> SamplingConfig:
+        """The preprocessing settings this choice asks for: the preset, then the overrides."""
+        changes: dict = {"seed": seed}
+        if self.num_points is not None:
+            changes["num_points"] = self.num_points
+        if self.volume is not None:
+            changes["volume"] = self.volume
+        return dataclasses.replace(sampling_preset(self.preset), **changes)
 
 
-def override(obj: T, **changes: Any) -> T:
-    """Copy of config ``obj`` with the non-``None`` ``changes`` applied (CLI > YAML)."""
-    return dataclasses.replace(obj, **{k: v for k, v in changes.items() if v is not None})
+@dataclass
+class LossConfig:
+    band: float = 1.0
+    """Clamp of predictions and targets, in cells (DeepSDF-style clamped L1)."""
+    code_reg: float = 1e-4
+    """Weight of the L2 prior on the codes used in a step."""
+
+
+@dataclass
+class TrainConfig:
+    """Auto-decoder training: decoder and every scene's codes jointly."""
+
+    data: list[str] = field(default_factory=list)
+    """Meshes or prepared ``.npz`` sample files, one per scene."""
+    rotations: int = 0
+    """Extra copies of every training mesh under random rotations (augmentation)."""
+    steps: int = 2000
+    batch_points: int = 65536
+    """Points per step, split evenly over the scenes."""
+    lr_decoder: float = 5e-4
+    lr_codes: float = 1e-2
+    lr_final_fraction: float = 0.1
+    """Cosine schedule from the initial rates down to this fraction of them."""
+    checkpoint_every: int = 250
+    log_every: int = 50
+    seed: int = 0
+    precision: Precision = "fp32"
+    """Arithmetic of the forward pass (see :func:`sdfkit.optim.precision_scope`)."""
+    compile: bool = False
+    """Run the synthesis network through ``torch.compile`` (one compilation, then faster steps)."""
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
+
+
+@dataclass
+class FitConfig:
+    """Fitting a new scene: decoder frozen, codes only."""
+
+    steps: int = 600
+    batch_points: int | None = None
+    """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
+    points_per_code: float = 3.0
+    lr: float = 2e-2
+    lr_final_fraction: float = 0.05
+    resolution: int = 256
+    """Marching-cubes resolution of the extracted mesh."""
+    seed: int = 0
+    precision: Precision = "fp32"
+    """Arithmetic of the forward pass (see :func:`sdfkit.optim.precision_scope`)."""
+    compile: bool = False
+    """Run the synthesis network through ``torch.compile`` (one compilation, then faster steps)."""
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
+        if self.steps < 1 or (self.batch_points is not None and self.batch_points < 1):
+            raise SdfkitError("fit steps and batch points (--steps, --batch-points) must be at least 1")
+        lo, hi = FIT_RESOLUTION_RANGE
+        if not lo <= self.resolution <= hi:
+            raise SdfkitError(f"fit resolution (--resolution) must be between {lo} and {hi}, got {self.resolution}")
+
+
+@dataclass
+class SdfkitConfig:
+    """A named, versioned setting of the whole method (one ``configs/*.yaml``)."""
+
+    name: str = "custom"
+    version: int = 1
+    model: ModelConfig = field(default_factory=ModelConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    sampling: SamplingChoice = field(default_factory=SamplingChoice)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+
+
+def load_settings(path: str | Path) -> SdfkitConfig:
+    """Read ``path`` (YAML) onto :class:`SdfkitConfig`, rejecting unknown keys by name."""
+    return from_dict(SdfkitConfig, load_yaml(path))
+
+
+def settings_from_dict(data: dict) -> SdfkitConfig:
+    return from_dict(SdfkitConfig, data)
+
+
+def replace_section(cfg: SdfkitConfig, section: str, **changes) -> SdfkitConfig:
+    """Copy of ``cfg`` with non-None ``changes`` applied to one section (CLI > YAML)."""
+    sub = dataclasses.replace(getattr(cfg, section), **{k: v for k, v in changes.items() if v is not None})
+    return dataclasses.replace(cfg, **{section: sub})

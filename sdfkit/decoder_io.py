@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-
-from sdfkit.autodecoder import make_decoder
-from sdfkit.config import to_dict
+from data_prep.yaml_io import to_dict
+from sdfkit.config import SdfkitConfig, settings_from_dict
 from sdfkit.errors import SdfkitError
 from sdfkit.io import load_torch, save_torch
+from sdfkit.models import make_decoder
 from sdfkit.models.siren import ModulatedSiren
-from sdfkit.settings import SdfkitConfig, settings_from_dict
 
 #: The decoder that ships inside the package.
 SHIPPED_DECODER = Path(__file__).resolve().parent / "pretrained" / "decoder.pt"

@@ -1,10 +1,5 @@
-"""The one exception type users see.
+"""The one exception type users see (defined in :mod:`data_prep.errors`, the lowest layer)."""
 
-Every user-facing failure (bad input file, bad config, corrupt checkpoint,
-unwritable output) raises :class:`SdfkitError` with a message that fits on one
-line; the CLI prints it as ``error: <message>`` and exits with status 1.
-"""
+from data_prep.errors import SdfkitError
 
-
-class SdfkitError(Exception):
-    """A failure caused by the user's input or environment, reported in one line."""
+__all__ = ["SdfkitError"]

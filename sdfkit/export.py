@@ -18,7 +18,8 @@ def check_format(path: str | Path) -> str:
     """The mesh format of ``path`` by its extension; one-line error for one sdfkit cannot write."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise SdfkitError(f"cannot write '{Path(path).suffix or Path(path).name}': choose an extension from {', '.join(FORMATS)}")
+        raise SdfkitError(f"cannot write '{Path(path).suffix or Path(path).name}': "
+                          f"choose an extension from {', '.join(FORMATS)}")
     return suffix
 
 
@@ -38,6 +39,8 @@ def export_mesh(mesh: trimesh.Trimesh, path: str | Path) -> Path:
     data = mesh.export(file_type=suffix[1:])
     if isinstance(data, str):
         data = data.encode("utf-8")
+    if not isinstance(data, bytes):  # formats written as several files (gltf) are not offered
+        raise SdfkitError(f"cannot write {path.name}: its format needs several files")
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path

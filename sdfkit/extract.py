@@ -14,7 +14,8 @@ dense grid on every cell the surface passes through, hence the same mesh.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import mcubes
 import numpy as np
@@ -23,7 +24,9 @@ import trimesh
 from sdfkit.errors import SdfkitError
 
 Field = Callable[[np.ndarray], np.ndarray]
-Bounds = tuple[Sequence[float], Sequence[float]]
+#: A box corner: three floats, as a sequence or a (3,) array.
+Corner = Sequence[float] | np.ndarray
+Bounds = tuple[Corner, Corner]
 
 #: Default extraction box: the unit cube, which contains the unit sphere.
 UNIT_BOUNDS: Bounds = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
@@ -57,8 +60,8 @@ def _check_resolution(resolution: int) -> None:
         raise SdfkitError(f"resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION}, got {resolution}")
 
 
-def padded_bounds(lo: Sequence[float], hi: Sequence[float], resolution: int, cells: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """The box [lo, hi] grown so that ``cells`` lattice cells of a ``resolution``^3 lattice lie outside it on every side.
+def padded_bounds(lo: Corner, hi: Corner, resolution: int, cells: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The box [lo, hi] grown so that ``cells`` cells of a ``resolution``^3 lattice lie outside it on every side.
 
     Use it to extract a normalised bounding box (e.g. a scene's) without clipping
     the surface at the lattice border. Returns (3,), (3,) float64.
@@ -86,7 +89,7 @@ def evaluate_points(field: Field, points: np.ndarray, batch_size: int = BATCH) -
     out = np.empty(len(points), dtype=np.float32)
     for start in range(0, len(points), batch_size):
         chunk = np.ascontiguousarray(points[start : start + batch_size], dtype=np.float32)
-        values = field(chunk)
+        values: Any = field(chunk)
         if hasattr(values, "detach"):  # a torch tensor, possibly on the GPU
             values = values.detach().float().cpu().numpy()
         values = np.asarray(values, dtype=np.float32).reshape(-1)
@@ -140,7 +143,8 @@ def evaluate_grid(
             pts = np.empty((len(xs), len(yz), 3), dtype=np.float32)
             pts[:, :, 0] = xs[:, None]
             pts[:, :, 1:] = yz[None]
-            grid[i0 : i0 + len(xs)] = evaluate_points(field, pts.reshape(-1, 3), batch_size).reshape(len(xs), resolution, resolution)
+            values = evaluate_points(field, pts.reshape(-1, 3), batch_size)
+            grid[i0 : i0 + len(xs)] = values.reshape(len(xs), resolution, resolution)
             update(advance=len(xs))
     return grid
 
@@ -272,8 +276,9 @@ def marching_cubes(grid: np.ndarray, bounds: Bounds = UNIT_BOUNDS, level: float 
     return trimesh.Trimesh(vertices, np.asarray(faces, dtype=np.int64)[:, ::-1], process=False)
 
 
-def clean_components(mesh: trimesh.Trimesh, keep_largest: bool = False, min_component_faces: int = 0) -> trimesh.Trimesh:
-    """Keep only the largest connected component (by faces), or drop those with fewer than ``min_component_faces`` faces."""
+def clean_components(mesh: trimesh.Trimesh, keep_largest: bool = False,
+                     min_component_faces: int = 0) -> trimesh.Trimesh:
+    """Keep only the largest connected component (by faces), or drop those of fewer than ``min_component_faces``."""
     if not keep_largest and min_component_faces <= 0:
         return mesh
     labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
@@ -286,7 +291,7 @@ def clean_components(mesh: trimesh.Trimesh, keep_largest: bool = False, min_comp
             raise SdfkitError(f"every component has fewer than {min_component_faces} faces")
     if keep.all():
         return mesh
-    out = mesh.submesh([np.flatnonzero(keep)], append=True, repair=False)
+    out = cast(trimesh.Trimesh, mesh.submesh([np.flatnonzero(keep)], append=True, repair=False))  # append: one mesh
     out.remove_unreferenced_vertices()
     return out
 

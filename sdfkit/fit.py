@@ -3,46 +3,60 @@
 mesh -> samples -> latent grid (codes optimised, decoder frozen) -> field ->
 mesh in the input's units -> metrics against the input. The output folder is
 written under a temporary name and renamed into place only when complete, so
-a failed or killed fit leaves no half-written folder.
+a failed or killed fit leaves no half-written folder. Pictures of the fit are
+drawn by the caller (the CLI passes a ``preview`` drawer): the library never
+imports the viewer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import os
 import platform
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
+import numpy as np
 import torch
+import trimesh
 
-from sdfkit.autodecoder import (NeuralField, Scene, backward_in_chunks, compiled_synthesis, cosine_factor, make_scene,
-                                resolve_device)
-from sdfkit.decoder_io import decoder_payload, load_decoder
+from data_prep.mesh import Normalization, normalize_mesh, read_mesh
+from data_prep.points import is_point_cloud
+from data_prep.sampling import sample_unit_mesh
+from sdfkit.config import FitConfig, SdfkitConfig, load_settings, replace_section
+from sdfkit.decoder_io import load_decoder
 from sdfkit.errors import SdfkitError
-from sdfkit.progress import loss_progress
-from sdfkit.io import _describe_os_error as describe_os_error, make_temp_dir, replace_dir, save_torch
+from sdfkit.export import export_mesh
+from sdfkit.extract import extract_mesh
+from sdfkit.field import NeuralField
+from sdfkit.fit_output import LATENTS, PREVIEW, REPORT, mesh_file_name, write_latents, write_report
+from sdfkit.io import describe_os_error, make_temp_dir, replace_dir
+from sdfkit.metrics import evaluate_meshes, evaluate_to_points
 from sdfkit.models.siren import ModulatedSiren
-from sdfkit.runtime import cpu_chunk_points
-from sdfkit.settings import FitConfig, SdfkitConfig, check_precision, load_settings, replace_section
-from sdfkit.train import grid_state
+from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
+from sdfkit.points_loss import cloud_loss, describe_cloud_loss
+from sdfkit.progress import loss_progress
+from sdfkit.runtime import cpu_chunk_points, resolve_device
+from sdfkit.samples import prepare_cloud
+from sdfkit.scene import Scene, make_scene
 
-LATENTS = "latents.pt"
-REPORT = "report.json"
-PREVIEW = "preview.png"
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
 #: An empty lock file older than this was left by a fit killed between creating and writing it.
 EMPTY_LOCK_SECONDS = 10.0
 
 
 @dataclasses.dataclass
-class FitOptions:
-    """What a user can set on ``sdfkit fit`` (None: the decoder's own settings)."""
+class FitRequest:
+    """One ``sdfkit fit`` as asked: which decoder, config file and device, where the output goes, and
+    overrides of the config's ``fit`` and ``grid`` sections (None: keep the config's value).
+
+    The settings themselves, and their checks, are :class:`~sdfkit.config.FitConfig` and
+    :class:`~sdfkit.config.GridConfig`; :func:`fit_settings` applies the overrides to them.
+    """
 
     decoder: str | None = None
     config: str | None = None
@@ -58,9 +72,30 @@ class FitOptions:
     format: str = "obj"
     force: bool = False
     preview: bool = True
+    """Draw ``preview.png`` when :func:`fit_mesh` is given a drawer."""
     seed: int | None = None
     normals: str = "auto"
     """Point clouds: ``auto`` (the file's normals, else estimated), ``given`` or ``estimate``."""
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What a fit produced: its report (also ``report.json``) and what pictures of it need."""
+
+    report: dict
+    recon: trimesh.Trimesh
+    """The extracted mesh, in the input's units."""
+    mesh: trimesh.Trimesh | None
+    """The cleaned input mesh, in its own units (None for a point cloud)."""
+    field: NeuralField
+    """(N, 3) unit-frame points -> (N,) signed distances, negative inside."""
+    normalization: Normalization
+    bounds: tuple[np.ndarray, np.ndarray]
+    """The latent grid's box in the unit frame, (3,) each."""
+
+
+#: Writes one extra file of a fit (``preview.png``) at the given path, inside the not-yet-renamed output folder.
+Drawer = Callable[[Path, FitResult], None]
 
 
 def fit_batch_points(cfg: SdfkitConfig, num_codes: int) -> int:
@@ -78,7 +113,7 @@ def fit_codes(
     progress=None,
     task=None,
     chunk_points: int | None = None,
-    extra_loss=None,
+    extra_loss: Callable[[], torch.Tensor] | None = None,
 ) -> tuple[int, float]:
     """Optimise only ``scene``'s codes against its samples; the decoder stays frozen.
 
@@ -88,7 +123,7 @@ def fit_codes(
     small rate instead of stopping mid-descent.
     ``chunk_points`` bounds the points of one backward pass (None: sized to the
     cache on a CPU, :func:`sdfkit.runtime.cpu_chunk_points`; one pass on a GPU).
-    ``extra_loss``: a callable giving a further loss term each step (e.g. :func:`sdfkit.points_loss.surface_loss`).
+    ``extra_loss``: a further loss term each step (e.g. :func:`sdfkit.points_loss.surface_loss`).
     Returns (steps done, last L1 in cell units).
     """
     for p in decoder.parameters():
@@ -122,7 +157,7 @@ def fit_codes(
     return step, float(l1)
 
 
-def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
+def fit_settings(base: SdfkitConfig, opts: FitRequest) -> SdfkitConfig:
     """The decoder's model, grid, sampling and loss settings with the package's fit defaults, then a
     config file's ``fit``/``grid``/``sampling`` sections, then CLI options."""
     cfg = dataclasses.replace(base, fit=FitConfig())
@@ -135,17 +170,11 @@ def fit_settings(base: SdfkitConfig, opts: FitOptions) -> SdfkitConfig:
             raise SdfkitError(f"{opts.config}: its model section does not match the decoder's architecture")
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
-    cfg = replace_section(cfg, "grid", resolution=opts.grid_resolution)
-    check_precision(cfg.fit.precision)
+    # Each section checks its own values when built (FitConfig, GridConfig __post_init__); the time budget
+    # is the request's alone.
     if opts.max_seconds is not None and not opts.max_seconds > 0:
         raise SdfkitError(f"--max-seconds must be positive, got {opts.max_seconds}")
-    if cfg.fit.steps < 1 or (cfg.fit.batch_points is not None and cfg.fit.batch_points < 1):
-        raise SdfkitError("--steps and --batch-points must be at least 1")
-    if not 16 <= cfg.fit.resolution <= 1024:
-        raise SdfkitError(f"--resolution must be between 16 and 1024, got {cfg.fit.resolution}")
-    if cfg.grid.resolution is not None and not 1 <= cfg.grid.resolution <= 256:
-        raise SdfkitError(f"--grid-resolution must be between 1 and 256, got {cfg.grid.resolution}")
-    return cfg
+    return replace_section(cfg, "grid", resolution=opts.grid_resolution)
 
 
 @contextmanager
@@ -186,23 +215,20 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
-def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None = None, progress: bool = True) -> dict:
-    """Fit ``mesh_path`` with a frozen decoder and write ``out_dir`` (mesh, latents, report, preview).
+def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None = None, progress: bool = True,
+             preview: Drawer | None = None) -> FitResult:
+    """Fit ``mesh_path`` with a frozen decoder and write ``out_dir`` (mesh, latents, report and, given a
+    ``preview`` drawer and ``opts.preview``, ``preview.png``).
 
-    Returns the report (also written to ``out_dir/report.json``).
+    Returns the report (also written to ``out_dir/report.json``) with the meshes and field behind it.
     """
-    from data_prep.mesh import load_mesh
-    from sdfkit.export import export_mesh
-    from sdfkit.extract import extract_mesh
-    from sdfkit.metrics import evaluate_meshes, evaluate_to_points
-
-    opts = opts or FitOptions()
+    opts = opts or FitRequest()
+    if opts.normals not in ("auto", "given", "estimate"):
+        raise SdfkitError(f"--normals must be auto, given or estimate, got '{opts.normals}'")
     mesh_path, out = Path(mesh_path), Path(out_dir)
     fmt = opts.format.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
         raise SdfkitError(f"unknown --format '{opts.format}' (choose from {', '.join(EXPORT_FORMATS)})")
-    if opts.normals not in ("auto", "given", "estimate"):
-        raise SdfkitError(f"--normals must be auto, given or estimate, got '{opts.normals}'")
     if out.exists() and not out.is_dir():
         raise SdfkitError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not opts.force:
@@ -214,20 +240,19 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
     with output_lock(out), bar:
         t = time.perf_counter()
         stage = bar.add_task("prepare", total=None, loss=float("nan"))
-        from data_prep.points import is_point_cloud
-        from sdfkit.points_loss import cloud_loss, describe_cloud_loss
-        from sdfkit.samples import load_or_prepare, prepare_cloud
-
+        # One trip for the input: read and cleaned once, normalised once; every stage gets these objects.
         scan = is_point_cloud(mesh_path)
-        gt = None if scan else load_mesh(mesh_path)
+        gt, mesh_hash = (None, "") if scan else read_mesh(mesh_path)
         decoder, base_cfg, dec_id = load_decoder(opts.decoder)
         cfg = fit_settings(base_cfg, opts)
+        sampling = cfg.sampling.resolve(seed=cfg.fit.seed)
         if scan:  # no faces: signs from the cloud's (given or estimated) normals, scored against its points
-            samples, cloud, cloud_info, gt_unit = prepare_cloud(mesh_path, cfg.sampling, cfg.fit.seed, opts.normals)
+            samples, cloud, cloud_info, gt_unit = prepare_cloud(mesh_path, sampling, opts.normals)
+            mesh_hash = samples.mesh_hash
         else:
-            samples = load_or_prepare(mesh_path, cfg.sampling, seed=cfg.fit.seed)
-            gt_unit = gt.copy()
-            gt_unit.vertices = samples.normalization.to_unit(gt.vertices)
+            assert gt is not None  # read above
+            gt_unit, normalization = normalize_mesh(gt, sampling.radius)
+            samples = sample_unit_mesh(gt_unit, normalization, sampling, str(mesh_path.resolve()), mesh_hash)
         scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
         decoder = decoder.to(dev)
         timings["prepare"] = time.perf_counter() - t
@@ -250,7 +275,11 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
 
         t = time.perf_counter()
         stage = bar.add_task("score", total=None, loss=float("nan"))
-        metrics = evaluate_to_points(recon, cloud.points) if scan else evaluate_meshes(recon, gt)
+        if scan:
+            metrics = evaluate_to_points(recon, cloud.points)
+        else:
+            assert gt is not None  # every mesh input was read above
+            metrics = evaluate_meshes(recon, gt)
         timings["score"] = time.perf_counter() - t
         bar.update(stage, total=1, completed=1)
 
@@ -259,28 +288,16 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         except OSError as exc:
             raise SdfkitError(describe_os_error(out, exc)) from None
         try:
-            mesh_file = f"mesh.{fmt}"
+            mesh_file = mesh_file_name(fmt)
             export_mesh(recon, tmp / mesh_file)
-            save_torch(
-                {
-                    "sdfkit": {"kind": "latents", "version": 1},
-                    "decoder": decoder_payload(decoder.cpu(), cfg),
-                    "grid": grid_state(scene.grid),
-                    "band": cfg.loss.band,
-                    "normalization": samples.normalization.to_dict(),
-                    "source": str(mesh_path.resolve()),
-                    "mesh_hash": samples.mesh_hash,
-                    "mesh_file": mesh_file,
-                },
-                tmp / LATENTS,
-            )
-            if opts.preview:
+            write_latents(tmp / LATENTS, decoder, cfg, scene.grid, samples.normalization, mesh_path, mesh_hash,
+                          mesh_file)
+            result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi))
+            if preview is not None and opts.preview:
                 t = time.perf_counter()
-                from viewer.preview import write_preview
-
-                write_preview(tmp / PREVIEW, recon, gt, field, samples.normalization, (lo, hi))
+                preview(tmp / PREVIEW, result)
                 timings["preview"] = time.perf_counter() - t
-            report = {
+            result.report = report = {
                 "input": str(mesh_path.resolve()),
                 "mesh": mesh_file,
                 "metrics": metrics,
@@ -298,7 +315,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
             }
             if scan:
                 report["point_cloud"] = {**cloud_info, "loss": describe_cloud_loss(cloud_info["normals"])}
-            (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            write_report(tmp / REPORT, report)
             replace_dir(tmp, out)
         except OSError as exc:  # disk full, read-only folder: one line, and no half-written folder
             shutil.rmtree(tmp, ignore_errors=True)
@@ -306,4 +323,4 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitOptions | None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    return report
+    return result

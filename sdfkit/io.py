@@ -1,91 +1,31 @@
-"""Atomic file output and safe checkpoint loading.
+"""Checkpoint files: ``torch.save`` written atomically, loaded with ``weights_only=True``.
 
-Nothing sdfkit writes is ever half-written: outputs go to a temporary file in
-the destination folder and are renamed into place only when complete.
+The atomic writing itself lives one layer down (:mod:`data_prep.files`) and is
+imported here so that library code has one place to reach for file output.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import io
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from sdfkit.errors import SdfkitError
+import torch
 
-
-def _describe_os_error(path: Path, exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return f"no space left on device while writing {path}"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"cannot write {path}: permission denied or read-only location"
-    return f"cannot write {path}: {exc.strerror or exc}"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def make_temp_dir(beside: Path) -> Path:
-    """A new empty folder next to ``beside`` (same filesystem, so it can be renamed onto it)."""
-    beside.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{beside.name}.tmp-", dir=beside.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    return tmp
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
-
-    The temporary name keeps the destination's suffix so that writers which
-    pick a format by extension (trimesh, numpy, PIL) behave as for ``path``.
-    On any exception the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise SdfkitError(_describe_os_error(path, exc)) from None
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
-        os.replace(tmp_path, path)
-    except OSError as exc:
-        tmp_path.unlink(missing_ok=True)
-        raise SdfkitError(_describe_os_error(path, exc)) from None
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+from data_prep.errors import SdfkitError
+from data_prep.files import (  # noqa: F401  (re-exported for the library's writers)
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    describe_os_error,
+    make_temp_dir,
+    replace_dir,
+)
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to ``path`` atomically. ``obj`` must hold tensors and plain data only."""
-    import torch
-
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -97,8 +37,6 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     Raises :class:`SdfkitError` with one line for a missing, truncated,
     corrupt or foreign file; never unpickles arbitrary objects.
     """
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise SdfkitError(f"{what} not found: {path}")
@@ -110,14 +48,3 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     if not isinstance(obj, dict) or not isinstance(obj.get("sdfkit"), dict):
         raise SdfkitError(f"cannot load {what} {path}: not an sdfkit file")
     return obj
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Move a fully written folder ``src`` onto ``dst`` (replacing an old ``dst``)."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

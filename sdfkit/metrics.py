@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import trimesh
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 
 from data_prep.mesh import fit_normalization
+from data_prep.points import cloud_normalization
+from data_prep.sampling import sample_surface
 from data_prep.sdf import closest_faces, inside
 from sdfkit.errors import SdfkitError
 
@@ -62,8 +64,6 @@ def to_gt_frame(pred: trimesh.Trimesh, gt: trimesh.Trimesh) -> tuple[trimesh.Tri
 
 def surface_samples(mesh: trimesh.Trimesh, count: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     """``count`` points on ``mesh`` by area and their faces' unit normals: (count, 3), (count, 3) float64."""
-    from data_prep.sampling import sample_surface
-
     return sample_surface(mesh, int(count), np.random.default_rng(seed))
 
 
@@ -90,8 +90,8 @@ def chamfer_to_surface(a: trimesh.Trimesh, b: trimesh.Trimesh, num: int = NUM_SU
 
 def chamfer_to_points(points_a: np.ndarray, points_b: np.ndarray) -> float:
     """DeepSDF-style Chamfer between point sets (n, 3) and (m, 3): mean squared nearest-sample distance, both ways."""
-    d_ab, _ = cKDTree(points_b).query(points_a, workers=-1)
-    d_ba, _ = cKDTree(points_a).query(points_b, workers=-1)
+    d_ab, _ = KDTree(points_b).query(points_a, workers=-1)
+    d_ba, _ = KDTree(points_a).query(points_b, workers=-1)
     return chamfer_from_distances(d_ab, d_ba)
 
 
@@ -103,7 +103,7 @@ def fscore(d_pred_to_gt: np.ndarray, d_gt_to_pred: np.ndarray, threshold: float)
 
 def normal_consistency(normals_a: np.ndarray, faces_ab: np.ndarray, b: trimesh.Trimesh,
                        normals_b: np.ndarray, faces_ba: np.ndarray, a: trimesh.Trimesh) -> float:
-    """Mean |cos| between each sample's normal and the normal of its closest face on the other mesh, averaged over both directions.
+    """Mean |cos| between each sample's normal and that of its closest face on the other mesh, over both directions.
 
     normals_a : (n, 3) unit normals of A's samples; faces_ab : (n,) their closest faces on B
     (and the converse for B's samples).
@@ -113,7 +113,8 @@ def normal_consistency(normals_a: np.ndarray, faces_ab: np.ndarray, b: trimesh.T
     return float((cos_ab.mean() + cos_ba.mean()) / 2.0)
 
 
-def volume_samples(gt: trimesh.Trimesh, num: int = NUM_VOLUME, seed: int = SEED, padding: float = IOU_PADDING) -> np.ndarray:
+def volume_samples(gt: trimesh.Trimesh, num: int = NUM_VOLUME, seed: int = SEED,
+                   padding: float = IOU_PADDING) -> np.ndarray:
     """(num, 3) uniform points in GT's bounding box grown by ``padding`` x its extent on every side."""
     lo, hi = np.asarray(gt.bounds, dtype=np.float64)
     pad = padding * (hi - lo)
@@ -174,7 +175,7 @@ def evaluate_to_points(pred: trimesh.Trimesh, points: np.ndarray, num_surface: i
     the cloud's points overstate the distance to the scanned surface by up to the points' spacing.
     """
     pred = _checked(pred, "predicted")
-    norm = fit_normalization(trimesh.PointCloud(np.asarray(points, dtype=np.float64)))
+    norm = cloud_normalization(points)
     cloud = norm.to_unit(points)
     rng = np.random.default_rng(seed)
     if len(cloud) > num_surface:
@@ -182,7 +183,7 @@ def evaluate_to_points(pred: trimesh.Trimesh, points: np.ndarray, num_surface: i
     unit = trimesh.Trimesh(norm.to_unit(pred.vertices), pred.faces, process=False)
     samples, _ = surface_samples(unit, num_surface, seed)
     d_cloud, _ = distance_to_surface(cloud, unit)
-    d_pred, _ = cKDTree(cloud).query(samples)
+    d_pred, _ = KDTree(cloud).query(samples)
     out = {
         "chamfer": chamfer_from_distances(d_pred, d_cloud),
         "chamfer_l1": float((np.mean(d_pred) + np.mean(d_cloud)) / 2.0),

@@ -13,7 +13,7 @@ Gradients are taken in the unit frame (the prediction in cell units times the ce
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

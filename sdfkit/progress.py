@@ -5,7 +5,14 @@ from __future__ import annotations
 
 def loss_progress(enabled: bool):
     """A rich ``Progress`` whose tasks carry a ``loss`` field; silent when ``enabled`` is false."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description:<8}"),

@@ -1,4 +1,4 @@
-"""Process-wide settings that make the CPU path fast.
+"""Where and how computation runs: the device, and process-wide settings that make the CPU path fast.
 
 glibc's allocator hands every block above its mmap threshold (128 KiB at
 start, adjusted up to 32 MiB) straight back to the kernel when freed. A
@@ -17,6 +17,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from typing import TYPE_CHECKING
+
+from data_prep.errors import SdfkitError
+
+if TYPE_CHECKING:
+    import torch
 
 #: glibc's mallopt parameters (malloc.h).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
@@ -57,3 +63,18 @@ def tune_allocator() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _tuned = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _tuned
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU."""
+    import torch  # here: the CLI's entry point imports this module before any command needs torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SdfkitError(f"unknown device '{device}' (use auto, cpu or cuda)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SdfkitError("device 'cuda' requested but no CUDA GPU is available")
+    return dev

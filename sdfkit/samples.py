@@ -11,21 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sdfkit.errors import SdfkitError
-from sdfkit.settings import SamplingSection
-
-
-def sampling_config(section: SamplingSection, seed: int = 0):
-    """The preprocessing settings a method config asks for (preset, then overrides)."""
-    from data_prep.sampling import sampling_preset
-
-    cfg = sampling_preset(section.preset)
-    changes = {"seed": seed}
-    if section.num_points is not None:
-        changes["num_points"] = section.num_points
-    if section.volume is not None:
-        changes["volume"] = section.volume
-    return dataclasses.replace(cfg, **changes)
+from data_prep.errors import SdfkitError
+from data_prep.mesh import file_hash, normalize_mesh, read_mesh
+from data_prep.sampling import SamplingConfig, SdfSamples, prepare_mesh, sample_unit_mesh
+from sdfkit.config import SamplingChoice
 
 
 def random_rotation(seed: int) -> np.ndarray:
@@ -37,44 +26,35 @@ def random_rotation(seed: int) -> np.ndarray:
     return q
 
 
-def _cache_key(path: Path, cfg, rotation: int) -> str:
-    from data_prep.mesh import file_hash
-
+def _cache_key(path: Path, cfg: SamplingConfig, rotation: int) -> str:
     blob = file_hash(path) + json.dumps(dataclasses.asdict(cfg), sort_keys=True) + f"rot{rotation}"
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _rotated_samples(path: Path, cfg, rotation: int):
+def _rotated_samples(path: Path, cfg: SamplingConfig, rotation: int) -> SdfSamples:
     """Samples of ``path`` turned by random rotation number ``rotation`` (0: unrotated)."""
-    from data_prep.sampling import SdfSamples, prepare_mesh, sample_mesh
-    from data_prep.mesh import file_hash, load_mesh, normalize_mesh
-
     if rotation == 0:
         return prepare_mesh(path, cfg)
-    mesh = load_mesh(path)
+    mesh, digest = read_mesh(path)
     mesh.vertices = np.asarray(mesh.vertices) @ random_rotation(rotation).T
     unit, norm = normalize_mesh(mesh)
-    points, sdf, surface_points, surface_normals = sample_mesh(unit, cfg)
-    return SdfSamples(
-        points=points, sdf=sdf, surface_points=surface_points, surface_normals=surface_normals,
-        normalization=norm, source=f"{path.resolve()}#rotation{rotation}", mesh_hash=file_hash(path),
-        settings={**dataclasses.asdict(cfg), "rotation": rotation},
-    )
+    samples = sample_unit_mesh(unit, norm, cfg, f"{path.resolve()}#rotation{rotation}", digest)
+    samples.settings = {**dataclasses.asdict(cfg), "rotation": rotation}
+    return samples
 
 
-def load_or_prepare(path: str | Path, section: SamplingSection, cache_dir: Path | None = None, seed: int = 0, rotation: int = 0):
+def load_or_prepare(path: str | Path, section: SamplingChoice, cache_dir: Path | None = None, seed: int = 0,
+                    rotation: int = 0) -> SdfSamples:
     """``SdfSamples`` for ``path``: a prepared ``.npz``, or a mesh sampled now (cached in ``cache_dir``).
 
     ``rotation`` > 0 samples the mesh turned by a random rotation seeded by it (augmentation).
     """
-    from data_prep.sampling import SdfSamples
-
     path = Path(path)
     if path.suffix.lower() == ".npz":
         return SdfSamples.load(path)
     if not path.exists():
         raise SdfkitError(f"mesh file not found: {path}")
-    cfg = sampling_config(section, seed)
+    cfg = section.resolve(seed)
     if cache_dir is None:
         return _rotated_samples(path, cfg, rotation)
     cached = Path(cache_dir) / f"{path.stem}-r{rotation}-{_cache_key(path, cfg, rotation)}.npz"
@@ -88,11 +68,12 @@ def load_or_prepare(path: str | Path, section: SamplingSection, cache_dir: Path 
     return samples
 
 
-def _load_job(args):
+def _load_job(args: tuple) -> SdfSamples:
     return load_or_prepare(*args)
 
 
-def load_many(items: list[tuple[str, int, int]], section: SamplingSection, cache_dir: Path, workers: int | None = None) -> list:
+def load_many(items: list[tuple[str, int, int]], section: SamplingChoice, cache_dir: Path,
+              workers: int | None = None) -> list[SdfSamples]:
     """Samples for many (path, seed, rotation) items, prepared in parallel processes and cached."""
     jobs = [(path, section, cache_dir, seed, rotation) for path, seed, rotation in items]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
@@ -102,8 +83,11 @@ def load_many(items: list[tuple[str, int, int]], section: SamplingSection, cache
         return list(pool.map(_load_job, jobs))
 
 
-def prepare_cloud(path: str | Path, section: SamplingSection, seed: int = 0, normals: str = "auto"):
+def prepare_cloud(path: str | Path, sampling, normals: str = "auto"):
     """Samples of the point cloud at ``path`` (:mod:`data_prep.points`), read once.
+
+    sampling : the resolved :class:`~data_prep.sampling.SamplingConfig`; normals : ``auto``, ``given`` or
+    ``estimate``.
 
     Returns
     -------
@@ -118,7 +102,7 @@ def prepare_cloud(path: str | Path, section: SamplingSection, seed: int = 0, nor
     from data_prep.points import PointsConfig, prepare_points, read_points
 
     cloud = read_points(path)
-    samples, info = prepare_points(path, sampling_config(section, seed), PointsConfig(normals=normals), cloud=cloud)
+    samples, info = prepare_points(path, sampling, PointsConfig(normals=normals), cloud=cloud)
     surface = np.asarray(samples.surface_points, dtype=np.float64)
     bounds_unit = trimesh.creation.box(bounds=np.stack([surface.min(axis=0), surface.max(axis=0)]))
     return samples, cloud, info, bounds_unit

@@ -2,7 +2,7 @@
 
 Each step draws ``batch_points / S`` samples from each of the S scenes, blends
 the 8 tiles around every point, and minimises the clamped L1 loss plus an L2
-prior on the codes (:func:`sdfkit.autodecoder.scene_loss`) with Adam, separate
+prior on the codes (:func:`sdfkit.loss.scene_loss`) with Adam, separate
 learning rates for decoder and codes, and a cosine schedule. Batches are drawn
 from a generator seeded by (seed, step), so a run resumed from a checkpoint
 continues exactly as the uninterrupted run would have.
@@ -12,23 +12,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
-from sdfkit.autodecoder import (Scene, compiled_synthesis, cosine_lr, make_decoder, make_scene, precision_scope,
-                                resolve_device, scene_loss)
-from sdfkit.config import to_dict
+from data_prep.mesh import load_mesh
+from data_prep.yaml_io import to_dict
+from sdfkit.config import SdfkitConfig, settings_from_dict
 from sdfkit.decoder_io import decoder_payload, save_decoder
 from sdfkit.errors import SdfkitError
-from sdfkit.progress import loss_progress
 from sdfkit.io import load_torch, save_torch
-from sdfkit.models.latent_grid import GridSpec, LatentGrid
+from sdfkit.loss import scene_loss
+from sdfkit.models import make_decoder
+from sdfkit.models.latent_grid import LatentGrid
+from sdfkit.models.siren import ModulatedSiren
+from sdfkit.optim import compiled_synthesis, cosine_lr, precision_scope
+from sdfkit.progress import loss_progress
+from sdfkit.runtime import resolve_device
 from sdfkit.samples import load_many, random_rotation
-from sdfkit.settings import SdfkitConfig, settings_from_dict
+from sdfkit.scene import Scene, make_scene
 
 CHECKPOINT = "checkpoint.pt"
 DECODER = "decoder.pt"
@@ -47,48 +55,8 @@ class TrainResult:
     """This process's copy of the trained decoder."""
 
 
-def grid_state(grid: LatentGrid) -> dict:
-    """Plain-data state of a latent grid (for checkpoints and fit outputs)."""
-    active = grid.lookup >= 0
-    return {
-        "spec": grid.spec.to_dict(),
-        "active": active.cpu(),
-        "side": grid.side.to(torch.int8).cpu(),
-        "codes": grid.codes.detach().cpu(),
-        "layout": getattr(grid, "layout", "local"),
-    }
-
-
-def grid_from_state(state: dict, where: str = "file") -> LatentGrid:
-    """Inverse of :func:`grid_state`; one-line error for inconsistent data."""
-    try:
-        spec = GridSpec.from_dict(state["spec"])
-        active = state["active"].numpy().astype(bool)
-        side = state["side"].numpy().astype(np.float32)
-        codes = state["codes"]
-        if active.shape != (spec.num_vertices,) or side.shape != active.shape or codes.ndim != 2 or codes.shape[0] != int(active.sum()):
-            raise ValueError
-        if not torch.isfinite(codes).all():
-            raise SdfkitError(f"{where} holds NaN or infinite latent codes")
-    except SdfkitError:
-        raise
-    except (KeyError, AttributeError, TypeError, ValueError):
-        raise SdfkitError(f"{where} holds an invalid latent grid") from None
-    if state.get("layout", "local") == "global":
-        from sdfkit.models.baselines import GlobalGrid
-
-        grid = GlobalGrid(spec, int(codes.shape[1]))
-    else:
-        grid = LatentGrid(spec, active, side, int(codes.shape[1]))
-    with torch.no_grad():
-        grid.codes.copy_(codes.float())
-    return grid
-
-
 def _unit_mesh(samples):
     """The training mesh in its samples' unit frame (for the automatic grid resolution)."""
-    from data_prep.mesh import load_mesh
-
     source, _, rotation = samples.source.partition("#rotation")
     mesh = load_mesh(source)
     if rotation:
@@ -128,13 +96,9 @@ class Distributed:
 
 def init_distributed(device: torch.device) -> Distributed:
     """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1)."""
-    import os
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Distributed()
-    import torch.distributed as dist
-
     if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -150,7 +114,8 @@ class DecoderLoss(torch.nn.Module):
     gradients and never the codes.
     """
 
-    def __init__(self, decoder: torch.nn.Module, band: float, code_reg: float, point_count: int, code_count: int, world: int):
+    def __init__(self, decoder: ModulatedSiren, band: float, code_reg: float, point_count: int, code_count: int,
+                 world: int):
         super().__init__()
         self.decoder, self.band, self.code_reg = decoder, band, code_reg
         self.point_count, self.code_count, self.world = point_count, code_count, world
@@ -159,7 +124,8 @@ class DecoderLoss(torch.nn.Module):
         # Sums over this process's share, normalised by the global counts and
         # scaled by the world size: DDP's gradient average then equals the
         # gradient of the global mean loss.
-        loss, l1 = scene_loss(self.decoder, grids, points, sdf, self.band, self.code_reg, self.point_count, self.code_count)
+        loss, l1 = scene_loss(self.decoder, grids, points, sdf, self.band, self.code_reg, self.point_count,
+                              self.code_count)
         return loss * self.world, l1
 
 
@@ -167,8 +133,6 @@ def _gather(obj, dist_info: Distributed) -> list:
     """Every process's ``obj`` on rank 0 (a list there, [] elsewhere)."""
     if dist_info.world == 1:
         return [obj]
-    import torch.distributed as dist
-
     out = [None] * dist_info.world if dist_info.main else None
     dist.gather_object(obj, out, dst=0)
     return out or []
@@ -193,13 +157,15 @@ def train(
     out = Path(out_dir)
     if not cfg.train.data:
         raise SdfkitError("the config lists no training data (train.data)")
-    items = [(item, cfg.train.seed + i, r) for i, item in enumerate(cfg.train.data) for r in range(cfg.train.rotations + 1)]
+    items = [(item, cfg.train.seed + i, r)
+             for i, item in enumerate(cfg.train.data) for r in range(cfg.train.rotations + 1)]
     if cfg.train.steps < 1 or cfg.train.batch_points < len(items):
         raise SdfkitError("train.steps must be >= 1 and train.batch_points >= the number of scenes")
     dev = resolve_device(device)
     dist_info = init_distributed(dev)
     if dist_info.world > len(items):
-        raise SdfkitError(f"{dist_info.world} processes but only {len(items)} scenes: use at most one process per scene")
+        raise SdfkitError(f"{dist_info.world} processes but only {len(items)} scenes: "
+                          "use at most one process per scene")
     ckpt_path = out / CHECKPOINT
     state = None
     if resume:
@@ -210,7 +176,8 @@ def train(
             raise SdfkitError(f"{ckpt_path} is not a training checkpoint")
         saved = settings_from_dict(state["config"])
         if dataclasses.replace(saved, train=dataclasses.replace(saved.train, steps=cfg.train.steps)) != cfg:
-            raise SdfkitError(f"the config differs from the one {ckpt_path} was trained with (only train.steps may change)")
+            raise SdfkitError(f"the config differs from the one {ckpt_path} was trained with "
+                              "(only train.steps may change)")
     elif ckpt_path.exists():
         raise SdfkitError(f"{out} already holds a training run: pass --resume to continue it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -221,10 +188,11 @@ def train(
     scenes: dict[int, Scene] = {}
     for i, samples in zip(mine, all_samples):
         item, seed, rotation = items[i]
-        grid = grid_from_state(state["scenes"][i], str(ckpt_path)) if state else None
+        grid = LatentGrid.from_state(state["scenes"][i], str(ckpt_path)) if state else None
         name = Path(item).stem + (f"-r{rotation}" if rotation else "")
+        needs_mesh = cfg.grid.resolution is None and cfg.grid.layout == "local" and grid is None
         scenes[i] = make_scene(samples, cfg, name=name, seed=seed * 101 + rotation, grid=grid,
-                               mesh_unit=_unit_mesh(samples) if cfg.grid.resolution is None and cfg.grid.layout == "local" and grid is None else None).to(dev)
+                               mesh_unit=_unit_mesh(samples) if needs_mesh else None).to(dev)
 
     decoder = make_decoder(cfg.model).to(dev)
     if state:
@@ -232,15 +200,11 @@ def train(
     per_scene = cfg.train.batch_points // len(items)
     code_count = torch.tensor(sum(s.grid.num_codes for s in scenes.values()))
     if dist_info.world > 1:
-        import torch.distributed as dist
-
         code_count = code_count.to(dev)
         dist.all_reduce(code_count)
     model: torch.nn.Module = DecoderLoss(decoder, cfg.loss.band, cfg.loss.code_reg, per_scene * len(items),
                                          int(code_count), dist_info.world)
     if dist_info.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
         model = DistributedDataParallel(model, device_ids=[dev.index or 0] if dev.type == "cuda" else None)
     decoder_opt = torch.optim.Adam(decoder.parameters(), lr=cfg.train.lr_decoder)
     # One optimiser per scene: a scene's codes and their Adam moments travel together
@@ -254,7 +218,8 @@ def train(
         start, history = int(state["step"]), [tuple(h) for h in state["history"]]
 
     def save_checkpoint(step: int) -> None:
-        local = {i: dict(grid_state(scenes[i].grid), name=scenes[i].name, optimizer=code_opts[i].state_dict()) for i in mine}
+        local = {i: dict(scenes[i].grid.state(), name=scenes[i].name, optimizer=code_opts[i].state_dict())
+                 for i in mine}
         gathered = _gather(local, dist_info)
         if not dist_info.main:
             return
@@ -275,7 +240,8 @@ def train(
     log = open(out / LOG, "a", encoding="utf-8") if dist_info.main else None
     if log:
         log.write(json.dumps({"event": "start", "step": start, "device": str(dev), "processes": dist_info.world,
-                              "scenes": len(items), "codes_rank0": sum(s.grid.num_codes for s in scenes.values())}) + "\n")
+                              "scenes": len(items), "codes_rank0": sum(s.grid.num_codes for s in scenes.values())})
+                  + "\n")
     t0 = time.perf_counter()
     loss_value = float("nan")
     bar = loss_progress(progress and dist_info.main)
@@ -295,14 +261,14 @@ def train(
             loss.backward()
             decoder_opt.step()
             for i, opt in code_opts.items():
-                if dist_info.world > 1:  # undo the world-size scale on codes, which DDP does not average
-                    scenes[i].grid.codes.grad.div_(dist_info.world)
+                grad = scenes[i].grid.codes.grad
+                # Undo the world-size scale on codes, which DDP does not average.
+                if dist_info.world > 1 and grad is not None:
+                    grad.div_(dist_info.world)
                 opt.step()
             if (step + 1) % cfg.train.log_every == 0 or step + 1 == cfg.train.steps:
                 total = l1.detach()
                 if dist_info.world > 1:
-                    import torch.distributed as dist
-
                     dist.all_reduce(total)  # each process holds its share of the global mean
                 loss_value = float(total)
                 if not np.isfinite(loss_value):
@@ -319,7 +285,7 @@ def train(
                 on_step(step + 1, loss_value)
     seconds = time.perf_counter() - t0
     decoder_path = out / DECODER
-    if dist_info.main:
+    if log is not None:  # the main process
         save_decoder(decoder_path, decoder, cfg, trained_on=[str(d) for d in cfg.train.data], steps=cfg.train.steps)
         log.write(json.dumps({"event": "done", "step": cfg.train.steps, "seconds": round(seconds, 3)}) + "\n")
         log.close()

@@ -19,8 +19,8 @@ import dataclasses
 import io
 import os
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import trimesh

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from sdfkit.settings import settings_from_dict
+from sdfkit.config import settings_from_dict
 from sdfkit.train import train
 
 

@@ -13,20 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-from sdfkit.autodecoder import NeuralField, make_decoder, scene_loss
+from benchmarks.siren_reference import fit_siren_reference, siren_sdf_loss
+from sdfkit.config import GridConfig, ModelConfig, SdfkitConfig
 from sdfkit.decoder_io import decoder_from_payload, decoder_payload
+from sdfkit.field import NeuralField
+from sdfkit.loss import scene_loss
+from sdfkit.models import make_decoder
 from sdfkit.models.baselines import (
     FourierConcatDecoder,
     GlobalGrid,
     ReluConcatDecoder,
     SirenConcatDecoder,
     count_parameters,
-    fit_siren_reference,
-    siren_sdf_loss,
 )
 from sdfkit.models.latent_grid import GridSpec, LatentGrid, blend_tiles
-from sdfkit.settings import GridConfig, ModelConfig, SdfkitConfig
-from sdfkit.train import grid_from_state, grid_state
 
 REPO = Path(__file__).resolve().parents[1]
 ATOL = 1e-5
@@ -173,15 +173,15 @@ def test_global_grid_blend_is_the_decoder_on_box_coordinates_and_round_trips():
     lo = torch.tensor(grid.spec.bounds[0], dtype=torch.float32)
     direct = dec(2 * (points - lo) / grid.spec.cell - 1, grid.codes.expand(10, -1))
     torch.testing.assert_close(blended, direct, rtol=ATOL, atol=ATOL)
-    again = grid_from_state(grid_state(grid))
+    again = LatentGrid.from_state(grid.state())
     assert isinstance(again, GlobalGrid) and torch.equal(again.codes, grid.codes)
     field_a, field_b = NeuralField(dec, grid, 1.0), NeuralField(dec, again, 1.0)
     np.testing.assert_array_equal(field_a(points.numpy()), field_b(points.numpy()))
 
 
 def test_global_layout_from_config_builds_a_global_scene(sphere_mesh_file):
-    from sdfkit.autodecoder import make_scene
     from sdfkit.samples import load_or_prepare
+    from sdfkit.scene import make_scene
 
     cfg = SdfkitConfig(model=small_model("relu_concat"), grid=GridConfig(layout="global"))
     cfg = dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, num_points=2000))
@@ -224,7 +224,7 @@ def test_siren_reference_learns_a_sphere():
 
 
 def test_baseline_configs_load_and_build():
-    from sdfkit.settings import load_settings
+    from sdfkit.config import load_settings
 
     paths = sorted((REPO / "configs" / "baselines").glob("*.yaml"))
     kinds = {load_settings(p).model.kind for p in paths}

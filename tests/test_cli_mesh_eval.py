@@ -13,13 +13,11 @@ import trimesh
 
 from sdfkit.metrics import METRIC_KEYS
 
-#: Seconds a CLI call may take before the test gives up (small meshes, low resolutions).
-CLI_TIMEOUT = 300
+from helpers import run_sdfkit
 
 
 def sdfkit(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sdfkit", *map(str, args)], capture_output=True, text=True,
-                          timeout=CLI_TIMEOUT)
+    return run_sdfkit(*args, timeout=300)  # small meshes, low resolutions
 
 
 def in_process(monkeypatch, capsys, *args: object) -> subprocess.CompletedProcess:

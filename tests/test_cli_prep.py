@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,13 @@ import trimesh
 from data_prep.dataset import combine_shards, list_shapes, prep_dataset
 from data_prep.sampling import SamplingConfig, SdfSamples
 
+from helpers import run_sdfkit
+
 SMALL = SamplingConfig(num_points=4_000, num_surface=500)
 
 
 def sdfkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sdfkit", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return run_sdfkit(*args, cwd=cwd, timeout=300)
 
 
 @pytest.fixture
@@ -111,7 +112,8 @@ NAN_OBJ = "v 0 0 0\nv nan 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\nf 1 2 4\nf 2 
         ("nan.obj", NAN_OBJ.encode(), "NaN"),
         ("strips.ply", STRIPS_PLY, "triangle strips"),
         ("inf.obj", NAN_OBJ.replace("nan", "inf").encode(), "infinite"),
-        ("notes.txt", b"hello", "unsupported"),
+        ("notes.docx", b"hello", "unsupported"),
+        ("notes.txt", b"hello", "cannot read point cloud"),  # .txt is a point-cloud format (x y z per line)
         ("nomesh", "dir", "no meshes"),
     ],
 )

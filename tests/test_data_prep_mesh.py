@@ -9,7 +9,14 @@ import pytest
 import trimesh
 
 from data_prep.mesh import (
-    Normalization, clean_mesh, file_hash, find_meshes, fit_normalization, load_mesh, normalize_mesh,
+    Normalization,
+    clean_mesh,
+    file_hash,
+    find_meshes,
+    fit_normalization,
+    load_mesh,
+    normalize_mesh,
+    read_mesh,
 )
 from sdfkit.errors import SdfkitError
 
@@ -30,6 +37,15 @@ def test_every_format_loads_the_same_closed_mesh(tmp_path, suffix):
     assert mesh.is_watertight
     assert mesh.volume == pytest.approx(1.0, rel=FORMAT_TOL)
     np.testing.assert_allclose(mesh.bounds, box.bounds, atol=FORMAT_TOL)
+
+
+def test_a_gltf_finds_its_buffers_beside_it_and_is_hashed_as_read(tmp_path):
+    """The file is read once, from memory: a .gltf's side files are still resolved from its folder."""
+    for name, data in _box().export(file_type="gltf").items():
+        (tmp_path / name).write_bytes(data)
+    mesh, digest = read_mesh(tmp_path / "model.gltf")
+    assert mesh.volume == pytest.approx(1.0, rel=FORMAT_TOL)
+    assert digest == file_hash(tmp_path / "model.gltf")
 
 
 def test_scene_is_flattened_with_node_transforms(tmp_path):

@@ -12,8 +12,16 @@ import trimesh
 import yaml
 
 from data_prep.mesh import load_mesh, normalize_mesh
-from data_prep.points import (MIN_POINTS, PointCloud, PointsConfig, is_point_cloud, orient_cloud, prepare_points,
-                              read_points, signed_distance)
+from data_prep.points import (
+    MIN_POINTS,
+    PointCloud,
+    PointsConfig,
+    is_point_cloud,
+    orient_cloud,
+    prepare_points,
+    read_points,
+    signed_distance,
+)
 from data_prep.sampling import SamplingConfig, sample_surface
 from data_prep.sdf import winding_number as mesh_winding_number
 from sdfkit.errors import SdfkitError
@@ -202,9 +210,10 @@ def test_noise_outliers_and_a_hole_give_finite_samples_and_say_what_was_done(pen
 
 def test_a_small_scan_fits_end_to_end(shared_meshes, tmp_path: Path):
     """5,000 points without normals from a real mesh, through ``sdfkit fit`` (shipped decoder, few steps)."""
-    from corpus import run_cli
     from sdfkit.decoder_io import load_decoder
     from sdfkit.metrics import evaluate_meshes
+
+    from corpus import run_cli
 
     source = load_mesh(shared_meshes / "val" / "torus.obj")
     points, _ = sample_surface(source, 5000, np.random.default_rng(6))

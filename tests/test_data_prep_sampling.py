@@ -11,11 +11,18 @@ import trimesh
 
 from data_prep.mesh import load_mesh, normalize_mesh
 from data_prep.sampling import (
-    SAMPLE_KEYS, SamplingConfig, SdfSamples, load_sampling_config, prepare_mesh, sample_mesh, sampling_preset,
+    SAMPLE_KEYS,
+    SamplingConfig,
+    SdfSamples,
+    load_sampling_config,
+    prepare_mesh,
+    sample_mesh,
+    sampling_preset,
 )
 from data_prep.sdf import signed_distance
 from sdfkit.errors import SdfkitError
-from test_data_prep_sdf import DISTANCE_TOL, SIGN_BAND, WATERTIGHT_AGREEMENT, reference_winding_number
+
+from helpers import DISTANCE_TOL, SIGN_BAND, WATERTIGHT_AGREEMENT, reference_winding_number
 
 SMALL = SamplingConfig(num_points=20_000, num_surface=2_000)
 

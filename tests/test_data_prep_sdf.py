@@ -9,12 +9,8 @@ import trimesh
 from data_prep.mesh import load_mesh, normalize_mesh
 from data_prep.sdf import MeshSDF, inside, signed_distance, unsigned_distance, winding_number
 
-#: Distances agree with an independent exact computation to this (unit frame).
-DISTANCE_TOL = 1e-5
-#: Signs are judged only where the surface is at least this far.
-SIGN_BAND = 1e-3
-#: Share of signs that must agree with exact winding numbers on watertight meshes.
-WATERTIGHT_AGREEMENT = 0.999
+from helpers import DISTANCE_TOL, SIGN_BAND, WATERTIGHT_AGREEMENT, reference_winding_number
+
 #: Share of signs that must agree with the analytic inside on meshes with holes or non-manifold parts.
 DEFECT_AGREEMENT = 0.99
 
@@ -39,18 +35,6 @@ def reference_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarr
     """Brute force: every point against every triangle (small meshes only)."""
     tris = vertices[faces]
     return np.array([min(reference_point_triangle_distance(p, *t) for t in tris) for p in points])
-
-
-def reference_winding_number(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Exact generalized winding number: sum of signed solid angles / 4 pi (Van Oosterom and Strackee)."""
-    out = np.zeros(len(points))
-    for i, p in enumerate(points):
-        a, b, c = (vertices[faces[:, k]] - p for k in range(3))
-        la, lb, lc = (np.linalg.norm(x, axis=1) for x in (a, b, c))
-        det = np.einsum("ij,ij->i", a, np.cross(b, c))
-        den = la * lb * lc + np.einsum("ij,ij->i", a, b) * lc + np.einsum("ij,ij->i", b, c) * la + np.einsum("ij,ij->i", c, a) * lb
-        out[i] = 2.0 * np.arctan2(det, den).sum() / (4.0 * np.pi)
-    return out
 
 
 # ---------------------------------------------------------------- small meshes with defects

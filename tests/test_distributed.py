@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdfkit.config import to_dict
-from sdfkit.settings import load_settings
+from data_prep.yaml_io import to_dict
+from sdfkit.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("distributed_worker.py")

@@ -12,11 +12,11 @@ import pytest
 import torch
 import trimesh
 
-from sdfkit.config import load_config
+from data_prep.yaml_io import load_config
+from sdfkit.config import SdfkitConfig, TrainConfig, load_settings
 from sdfkit.errors import SdfkitError
 from sdfkit.export import export_mesh
 from sdfkit.io import atomic_write_text, load_torch, save_torch
-from sdfkit.settings import SdfkitConfig, TrainConfig, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,14 @@ import pytest
 from data_prep.mesh import load_mesh, normalize_mesh
 from data_prep.sdf import MeshSDF
 from sdfkit.errors import SdfkitError
-from sdfkit.extract import evaluate_grid, evaluate_grid_coarse_to_fine, extract_mesh, marching_cubes, padded_bounds
+from sdfkit.extract import (
+    evaluate_grid,
+    evaluate_grid_coarse_to_fine,
+    evaluate_points,
+    extract_mesh,
+    marching_cubes,
+    padded_bounds,
+)
 from sdfkit.metrics import evaluate_meshes
 
 
@@ -184,3 +191,17 @@ def test_min_component_faces_drops_floaters_only():
     assert len(kept.faces) == sizes[1] and kept.bounds[0][0] > 0.1
     with pytest.raises(SdfkitError, match="fewer than"):
         extract_mesh(two, resolution=64, min_component_faces=sizes[1] + 1)
+
+
+def test_evaluate_points_single_point_matches_a_batch(sphere_mesh_file):
+    """A lone point gets the same answer as in a batch (point-cloud-utils gets a lone query point wrong;
+    data_prep.sdf asks for it twice); the viewer's probe reads one point."""
+    unit, _ = normalize_mesh(load_mesh(sphere_mesh_file))
+    field = MeshSDF(unit)
+    points = np.array([[0.0, 0.0, 0.0], [0.3, 0.2, -0.1], [1.5, 0.0, 0.0]], dtype=np.float32)
+    together = evaluate_points(field, points)
+    one_by_one = np.array([evaluate_points(field, p[None])[0] for p in points])
+    np.testing.assert_allclose(one_by_one, together, atol=1e-6)
+    assert together[0] == pytest.approx(-1.0, abs=0.02)  # centre of the unit sphere: one radius inside
+    chunked = evaluate_points(field, points, batch_size=2)  # a last chunk of one point
+    np.testing.assert_allclose(chunked, together, atol=1e-6)

@@ -9,8 +9,17 @@ from scipy.spatial import cKDTree
 
 from data_prep.mesh import load_mesh
 from sdfkit.errors import SdfkitError
-from sdfkit.metrics import (chamfer_to_surface, distance_to_surface, evaluate_meshes, fscore, iou_of_labels,
-                            normal_consistency, surface_samples, volume_samples, volumetric_iou)
+from sdfkit.metrics import (
+    chamfer_to_surface,
+    distance_to_surface,
+    evaluate_meshes,
+    fscore,
+    iou_of_labels,
+    normal_consistency,
+    surface_samples,
+    volume_samples,
+    volumetric_iou,
+)
 
 
 def test_a_mesh_against_itself(shared_meshes):

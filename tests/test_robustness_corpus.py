@@ -14,8 +14,19 @@ import numpy as np
 import pytest
 import trimesh
 
-from corpus import (CASES, COMMANDS, MIN_EVAL_IOU, MIN_FIT_IOU, MIN_MESH_IOU, MIN_SIGN_AGREEMENT, SIGN_MARGIN, Case,
-                    _write_obj_raw, assert_one_line_error, run_cli)
+from corpus import (
+    CASES,
+    COMMANDS,
+    MIN_EVAL_IOU,
+    MIN_FIT_IOU,
+    MIN_MESH_IOU,
+    MIN_SIGN_AGREEMENT,
+    SIGN_MARGIN,
+    Case,
+    _write_obj_raw,
+    assert_one_line_error,
+    run_cli,
+)
 
 #: Samples and lattice sizes that keep each call to a second or so.
 PREP_POINTS = "4000"

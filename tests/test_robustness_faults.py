@@ -175,7 +175,7 @@ def assert_fit_output_sound(out: Path) -> None:
     """No output folder, or a complete one."""
     if not out.exists():
         return
-    from sdfkit.fitted import load_fitted
+    from sdfkit.fit_output import load_fitted
 
     fitted = load_fitted(out)
     assert fitted.mesh_path.is_file() and fitted.report["steps"] == 5

@@ -18,9 +18,10 @@ import pytest
 import torch
 import yaml
 
-from corpus import assert_one_line_error, base_sphere, run_cli
 from sdfkit.errors import SdfkitError
 from sdfkit.io import atomic_write_bytes
+
+from corpus import assert_one_line_error, base_sphere, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "sdfkit" / "pretrained" / "decoder.pt"

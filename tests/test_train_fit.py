@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from sdfkit.config import load_settings
 from sdfkit.errors import SdfkitError
-from sdfkit.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,13 +88,13 @@ def test_corrupt_or_foreign_checkpoints_are_refused(tiny_cfg, tmp_path, content)
 
 
 def test_fit_end_to_end_with_a_trained_decoder(tiny_run, shared_meshes, tmp_path):
-    from sdfkit.fit import FitOptions, fit_mesh
-    from sdfkit.fitted import load_fitted
+    from sdfkit.fit import FitRequest, fit_mesh
+    from sdfkit.fit_output import load_fitted
 
     _, train_out = tiny_run
     out = tmp_path / "fit"
-    opts = FitOptions(decoder=str(train_out / "decoder.pt"), steps=15, resolution=48, device="cpu", preview=False)
-    report = fit_mesh(shared_meshes / "val" / "torus.obj", out, opts, progress=False)
+    opts = FitRequest(decoder=str(train_out / "decoder.pt"), steps=15, resolution=48, device="cpu", preview=False)
+    report = fit_mesh(shared_meshes / "val" / "torus.obj", out, opts, progress=False).report
     assert sorted(p.name for p in out.iterdir()) == ["latents.pt", "mesh.obj", "report.json"]
     assert report["steps"] == 15 and 0.0 <= report["metrics"]["iou"] <= 1.0
     assert json.loads((out / "report.json").read_text())["metrics"] == report["metrics"]
@@ -150,9 +150,9 @@ def test_fit_bad_input_is_one_line(tmp_path):
 
 
 def _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes):
-    from sdfkit.autodecoder import make_scene
     from sdfkit.decoder_io import load_decoder
     from sdfkit.samples import load_or_prepare
+    from sdfkit.scene import make_scene
 
     decoder, _, _ = load_decoder(str(tiny_run[1] / "decoder.pt"))
     samples = load_or_prepare(shared_meshes / "val" / "torus.obj", tiny_cfg.sampling, seed=0)
@@ -192,9 +192,9 @@ def test_bf16_fit_reaches_the_fp32_loss(tiny_cfg, tiny_run, shared_meshes):
 @pytest.mark.parametrize("option, message", [({"precision": "fp16"}, "unknown precision 'fp16'"),
                                              ({"max_seconds": 0.0}, "--max-seconds must be positive")])
 def test_bad_speed_options_are_one_line(tiny_run, shared_meshes, tmp_path, option, message):
-    from sdfkit.fit import FitOptions, fit_mesh
+    from sdfkit.fit import FitRequest, fit_mesh
 
-    opts = FitOptions(decoder=str(tiny_run[1] / "decoder.pt"), device="cpu", preview=False, **option)
+    opts = FitRequest(decoder=str(tiny_run[1] / "decoder.pt"), device="cpu", preview=False, **option)
     with pytest.raises(SdfkitError, match=message):
         fit_mesh(shared_meshes / "val" / "torus.obj", tmp_path / "out", opts, progress=False)
     assert not (tmp_path / "out").exists()
@@ -213,54 +213,3 @@ def test_compiled_fit_matches_eager(tiny_cfg, tiny_run, shared_meshes):
         codes[compile_] = scene.grid.codes.detach().clone()
         assert "synthesis" not in vars(decoder)  # the compiled wrapper is gone after the fit
     torch.testing.assert_close(codes[True], codes[False], rtol=1e-3, atol=1e-4)
-
-
-def test_backward_in_chunks_gives_the_whole_batch_gradient(tiny_cfg, tiny_run, shared_meshes):
-    """Chunks bound the memory of a step, not its result: same L1, same code gradient as one pass."""
-    from sdfkit.autodecoder import backward_in_chunks
-
-    decoder, scene = _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes)
-    with torch.no_grad():
-        scene.grid.codes.normal_(0.0, 0.1)  # away from zero, so the prior's gradient counts too
-    points, sdf = scene.points[:3001], scene.sdf[:3001]
-    results = []
-    for max_points in (None, 1000, 700):
-        scene.grid.codes.grad = None
-        l1 = backward_in_chunks(decoder, scene.grid, points, sdf, 1.0, 1e-2, max_points)
-        results.append((float(l1), scene.grid.codes.grad.clone()))
-    for l1, grad in results[1:]:
-        assert l1 == pytest.approx(results[0][0], rel=1e-5)
-        torch.testing.assert_close(grad, results[0][1], rtol=1e-4, atol=1e-7)
-
-
-def reference_clamped_l1(pred: list[float], target: list[float], band: float) -> float:
-    """DeepSDF's clamped L1 point by point, except where only the prediction lies beyond the band."""
-    total = 0.0
-    for p, t in zip(pred, target):
-        if (t >= band and p >= band) or (t <= -band and p <= -band):
-            continue  # both beyond the band on one side: nothing to learn
-        total += abs(p - min(max(t, -band), band))
-    return total
-
-
-def test_clamped_l1_matches_its_reference_and_deepsdf_within_the_band():
-    from sdfkit.autodecoder import clamped_l1
-
-    gen, band = torch.Generator().manual_seed(0), 0.05
-    pred, target = torch.randn(2000, generator=gen) * 0.1, torch.randn(2000, generator=gen) * 0.1
-    expected = reference_clamped_l1(pred.tolist(), target.tolist(), band)
-    assert clamped_l1(pred, target, band).item() == pytest.approx(expected, rel=1e-5)
-    within = pred.abs() < band
-    deepsdf = (pred.clamp(-band, band) - target.clamp(-band, band)).abs()[within].sum()
-    assert clamped_l1(pred[within], target[within], band).item() == pytest.approx(deepsdf.item(), rel=1e-5)
-
-
-def test_clamped_l1_pulls_back_a_prediction_beyond_the_band():
-    from sdfkit.autodecoder import clamped_l1
-
-    # Beyond the band with the target inside it, or beyond it on the other side: pulled back. Beyond it on the
-    # target's own side: settled, whichever side.
-    pred = torch.tensor([0.2, 0.2, -0.2, 0.2, -0.2], requires_grad=True)
-    target = torch.tensor([0.01, -0.3, 0.02, 0.3, -0.3])
-    clamped_l1(pred, target, 0.05).backward()
-    assert pred.grad.tolist() == [1.0, 1.0, -1.0, 0.0, 0.0]

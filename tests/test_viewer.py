@@ -28,7 +28,8 @@ def test_slice_points_lie_on_the_plane_and_image_is_upright():
 
 
 def test_colorize_marks_the_zero_contour_and_sides():
-    values = evaluate_slice(lambda p: (np.linalg.norm(p, axis=1) - 0.5).astype(np.float32), 2, 0.0, ((-1, -1, -1), (1, 1, 1)), 101)
+    sphere = lambda p: (np.linalg.norm(p, axis=1) - 0.5).astype(np.float32)  # noqa: E731
+    values = evaluate_slice(sphere, 2, 0.0, ((-1, -1, -1), (1, 1, 1)), 101)
     image = colorize(values, vmax=0.5, iso_step=0)
     centre, corner = image[50, 50].astype(int), image[2, 2].astype(int)
     assert centre[2] > centre[0]  # blue inside
@@ -79,7 +80,8 @@ def test_probe_reports_the_field_on_the_plane(viewer):
 
 
 def test_view_stops_cleanly_on_ctrl_c(shared_meshes):
-    proc = subprocess.Popen([sys.executable, "-m", "sdfkit", "view", str(shared_meshes / "val" / "sphere.obj"), "--exact"],
+    proc = subprocess.Popen([sys.executable, "-m", "sdfkit", "view", str(shared_meshes / "val" / "sphere.obj"),
+                             "--exact"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = None
@@ -106,7 +108,8 @@ def test_view_bad_input(tmp_path):
 
 def test_render_pixels(shared_meshes, tmp_path):
     out = tmp_path / "r.png"
-    proc = subprocess.run([sys.executable, "-m", "sdfkit", "render", str(shared_meshes / "val" / "torus.obj"), "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "render", str(shared_meshes / "val" / "torus.obj"),
+                           "--out", str(out),
                            "--views", "2", "--size", "160x120"], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0 and "offscreen" in proc.stderr:
         pytest.skip(proc.stderr.strip())
@@ -114,17 +117,53 @@ def test_render_pixels(shared_meshes, tmp_path):
     image = np.asarray(Image.open(out).convert("RGB"))
     assert image.shape == (120, 320, 3)
     for half in (image[:, :160], image[:, 160:]):
-        object_pixels = np.any(half < 240, axis=-1)  # background is white
+        rgb = half.astype(int)
+        object_pixels = rgb[..., 2] - rgb[..., 0] > 25  # the ground around it is grey, the torus blue-grey
         assert 0.05 < object_pixels.mean() < 0.9
         rows, cols = np.nonzero(object_pixels)
         assert abs(cols.mean() - 80) < 25 and abs(rows.mean() - 60) < 25  # the torus is in the middle
 
 
-def test_slices_pixels(shared_meshes, tmp_path):
+def test_slices_command_writes_the_viewer_sheet(shared_meshes, tmp_path):
+    from viewer.figures import slice_sheet
+    from viewer.sources import exact_source
+
+    mesh = shared_meshes / "val" / "sphere.obj"
     out = tmp_path / "s.png"
-    proc = subprocess.run([sys.executable, "-m", "sdfkit", "slices", str(shared_meshes / "val" / "sphere.obj"), "--exact",
-                           "--out", str(out), "--resolution", "64", "--count", "2"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "slices", str(mesh), "--exact", "--out", str(out),
+                           "--resolution", "64", "--count", "2"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    image = np.asarray(Image.open(out).convert("RGB"))
-    assert image.shape == (192, 128, 3)
-    assert np.all(image == 0, axis=-1).any()  # zero contours drawn
+    # The command is a thin layer: its picture is the tested sheet's, in the mesh's own units.
+    src = exact_source(mesh)
+    sheet = slice_sheet(src.field, src.bounds, count=2, resolution=64, normalization=src.normalization)
+    np.testing.assert_array_equal(np.asarray(Image.open(out).convert("RGB")), sheet.image)
+    assert len(sheet.panel_boxes) == 6 and sheet.colorbar_box is not None
+    for args, message in ((["--count", "0"], "--count"), (["--resolution", "4"], "resolution"),
+                          (["--out", str(tmp_path / "s.jpg")], "--out")):
+        bad = subprocess.run([sys.executable, "-m", "sdfkit", "slices", str(mesh), "--exact", *args],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_slider_values_are_round_and_never_negative_zero():
+    from viewer.server import round_step, round_to
+
+    assert round_step(1.230514) == 0.005 and round_step(2.0) == 0.01 and round_step(0.0031, 100) == 2e-05
+    assert repr(round_to(-0.6152568, 0.005)) == "-0.615" and repr(round_to(0.130765, 0.005)) == "0.13"
+    zero = round_to(-1e-17, 0.005)
+    assert zero == 0.0 and np.copysign(1.0, zero) == 1.0  # not -0.0, which a page shows as "-0"
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_plane_rotation_lays_the_image_as_the_slice_is_drawn(axis):
+    import viser.transforms as vtf
+
+    from viewer.server import plane_rotation
+    from viewer.slices import free_axes
+
+    rotation = vtf.SO3(np.asarray(plane_rotation(axis))).as_matrix()
+    u, v = free_axes(axis)
+    # viser's image: columns along x, rows down along y. The slice: columns along u, rows down along -v.
+    np.testing.assert_allclose(rotation @ np.eye(3)[0], np.eye(3)[u], atol=1e-12)
+    np.testing.assert_allclose(rotation @ np.eye(3)[1], -np.eye(3)[v], atol=1e-12)

@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import trimesh
 from PIL import Image
+from scipy import ndimage
 
 from sdfkit.errors import SdfkitError
-from viewer.render import look_at, parse_size, render_row, render_views, write_render
-
-BACKGROUND_MIN = 250  # the background is white; object pixels are darker than this
+from viewer.render import OUTLINE_RGB, look_at, outline, parse_size, render_row, render_views, write_render
 
 
 def object_mask(image: np.ndarray) -> np.ndarray:
-    return np.any(image < BACKGROUND_MIN, axis=-1)
+    """The object: its blue-grey material or its outline (the ground and its shadow are neutral grey)."""
+    rgb = image.astype(int)
+    return (rgb[..., 2] - rgb[..., 0] > 25) | np.all(image == OUTLINE_RGB, axis=-1)
 
 
 def render_or_skip(fn, *args, **kwargs):
@@ -53,15 +54,47 @@ def test_render_puts_the_object_in_the_middle():
     assert 0.05 < mask.mean() < 0.8
     rows, cols = np.nonzero(mask)
     assert abs(rows.mean() - 32) < 8 and abs(cols.mean() - 48) < 8
-    assert np.all(image[0, 0] >= BACKGROUND_MIN) and np.all(image[-1, -1] >= BACKGROUND_MIN)
+    assert not mask[0, 0] and not mask[-1, -1]
     # A lit cube at a three-quarter view shows faces of different brightness.
     assert np.ptp(image[mask].astype(int).sum(axis=1)) > 60
+
+
+def test_render_is_not_white_on_white():
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    image = render_or_skip(render_views, sphere, (128, 128))[0].astype(int)
+    # A dark outline runs round the silhouette; what it encloses is the object.
+    line = np.all(image == OUTLINE_RGB, axis=-1)
+    inside = ndimage.binary_fill_holes(line) & ~line
+    assert line.sum() > 2 * np.pi * np.sqrt(inside.sum() / np.pi) * 0.8 and inside.mean() > 0.1
+    ground = image[~ndimage.binary_fill_holes(line)]
+    # The object differs from what is around it, and neither is white.
+    obj = image[inside].mean(axis=0)
+    assert np.abs(obj - np.median(ground, axis=0)).sum() > 60
+    assert (obj < 235).all() and (np.median(ground, axis=0) < 250).all()
+    # The ground under it holds a shadow: darker grey below the sphere than at the sides.
+    rows, cols = np.nonzero(inside)
+    below = image[rows.max() + 3:rows.max() + 9, cols.min():cols.max()]
+    side = image[rows.max() + 3:rows.max() + 9, :5]
+    assert below.sum(axis=-1).mean() < side.sum(axis=-1).mean() - 30
+
+
+def test_outline_marks_silhouette_and_depth_steps_on_the_nearer_side():
+    depth = np.zeros((7, 9))
+    depth[1:6, 1:8] = 2.0  # a far slab
+    depth[2:5, 2:5] = 1.0  # a near block in front of it
+    edge = outline(depth, radius=1.0)
+    expected = np.zeros_like(edge)
+    expected[1, 1:8] = expected[5, 1:8] = expected[1:6, 1] = expected[1:6, 7] = True  # silhouette
+    expected[2, 2:5] = expected[4, 2:5] = expected[2:5, 2] = expected[2:5, 4] = True  # the near block's rim
+    np.testing.assert_array_equal(edge, expected)
 
 
 def test_views_go_around_the_object(tmp_path, sphere_mesh_file):
     # An L-shaped object looks different from each side.
     ell = trimesh.util.concatenate([trimesh.creation.box((2.0, 0.5, 0.5)),
-                                    trimesh.creation.box((0.5, 0.5, 2.0), transform=trimesh.transformations.translation_matrix((0.75, 0, 1.25)))])
+                                    trimesh.creation.box((0.5, 0.5, 2.0),
+                                                         transform=trimesh.transformations.translation_matrix(
+                                                             (0.75, 0, 1.25)))])
     row = render_or_skip(render_row, ell, 3, (64, 64))
     assert row.shape == (64, 192, 3)
     views = [row[:, i * 64:(i + 1) * 64] for i in range(3)]
@@ -77,31 +110,35 @@ def test_views_go_around_the_object(tmp_path, sphere_mesh_file):
         render_row(ell, 0)
 
 
-def test_preview_has_renders_and_three_slices(tmp_path):
+def test_preview_has_renders_and_three_labelled_slices(tmp_path):
     from data_prep.mesh import normalize_mesh
     from data_prep.sdf import MeshSDF
-    from viewer.preview import PANEL, write_preview
+    from viewer.preview import preview_sheet, write_preview
 
     gt = trimesh.creation.icosphere(subdivisions=3, radius=2.0)
+    gt.apply_translation((5.0, 0.0, 0.0))
     recon = trimesh.creation.icosphere(subdivisions=2, radius=2.0)
     unit, norm = normalize_mesh(gt)
+    bounds = ((-1.2,) * 3, (1.2,) * 3)
     out = tmp_path / "preview.png"
-    write_preview(out, recon, gt, MeshSDF(unit), norm, ((-1.2,) * 3, (1.2,) * 3))
+    write_preview(out, recon, gt, MeshSDF(unit), norm, bounds)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preview.png"]
-    image = np.asarray(Image.open(out).convert("RGB"))
-    panels = image.shape[1] // PANEL
-    assert image.shape[0] == PANEL and panels in (3, 5)  # 3: no offscreen GL, slices only
-    slices = [image[:, (panels - 3 + i) * PANEL:(panels - 2 + i) * PANEL] for i in range(3)]
-    for panel in slices:
-        c = PANEL // 2
-        assert panel[c, c, 2] > panel[c, c, 0] + 50  # the sphere's centre is inside: blue
-        assert panel[-3, -3, 0] > panel[-3, -3, 2] + 50  # the box corner is outside: orange
-        black = np.argwhere(np.all(panel == 0, axis=-1))
-        black = black[black[:, 0] > 20]  # skip the label
-        radii = np.hypot(*(black - c).T) / (PANEL / 2.4)
-        assert len(black) > 50 and np.all(np.abs(radii - 1.0) < 0.05)  # the contour is the unit sphere
-    if panels == 5:
-        for i in range(2):
-            mask = object_mask(image[20:, i * PANEL:(i + 1) * PANEL])
+    sheet = preview_sheet(recon, gt, MeshSDF(unit), norm, bounds)
+    np.testing.assert_array_equal(np.asarray(Image.open(out).convert("RGB")), sheet.image)
+    assert len(sheet.panel_boxes) in (3, 5)  # 3: no offscreen GL, slices only
+    assert sheet.colorbar_box is not None
+    for left, top, right, bottom in sheet.panel_boxes[-3:]:
+        panel = sheet.image[top + 2:bottom - 2, left + 2:right - 2]
+        c = np.array(panel.shape[:2]) // 2
+        assert panel[c[0], c[1], 2] > panel[c[0], c[1], 0] + 50  # the sphere's centre is inside: blue
+        assert panel[3, 3, 0] > panel[3, 3, 2] + 50  # the box corner is outside: orange
+        assert (right - left) == pytest.approx(bottom - top, abs=2)  # a cube's slice is square
+        # The zero contour is the sphere: radius 1 of the 2.4-wide box.
+        black = np.argwhere(np.all(panel < 70, axis=-1))
+        radii = np.hypot(*(black - c).T) / (panel.shape[1] / 2.4)
+        assert len(black) > 50 and np.all(np.abs(radii - 1.0) < 0.06)
+    if len(sheet.panel_boxes) == 5:
+        for left, top, right, bottom in sheet.panel_boxes[:2]:
+            mask = object_mask(sheet.image[top:bottom, left:right])
             rows, cols = np.nonzero(mask)
-            assert mask.mean() > 0.1 and abs(cols.mean() - PANEL / 2) < 20
+            assert mask.mean() > 0.1 and abs(cols.mean() - (right - left) / 2) < 20

@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 from scipy.spatial import cKDTree
 
 from sdfkit.errors import SdfkitError
+from sdfkit.extract import evaluate_points
+from sdfkit.field import NeuralField
+from sdfkit.models.latent_grid import GlobalGrid
 from viewer.slices import (
-    INSIDE_RGB,
-    OUTSIDE_RGB,
+    CLAMP_EDGE,
+    CLAMPED_INSIDE_RGB,
+    CLAMPED_OUTSIDE_RGB,
     axis_index,
     check_resolution,
+    clamp_distance,
     colorize,
-    evaluate_points,
     evaluate_slice,
     iso_lines,
     pixel_to_point,
     point_to_pixel,
-    slice_grid,
     slice_points,
-    write_slices,
     zero_contour,
 )
 
+from helpers import random_decoder, small_config
+
 BOX = ((-1.0, -0.5, -0.25), (1.0, 0.5, 0.75))
+# The picture's (right, up) axes of each slice, written out: +y up wherever it lies in the plane.
+RIGHT_UP = {0: (2, 1), 1: (0, 2), 2: (0, 1)}
 # A contour pixel is the grid point nearer to zero of a sign-changing pair: within half a pixel of
 # the true level set in the pair's direction, so within about one pixel overall.
 CONTOUR_TOL_PX = 1.0
@@ -41,7 +46,7 @@ def test_slice_points_match_a_pixel_by_pixel_reference(axis):
     res = 7
     pts, shape = slice_points(axis, 0.125, BOX, res)
     lo, hi = np.asarray(BOX[0]), np.asarray(BOX[1])
-    u, v = [a for a in range(3) if a != axis]
+    u, v = RIGHT_UP[axis]
     grid = pts.reshape(res, res, 3)
     assert shape == (res, res)
     for row in range(res):
@@ -91,13 +96,46 @@ def test_zero_contour_and_iso_lines_match_loop_references(rng):
 
 
 def test_colorize_matches_the_colour_map_reference(rng):
+    # The map, point by point: deep blue at -vmax, blue half-way, white at 0, orange half-way, deep orange at vmax.
+    stops = [(-1.0, (0.03, 0.19, 0.56)), (-0.5, (0.23, 0.50, 0.92)), (0.0, (1.0, 1.0, 1.0)),
+             (0.5, (0.98, 0.60, 0.20)), (1.0, (0.72, 0.24, 0.00))]
     values = rng.uniform(-2, 2, size=(9, 11))
     image = colorize(values, vmax=1.5, iso_step=0, contour=False)
     for (r, c), d in np.ndenumerate(values):
-        t = min(abs(d) / 1.5, 1.0)
-        end = INSIDE_RGB if d < 0 else OUTSIDE_RGB
-        expected = np.round((1 + (end - 1) * t) * 255)
+        t = min(max(d / 1.5, -1.0), 1.0)
+        for (t0, c0), (t1, c1) in zip(stops[:-1], stops[1:]):
+            if t0 <= t <= t1:
+                expected = np.round((np.array(c0) + (np.array(c1) - c0) * (t - t0) / (t1 - t0)) * 255)
+                break
         np.testing.assert_allclose(image[r, c], expected, atol=1)
+
+
+def test_colorize_marks_the_clamp_band_and_draws_no_iso_lines_beyond_it():
+    clamp = 0.2
+    values = np.linspace(-0.5, 0.5, 101)[None, :].repeat(5, axis=0)  # d grows left to right
+    image = colorize(values, clamp=clamp).astype(int)
+    beyond = np.abs(values[0]) >= clamp * CLAMP_EDGE
+    # Beyond the band: the pale tint of the side, every pixel the same (no iso-lines, no gradient).
+    np.testing.assert_array_equal(image[2, beyond & (values[0] < 0)], np.round(CLAMPED_INSIDE_RGB * 255)[None].repeat(
+        (beyond & (values[0] < 0)).sum(), axis=0))
+    np.testing.assert_array_equal(image[2, beyond & (values[0] > 0)], np.round(CLAMPED_OUTSIDE_RGB * 255)[None].repeat(
+        (beyond & (values[0] > 0)).sum(), axis=0))
+    # Within the band: the colour range is the band, so colours saturate towards its edge...
+    first = int(np.argmax(~beyond))  # the first column within the band: deepest blue
+    assert image[2, first, 2] > 120 and image[2, first, 0] < 40
+    # ...and the iso-lines are drawn there.
+    assert iso_lines(values, clamp * CLAMP_EDGE / 5)[2, ~beyond].any()
+    assert not np.array_equal(colorize(values, clamp=clamp), colorize(values, vmax=clamp * CLAMP_EDGE))
+
+
+def test_clamp_distance_of_a_fitted_field_and_of_an_exact_one():
+    cfg = small_config()
+    grid = GlobalGrid.around(np.full(3, -0.5), np.full(3, 0.5), latent_dim=cfg.model.latent_dim)
+    field = NeuralField(random_decoder(cfg), grid, band=2.0)
+    assert clamp_distance(field) == pytest.approx(2.0 * grid.spec.cell)  # the band is in cells
+    # Outside its box a fitted field answers the clamp distance itself: that is what gets marked.
+    assert field(np.array([[3.0, 0.0, 0.0], [0.0, -3.0, 0.0]], np.float32)) == pytest.approx(clamp_distance(field))
+    assert clamp_distance(sphere_field()) is None
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
@@ -146,22 +184,6 @@ def test_exact_slice_contour_lies_on_the_mesh_cross_section(shared_meshes, axis,
     assert d_contour.mean() < 0.75
 
 
-def test_evaluate_points_single_point_matches_a_batch(sphere_mesh_file):
-    """point-cloud-utils answers a lone query point wrongly; evaluate_points must not."""
-    from data_prep.mesh import load_mesh, normalize_mesh
-    from data_prep.sdf import MeshSDF
-
-    unit, _ = normalize_mesh(load_mesh(sphere_mesh_file))
-    field = MeshSDF(unit)
-    points = np.array([[0.0, 0.0, 0.0], [0.3, 0.2, -0.1], [1.5, 0.0, 0.0]], dtype=np.float32)
-    together = evaluate_points(field, points)
-    one_by_one = np.array([evaluate_points(field, p[None])[0] for p in points])
-    np.testing.assert_allclose(one_by_one, together, atol=1e-6)
-    assert together[0] == pytest.approx(-1.0, abs=0.02)  # centre of the unit sphere: one radius inside
-    chunked = evaluate_points(field, points, batch=2)  # a last chunk of one point
-    np.testing.assert_allclose(chunked, together, atol=1e-6)
-
-
 def test_evaluate_refuses_bad_values():
     with pytest.raises(SdfkitError, match="NaN"):
         evaluate_points(lambda p: np.full(len(p), np.nan, dtype=np.float32), np.zeros((4, 3)))
@@ -172,20 +194,3 @@ def test_evaluate_refuses_bad_values():
     assert axis_index("y") == 1 and axis_index(2) == 2
     with pytest.raises(SdfkitError, match="axis"):
         axis_index("w")
-
-
-def test_slice_sheet_layout_and_pixels(tmp_path):
-    out = tmp_path / "slices.png"
-    write_slices(out, sphere_field(0.4), ((-1, -1, -1), (1, 1, 1)), count=2, resolution=48, vmax=0.1)
-    image = np.asarray(Image.open(out).convert("RGB"))
-    gap = 4
-    assert image.shape == (3 * 48 + 2 * gap, 2 * 48 + gap, 3)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["slices.png"]  # no temp file left
-    for row in range(3):
-        for col in range(2):
-            panel = image[row * (48 + gap):row * (48 + gap) + 48, col * (48 + gap):col * (48 + gap) + 48]
-            # Planes at 1/3 and 2/3 of the box cut the sphere of radius 0.4: each shows inside and a contour.
-            assert np.all(panel == 0, axis=-1).any()
-            assert (panel[..., 2].astype(int) - panel[..., 0]).max() > 100  # blue somewhere
-    with pytest.raises(SdfkitError, match="count"):
-        slice_grid(sphere_field(), ((-1, -1, -1), (1, 1, 1)), count=0)

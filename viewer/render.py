@@ -1,20 +1,37 @@
-"""Offscreen renders of meshes with pyrender (EGL when there is no display)."""
+"""Offscreen renders of meshes with pyrender (EGL when there is no display).
+
+A blue-grey material on a light background, lit by a key light from above that
+casts the object's shadow on a ground plane under it, and a dark outline along
+the silhouette and depth edges: the object stands out whatever its colour.
+Up is +y, as in the slices and the 3D viewer.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import trimesh
+from PIL import Image
 
+from data_prep.mesh import load_mesh
 from sdfkit.errors import SdfkitError
+from sdfkit.io import atomic_path
 
 DEFAULT_AZIMUTH = 45.0  # degrees around the up (+y) axis, from +z towards +x
 DEFAULT_ELEVATION = 25.0  # degrees above the horizon
-BACKGROUND = (255, 255, 255)
-MESH_RGB = (0.75, 0.78, 0.82)
+BACKGROUND = (244, 245, 248)
+MESH_RGB = (0.38, 0.50, 0.72)
+GROUND_RGB = (0.72, 0.73, 0.76)
+OUTLINE_RGB = (38, 44, 56)
+# Side of the ground square in bounding-sphere radii: at the default elevation its far edge lies beyond
+# the top of the view.
+GROUND_SIZE = 40.0
+# A depth jump larger than this fraction of the bounding-sphere radius between neighbouring pixels is an edge.
+EDGE_DEPTH = 0.08
 # Camera distance in bounding-sphere radii; with a 35 degree field of view the whole object fits.
 CAMERA_DISTANCE = 3.3
 FIELD_OF_VIEW = 35.0
@@ -70,6 +87,39 @@ def camera_eye(center: np.ndarray, radius: float, azimuth: float, elevation: flo
     return np.asarray(center, dtype=np.float64) + CAMERA_DISTANCE * radius * direction
 
 
+def outline(depth: np.ndarray, radius: float) -> np.ndarray:
+    """(H, W) bool: silhouette and depth-discontinuity pixels of a depth image ((H, W), 0 = background)."""
+    covered = depth > 0
+    far = np.where(covered, depth, np.inf)
+    edge = np.zeros(depth.shape, dtype=bool)
+    for axis in (0, 1):
+        a = np.swapaxes(far, 0, axis)
+        jump = np.zeros(a.shape, dtype=bool)
+        differ = ~np.isclose(a[1:], a[:-1], rtol=0.0, atol=EDGE_DEPTH * radius)
+        # Mark the nearer pixel of each jump, so the line lies on the object.
+        jump[1:] |= differ & (a[1:] < a[:-1])
+        jump[:-1] |= differ & (a[:-1] <= a[1:])
+        edge |= np.swapaxes(jump, 0, axis)
+    return edge & covered
+
+
+def _ground(mesh: trimesh.Trimesh, radius: float) -> trimesh.Trimesh:
+    """A square under the mesh (normal +y), wide enough to fill the view behind it: one even backdrop."""
+    lo, hi = mesh.bounds
+    centre = (lo + hi) / 2.0
+    ground = trimesh.creation.box(extents=(GROUND_SIZE * radius, 0.001 * radius, GROUND_SIZE * radius))
+    ground.apply_translation((centre[0], lo[1] - 0.0005 * radius, centre[2]))
+    return ground
+
+
+def _mesh(pyrender, mesh: trimesh.Trimesh, material):
+    """A pyrender mesh with its bounds set: pyrender 0.1.45 computes them with ``np.infty``, gone in
+    NumPy 2, and the shadow pass asks for them."""
+    node = pyrender.Mesh.from_trimesh(mesh, material=material, smooth=False)
+    node._bounds = np.asarray(mesh.bounds, dtype=np.float64)
+    return node
+
+
 def _render(items: list[tuple[trimesh.Trimesh, float]], size: tuple[int, int], elevation: float,
             color) -> list[np.ndarray]:
     """Render each (mesh, azimuth) pair with ONE offscreen context (creating one costs more than a frame)."""
@@ -77,6 +127,8 @@ def _render(items: list[tuple[trimesh.Trimesh, float]], size: tuple[int, int], e
     width, height = size
     material = pyrender.MetallicRoughnessMaterial(baseColorFactor=(*color, 1.0), metallicFactor=0.0,
                                                   roughnessFactor=0.7)
+    floor = pyrender.MetallicRoughnessMaterial(baseColorFactor=(*GROUND_RGB, 1.0), metallicFactor=0.0,
+                                               roughnessFactor=1.0)
     try:
         renderer = pyrender.OffscreenRenderer(width, height)
     except Exception as exc:
@@ -87,15 +139,25 @@ def _render(items: list[tuple[trimesh.Trimesh, float]], size: tuple[int, int], e
         for mesh, azimuth in items:
             center = mesh.bounds.mean(axis=0)
             radius = float(np.linalg.norm(mesh.extents)) / 2.0 or 1.0
-            scene = pyrender.Scene(bg_color=(*(c / 255 for c in BACKGROUND), 1.0), ambient_light=(0.35, 0.35, 0.35))
-            scene.add(pyrender.Mesh.from_trimesh(mesh, material=material, smooth=False))
+            scene = pyrender.Scene(bg_color=(*(c / 255 for c in BACKGROUND), 1.0), ambient_light=(0.3, 0.3, 0.3))
+            node = scene.add(_mesh(pyrender, mesh, material))
+            scene.add(_mesh(pyrender, _ground(mesh, radius), floor))
             pose = look_at(camera_eye(center, radius, azimuth, elevation), center)
             scene.add(pyrender.PerspectiveCamera(yfov=np.radians(FIELD_OF_VIEW), aspectRatio=width / height,
-                                                 znear=0.01 * radius, zfar=10 * radius), pose=pose)
-            # A head light: every view is lit the same way.
-            scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=3.0), pose=pose)
-            color_buffer, _ = renderer.render(scene)
-            images.append(np.ascontiguousarray(color_buffer[..., :3], dtype=np.uint8))
+                                                 znear=0.01 * radius, zfar=GROUND_SIZE * radius), pose=pose)
+            # A head light fills every view the same way; a key light from above casts the ground shadow.
+            scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=1.2), pose=pose)
+            key = look_at(center + radius * np.array([0.3, 3.0, 0.4]), center)
+            scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=2.0), pose=key)
+            color_buffer, _ = cast(tuple, renderer.render(scene, flags=pyrender.RenderFlags.SHADOWS_DIRECTIONAL))
+            # The outline comes from the object's own depth: the ground would hide its lower silhouette.
+            for other in list(scene.mesh_nodes):
+                if other is not node:
+                    scene.remove_node(other)
+            depth = renderer.render(scene, flags=pyrender.RenderFlags.DEPTH_ONLY)
+            image = np.array(color_buffer[..., :3], dtype=np.uint8)
+            image[outline(np.asarray(depth), radius)] = OUTLINE_RGB
+            images.append(image)
     finally:
         renderer.delete()
     return images
@@ -108,7 +170,7 @@ def render_views(mesh: trimesh.Trimesh, size: tuple[int, int] = (512, 512), azim
     Returns
     -------
     images : list of (H, W, 3) uint8
-        White background, ``size = (W, H)``.
+        Light background (:data:`BACKGROUND`), ``size = (W, H)``.
     """
     return _render([(mesh, float(a)) for a in azimuths], size, elevation, color)
 
@@ -140,11 +202,6 @@ def render_row(mesh: trimesh.Trimesh, views: int = 1, size: tuple[int, int] = (5
 
 def write_render(mesh_path: str | Path, out: str | Path, views: int = 1, size: tuple[int, int] = (512, 512)) -> Path:
     """Render the mesh file ``mesh_path`` to the PNG ``out`` (atomically)."""
-    from PIL import Image
-
-    from data_prep.mesh import load_mesh
-    from sdfkit.io import atomic_path
-
     image = render_row(load_mesh(mesh_path), views, size)
     with atomic_path(out) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")

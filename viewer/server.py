@@ -12,40 +12,55 @@ Clicking on the plane reports the field's value there.
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import threading
-from typing import Callable
 
 import numpy as np
-import trimesh
+import viser
+import viser.transforms as vtf
 
 from sdfkit.errors import SdfkitError
-from viewer.slices import colorize, evaluate_points, evaluate_slice
+from sdfkit.extract import evaluate_points
+from viewer.slices import CLAMP_EDGE, clamp_distance, colorize, evaluate_slice, free_axes
+from viewer.sources import ViewSource
 
 #: Slice resolutions offered by the page.
 RESOLUTIONS = ("64", "128", "256", "512")
 #: Colour classes of "colour by distance to ground truth" (0 to 1% of the box).
 ERROR_BINS = 8
-#: Rotations (w, x, y, z) taking viser's image frame (x along the columns, y DOWN the rows, normal z)
-#: onto each axis' slice: columns along the slice's u axis, rows towards -v (viewer.slices draws v
-#: up), normal u x (-v). An identity for z would show the slice upside down.
-PLANE_ROTATIONS = {
-    0: (0.5, -0.5, -0.5, 0.5),  # columns -> +y, rows -> -z
-    1: (np.sqrt(0.5), -np.sqrt(0.5), 0.0, 0.0),  # columns -> +x, rows -> -z
-    2: (0.0, 1.0, 0.0, 0.0),  # columns -> +x, rows -> -y
-}
+#: Steps of a position slider across the box (before rounding to a round step).
+SLIDER_STEPS = 200
+#: Opacity of the reconstruction in the first view: the slice plane through its middle shows through it.
+MESH_OPACITY = 0.4
+#: The reconstruction's colour: blue-grey, as in the renders, dark enough to show at that opacity.
+MESH_RGB = (120, 138, 170)
+#: The first view: camera direction from the box centre (three-quarter, from above, y up) and distance
+#: in bounding-sphere radii, so that the whole box fits viser's default 75 degree field of view.
+CAMERA_DIRECTION = (0.55, 0.6, 1.0)
+CAMERA_DISTANCE = 1.6
 
 
-@dataclasses.dataclass
-class ViewSource:
-    """What the viewer shows, all in the unit frame: a field, its box, meshes."""
+def plane_rotation(axis: int) -> tuple[float, float, float, float]:
+    """(w, x, y, z) rotation taking viser's image frame (x along the columns, y DOWN the rows, normal z)
+    onto the slice across ``axis``: columns along its u axis, rows towards -v (viewer.slices draws v up)."""
+    u, v = free_axes(axis)
+    columns, rows = np.eye(3)[u], -np.eye(3)[v]
+    matrix = np.stack([columns, rows, np.cross(columns, rows)], axis=1)
+    return tuple(float(q) for q in vtf.SO3.from_matrix(matrix).wxyz)  # type: ignore[return-value]
 
-    field: Callable[[np.ndarray], np.ndarray]
-    bounds: tuple[np.ndarray, np.ndarray]
-    mesh: trimesh.Trimesh
-    gt: trimesh.Trimesh | None = None
-    title: str = "sdfkit"
+
+def round_step(span: float, steps: int = SLIDER_STEPS) -> float:
+    """A round step (1, 2 or 5 times a power of ten) no larger than ``span / steps``."""
+    raw = span / steps if span > 0 else 1.0
+    power = 10.0 ** np.floor(np.log10(raw))
+    return float(max(m * power for m in (1, 2, 5) if m * power <= raw * (1 + 1e-9)))
+
+
+def round_to(value: float, step: float) -> float:
+    """``value`` on the grid of ``step``, written with no more digits than the step (and never -0)."""
+    digits = max(0, -int(np.floor(np.log10(step))))
+    # Python's round() of a float without digits is an int, so a tiny negative value becomes 0, never -0.0.
+    return round(round(value / step) * step, digits)
 
 
 def free_port(host: str) -> int:
@@ -58,9 +73,9 @@ def free_port(host: str) -> int:
 class SliceViewer:
     """A running viewer. ``state`` holds the last slice shown (axis, position, values) for inspection."""
 
-    def __init__(self, source: ViewSource, host: str = "127.0.0.1", port: int | None = None, resolution: int = 256):
-        import viser
-
+    def __init__(self, source: ViewSource, host: str = "127.0.0.1", port: int | None = None, resolution: int = 256,
+                 environment_map: bool = False):
+        """Serve ``source``; ``environment_map`` keeps viser's image-based lighting (slow in a software WebGL)."""
         if str(resolution) not in RESOLUTIONS:
             raise SdfkitError(f"slice resolution must be one of {', '.join(RESOLUTIONS)}, got {resolution}")
         self.source = source
@@ -73,28 +88,37 @@ class SliceViewer:
         self.host = host
         self.lock = threading.Lock()
         self.state: dict = {}
-        self._build(resolution)
+        self._build(resolution, environment_map)
         self.update_slice()
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def _build(self, resolution: int) -> None:
+    def _build(self, resolution: int, environment_map: bool) -> None:
         scene, gui = self.server.scene, self.server.gui
         src = self.source
         scene.set_up_direction("+y")
+        # No environment map by default: prefiltering viser's HDRI is the first frame's main cost in a software
+        # WebGL (benchmarks/viewer_load.py); the default lights alone light the mesh well enough.
+        if not environment_map:
+            scene.configure_environment_map(None)
         # No share button: sharing opens a tunnel through an outside server; the viewer stays local.
         gui.configure_theme(show_share_button=False)
         centre = (self.lo + self.hi) / 2
         radius = float(np.linalg.norm(self.hi - self.lo)) / 2
-        try:
-            self.server.initial_camera.position = tuple(centre + radius * np.array([1.2, 0.9, 1.8]))
-            self.server.initial_camera.look_at = tuple(centre)
-        except AttributeError:  # older viser: keep its default camera
-            pass
-        self.mesh_handle = scene.add_mesh_simple("/reconstruction", np.asarray(src.mesh.vertices, np.float32),
-                                                 np.asarray(src.mesh.faces, np.uint32), color=(190, 196, 205))
+        direction = np.asarray(CAMERA_DIRECTION) / np.linalg.norm(CAMERA_DIRECTION)
+        self.server.initial_camera.position = tuple(centre + CAMERA_DISTANCE * radius * direction)
+        self.server.initial_camera.look_at = tuple(centre)
+        # The slice, then the half-transparent mesh, both with their origin at the box centre: three.js draws
+        # transparent objects back to front by origin, and on a tie in the order they were added. The plane
+        # drawn first shows through the mesh in front of it and hides the mesh behind it, as a cut would.
+        self.slice_handle = scene.add_image("/slice", np.full((2, 2, 3), 255, np.uint8), 1.0, 1.0, format="png",
+                                            position=tuple(centre))
+        self.mesh_handle = scene.add_mesh_simple(
+            "/reconstruction", np.asarray(src.mesh.vertices - centre, np.float32),
+            np.asarray(src.mesh.faces, np.uint32),
+            color=MESH_RGB, opacity=MESH_OPACITY, position=tuple(centre))
         if src.gt is not None:
             offset = np.array([(self.hi - self.lo)[0] * 1.1, 0.0, 0.0])
             self.gt_handle = scene.add_mesh_simple("/ground_truth", np.asarray(src.gt.vertices, np.float32),
@@ -104,12 +128,20 @@ class SliceViewer:
         self.axis = gui.add_dropdown("plane", ("x", "y", "z"), initial_value="z")
         self.sliders = []
         for a, name in enumerate("xyz"):
-            step = float(self.hi[a] - self.lo[a]) / 200
-            self.sliders.append(gui.add_slider(name, float(self.lo[a]), float(self.hi[a]), step, float(centre[a])))
+            # Round ends, step and start: viser shows as many digits as the finest of them needs.
+            step = round_step(float(self.hi[a] - self.lo[a]))
+            low, high = round_to(self.lo[a], step), round_to(self.hi[a], step)
+            self.sliders.append(gui.add_slider(name, low, high, step, round_to(centre[a], step)))
         extent = float(np.max(self.hi - self.lo))
-        self.vmax = gui.add_number("colour range", round(extent / 8, 4), min=1e-4, max=extent, step=1e-4)
+        clamp = clamp_distance(src.field)
+        vmax = clamp * CLAMP_EDGE if clamp else extent / 8
+        vmax_step = round_step(vmax, 100)
+        self.vmax = gui.add_number("colour range", round_to(vmax, vmax_step), min=vmax_step,
+                                   max=round_to(extent, vmax_step), step=vmax_step)
+        self.clamp = clamp
         self.resolution = gui.add_dropdown("slice resolution", RESOLUTIONS, initial_value=str(resolution))
         self.show_mesh = gui.add_checkbox("reconstruction", True)
+        self.opacity = gui.add_slider("reconstruction opacity", 0.0, 1.0, 0.05, MESH_OPACITY)
         self.readout = gui.add_markdown("click the plane to read the field")
         if src.gt is not None:
             self.show_gt = gui.add_checkbox("ground truth beside", False)
@@ -127,12 +159,17 @@ class SliceViewer:
         def _(_) -> None:
             self.mesh_handle.visible = bool(self.show_mesh.value)
 
+        @self.opacity.on_update
+        def _(_) -> None:
+            self.mesh_handle.opacity = float(np.clip(float(self.opacity.value), 0.0, 1.0))
+
         for handle in (self.axis, self.vmax, self.resolution, *self.sliders):
             handle.on_update(lambda _: self.update_slice())
 
         @scene.on_click()
         def _(event: viser.SceneClickEvent) -> None:
-            self._probe(np.asarray(event.ray_origin, dtype=np.float64), np.asarray(event.ray_direction, dtype=np.float64))
+            self._probe(np.asarray(event.ray_origin, dtype=np.float64),
+                        np.asarray(event.ray_direction, dtype=np.float64))
 
     def _recolor(self) -> None:
         """Show the reconstruction in one colour, or coloured by its distance to the ground truth.
@@ -155,7 +192,7 @@ class SliceViewer:
             for b in np.unique(bins):
                 faces = np.asarray(src.mesh.faces)[bins == b]
                 t = (b + 0.5) / ERROR_BINS
-                color = tuple(int(255 * ((1 - t) + t * c)) for c in (0.85, 0.1, 0.1))
+                color = (int(255 * (1 - 0.15 * t)), int(255 * (1 - 0.9 * t)), int(255 * (1 - 0.9 * t)))
                 self.error_handles.append(self.server.scene.add_mesh_simple(
                     f"/error/bin{b}", np.asarray(src.mesh.vertices, np.float32), faces.astype(np.uint32), color=color))
             self.mesh_handle.visible = False
@@ -177,16 +214,18 @@ class SliceViewer:
         with self.lock:
             axis, position, resolution, vmax = self._values()
             values = evaluate_slice(self.source.field, axis, position, (self.lo, self.hi), resolution)
-            image = colorize(values, vmax=vmax)
-            free = [a for a in range(3) if a != axis]
+            image = colorize(values, vmax=vmax, clamp=self.clamp)
+            free = free_axes(axis)
             centre = (self.lo + self.hi) / 2
             pos = centre.copy()
             pos[axis] = position
-            self.server.scene.add_image(
-                "/slice", image, render_width=float(self.hi[free[0]] - self.lo[free[0]]),
-                render_height=float(self.hi[free[1]] - self.lo[free[1]]), format="png",
-                wxyz=PLANE_ROTATIONS[axis], position=tuple(pos),
-            )
+            # Updated in place: a new node would be drawn after the mesh (see _build).
+            handle = self.slice_handle
+            handle.image = image
+            handle.render_width = float(self.hi[free[0]] - self.lo[free[0]])
+            handle.render_height = float(self.hi[free[1]] - self.lo[free[1]])
+            handle.wxyz = plane_rotation(axis)
+            handle.position = tuple(pos)
             self.state = {"axis": axis, "position": position, "resolution": resolution, "values": values,
                           "image": image, "updates": self.state.get("updates", 0) + 1}
 
@@ -198,9 +237,10 @@ class SliceViewer:
         point = origin + t * direction
         if t < 0 or np.any(point < self.lo - 1e-6) or np.any(point > self.hi + 1e-6):
             return
-        value = float(evaluate_points(self.source.field, point[None])[0])  # one point: see evaluate_points
+        value = float(evaluate_points(self.source.field, point[None])[0])
         self.state["probe"] = (point, value)
-        self.readout.content = f"sdf at ({point[0]:.3f}, {point[1]:.3f}, {point[2]:.3f}) = **{value:+.5f}**"
+        x, y, z = (round_to(c, 1e-3) for c in point)
+        self.readout.content = f"sdf at ({x:.3f}, {y:.3f}, {z:.3f}) = **{round_to(value, 1e-5):+.5f}**"
 
     def stop(self) -> None:
         self.server.stop()

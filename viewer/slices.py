@@ -3,24 +3,27 @@
 Sign convention: signed distance is NEGATIVE INSIDE, positive outside.
 
 Colours: a diverging map, blue inside (negative) and orange outside
-(positive), white at the surface; the zero level drawn as a sharp black
-one-pixel contour and iso-lines every ``iso_step`` as darker bands.
+(positive), white at the surface, saturating at the colour range ``vmax``; the
+zero level drawn as a sharp black one-pixel contour and iso-lines every
+``iso_step`` as darker bands. A learned field is only trained within its clamp
+band (|d| < ``clamp``): beyond it the colours turn pale and carry no iso-lines,
+so the band's edge reads as an edge and not as noise.
 
-Image orientation: a slice across ``axis`` spans the two other axes in
-increasing order, ``u`` then ``v`` (x: (y, z), y: (x, z), z: (x, y)). Columns
-run along ``u`` left to right and rows along ``v`` top to bottom from high to
-low, so ``v`` points up in the picture.
+Orientation, one rule for every axis: the picture's horizontal axis ``u``
+increases to the right and its vertical axis ``v`` increases upwards, and +y
+(the up axis of the renders and the 3D viewer) points up wherever it lies in the
+plane: x-slice (u, v) = (z, y), y-slice (x, z), z-slice (x, y). Image rows run
+from high ``v`` (row 0) to low ``v``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from sdfkit.errors import SdfkitError
+from sdfkit.extract import evaluate_points
 
 Field = Callable[[np.ndarray], np.ndarray]
 
@@ -30,12 +33,32 @@ MIN_RESOLUTION = 8
 MAX_RESOLUTION = 2048
 # Points per field call: bounds peak memory of the field (a 256 x 256 slice is one batch).
 EVAL_BATCH = 1 << 16
-INSIDE_RGB = np.array([0.13, 0.35, 0.80])
-OUTSIDE_RGB = np.array([0.90, 0.45, 0.10])
-SURFACE_RGB = np.ones(3)
+#: (u, v) axes of the picture of a slice across each axis (see the module docstring).
+PLANE_AXES = {0: (2, 1), 1: (0, 2), 2: (0, 1)}
+#: The colour map, from -vmax (t = -1) through the surface (t = 0) to +vmax (t = 1): saturated at
+#: both ends and already strong half-way, so a field that stays near the surface is not pale.
+RAMP_T = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+RAMP_RGB = np.array([
+    [0.03, 0.19, 0.56],
+    [0.23, 0.50, 0.92],
+    [1.00, 1.00, 1.00],
+    [0.98, 0.60, 0.20],
+    [0.72, 0.24, 0.00],
+])
+INSIDE_RGB = RAMP_RGB[0]
+OUTSIDE_RGB = RAMP_RGB[-1]
+#: Beyond the clamp band: pale tints that keep the side readable but show no magnitude.
+CLAMPED_INSIDE_RGB = np.array([0.78, 0.82, 0.90])
+CLAMPED_OUTSIDE_RGB = np.array([0.93, 0.86, 0.79])
 # Iso-lines darken the colour underneath by this factor, so the sign stays readable.
 ISO_SHADE = 0.72
 DEFAULT_ISO_LINES = 5  # iso-lines between the surface and the colour-range limit
+# A learned field's values approach its clamp band without reaching it exactly; from this fraction of
+# the band on they are treated as clamped (the field there says only which side it is).
+CLAMP_EDGE = 0.9
+# Largest default colour range, as a fraction of the box's largest side: detail near the surface
+# matters more than the far field.
+RANGE_FRACTION = 0.125
 
 
 def axis_index(axis: int | str) -> int:
@@ -54,14 +77,14 @@ def check_resolution(resolution: int) -> int:
     except (TypeError, ValueError):
         raise SdfkitError(f"slice resolution must be an integer (got {resolution!r})") from None
     if value != resolution or not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
-        raise SdfkitError(f"slice resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] (got {resolution})")
+        raise SdfkitError(f"slice resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] "
+                          f"(got {resolution})")
     return value
 
 
 def free_axes(axis: int) -> tuple[int, int]:
-    """The image's (u, v) axes for a slice across ``axis``."""
-    u, v = (a for a in range(3) if a != axis)
-    return u, v
+    """The picture's (u, v) axes for a slice across ``axis``: u to the right, v up."""
+    return PLANE_AXES[axis]
 
 
 def slice_points(axis: int, position: float, bounds, resolution: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -120,39 +143,28 @@ def point_to_pixel(axis: int, bounds, resolution: int, points: np.ndarray) -> np
     return np.stack([rows, cols], axis=1)
 
 
-def evaluate_points(field: Field, points: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
-    """(n,) float32 signed distances of (n, 3) points, ``batch`` points per field call."""
-    points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
-    count = len(points)
-    if count == 1:
-        # point-cloud-utils 0.34 answers a single query point wrongly (it reads the (1, 3) array
-        # another way round); a duplicate row makes it a proper (2, 3) query.
-        points = np.repeat(points, 2, axis=0)
-    out = np.empty(len(points), dtype=np.float32)
-    for start in range(0, len(points), batch):
-        chunk = points[start : start + batch]
-        if len(chunk) == 1:
-            chunk = np.repeat(chunk, 2, axis=0)
-        out[start : start + batch] = np.asarray(field(chunk), dtype=np.float32).reshape(-1)[: len(points) - start]
-    out = out[:count]
-    if not np.all(np.isfinite(out)):
-        raise SdfkitError("the field returned NaN or infinite distances")
-    return out
-
-
 def evaluate_slice(field: Field, axis: int, position: float, bounds, resolution: int = 256,
                    batch: int = EVAL_BATCH) -> np.ndarray:
     """(R, R) float32 signed distances (negative inside) on an axis-aligned plane, in image orientation."""
     axis = axis_index(axis)
     resolution = check_resolution(resolution)
     pts, shape = slice_points(axis, position, bounds, resolution)
-    return evaluate_points(field, pts, batch).reshape(shape)
+    return evaluate_points(field, pts, batch_size=batch).reshape(shape)
 
 
 def auto_range(values: np.ndarray) -> float:
     """A colour-range limit that shows detail near the surface: the 99th percentile of |d|."""
     limit = float(np.percentile(np.abs(values), 99))
     return limit if limit > 0 else 1.0
+
+
+def default_range(values: np.ndarray, bounds, clamp: float | None = None) -> float:
+    """The colour range of a set of slices: the clamp band where the field has one, else
+    :func:`auto_range` but at most :data:`RANGE_FRACTION` of the box's largest side."""
+    if clamp:
+        return clamp * CLAMP_EDGE
+    lo, hi = (np.asarray(b, dtype=np.float64) for b in bounds)
+    return min(float(np.max(hi - lo)) * RANGE_FRACTION, auto_range(values))
 
 
 def zero_contour(values: np.ndarray) -> np.ndarray:
@@ -189,8 +201,21 @@ def iso_lines(values: np.ndarray, step: float) -> np.ndarray:
     return mask
 
 
+def ramp(t: np.ndarray) -> np.ndarray:
+    """(..., 3) float colours of the map at ``t`` in [-1, 1] (clipped): -1 inside, 0 surface, 1 outside."""
+    t = np.clip(np.asarray(t, dtype=np.float64), -1.0, 1.0)
+    return np.stack([np.interp(t, RAMP_T, RAMP_RGB[:, c]) for c in range(3)], axis=-1)
+
+
+def clamped_mask(values: np.ndarray, clamp: float | None) -> np.ndarray:
+    """(H, W) bool: where |d| reaches the clamp band, so the field says only its side there."""
+    if clamp is None:
+        return np.zeros(np.shape(values), dtype=bool)
+    return np.abs(values) >= clamp * CLAMP_EDGE
+
+
 def colorize(values: np.ndarray, vmax: float | None = None, iso_step: float | None = None,
-             contour: bool = True) -> np.ndarray:
+             contour: bool = True, clamp: float | None = None) -> np.ndarray:
     """Signed distances to a picture.
 
     Parameters
@@ -198,33 +223,47 @@ def colorize(values: np.ndarray, vmax: float | None = None, iso_step: float | No
     values : (H, W) float
         Signed distances, negative inside.
     vmax : float, optional
-        Colour-range limit: |d| >= vmax gets the full inside/outside colour. Default :func:`auto_range`.
+        Colour-range limit: |d| >= vmax gets the full inside/outside colour. Default: ``clamp``
+        when given, else :func:`auto_range`.
     iso_step : float, optional
         Spacing of iso-lines; 0 turns them off. Default ``vmax / DEFAULT_ISO_LINES``.
     contour : bool
         Draw the zero level in black.
+    clamp : float, optional
+        The field's clamp band: where |d| >= ``clamp * CLAMP_EDGE`` only the sign is shown, in pale
+        tints without iso-lines (:data:`CLAMPED_INSIDE_RGB`, :data:`CLAMPED_OUTSIDE_RGB`).
 
     Returns
     -------
     image : (H, W, 3) uint8
     """
     values = np.asarray(values, dtype=np.float64)
-    vmax = float(vmax) if vmax else auto_range(values)
-    t = np.clip(values / vmax, -1.0, 1.0)[..., None]
-    rgb = np.where(t < 0, SURFACE_RGB + (INSIDE_RGB - SURFACE_RGB) * (-t), SURFACE_RGB + (OUTSIDE_RGB - SURFACE_RGB) * t)
+    if not vmax:
+        vmax = clamp * CLAMP_EDGE if clamp else auto_range(values)
+    vmax = float(vmax)
+    rgb = ramp(values / vmax)
     if iso_step is None:
         iso_step = vmax / DEFAULT_ISO_LINES
     if iso_step > 0:
         rgb[iso_lines(values, iso_step)] *= ISO_SHADE
+    clamped = clamped_mask(values, clamp)
+    rgb[clamped] = np.where(values[clamped, None] < 0, CLAMPED_INSIDE_RGB, CLAMPED_OUTSIDE_RGB)
     if contour:
         rgb[zero_contour(values)] = 0.0
     return np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def slice_image(field: Field, axis: int, position: float, bounds, resolution: int = 256,
-                vmax: float | None = None, iso_step: float | None = None) -> np.ndarray:
-    """(R, R, 3) uint8 picture of the field on one plane (see :func:`colorize`)."""
-    return colorize(evaluate_slice(field, axis, position, bounds, resolution), vmax=vmax, iso_step=iso_step)
+def clamp_distance(field: Field) -> float | None:
+    """The distance beyond which ``field`` is clamped, in its frame, or None for an exact field.
+
+    A fitted :class:`sdfkit.field.NeuralField` is trained on distances clamped to ``band``
+    cells (and answers ``band`` cells outside its active tiles).
+    """
+    band, grid = getattr(field, "band", None), getattr(field, "grid", None)
+    cell = getattr(getattr(grid, "spec", None), "cell", None)
+    if band is None or cell is None:
+        return None
+    return float(band) * float(cell)
 
 
 def slice_positions(bounds, axis: int, count: int) -> np.ndarray:
@@ -232,48 +271,3 @@ def slice_positions(bounds, axis: int, count: int) -> np.ndarray:
     lo, hi = (np.asarray(b, dtype=np.float64) for b in bounds)
     # Interior points of count + 1 equal intervals: never the box faces, where a slice is empty.
     return lo[axis] + (hi[axis] - lo[axis]) * np.arange(1, count + 1) / (count + 1)
-
-
-def _label(panel: Image.Image, text: str) -> None:
-    draw = ImageDraw.Draw(panel)
-    box = draw.textbbox((4, 3), text)
-    draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(255, 255, 255))
-    draw.text((4, 3), text, fill=(0, 0, 0))
-
-
-def slice_grid(field: Field, bounds, count: int = 3, resolution: int = 256, vmax: float | None = None,
-               axes: Sequence[int] = (0, 1, 2), units: float = 1.0) -> Image.Image:
-    """A sheet of slices: one row per axis, ``count`` evenly spread planes per row.
-
-    ``vmax`` defaults to one range shared by every panel, so colours compare across them.
-    ``units`` scales the printed plane positions (1 for the unit frame).
-    """
-    resolution = check_resolution(resolution)
-    if count < 1 or count > 16:
-        raise SdfkitError(f"slice count must be in [1, 16] (got {count})")
-    rows = []
-    for axis in axes:
-        rows.append([(axis, pos, evaluate_slice(field, axis, pos, bounds, resolution))
-                     for pos in slice_positions(bounds, axis, count)])
-    if vmax is None:
-        vmax = auto_range(np.concatenate([v.ravel() for row in rows for _, _, v in row]))
-    gap = 4
-    sheet = Image.new("RGB", (count * resolution + (count - 1) * gap, len(rows) * resolution + (len(rows) - 1) * gap),
-                      (255, 255, 255))
-    for r, row in enumerate(rows):
-        for c, (axis, pos, values) in enumerate(row):
-            panel = Image.fromarray(colorize(values, vmax=vmax))
-            _label(panel, f"{AXIS_NAMES[axis]} = {pos * units:.3g}")
-            sheet.paste(panel, (c * (resolution + gap), r * (resolution + gap)))
-    return sheet
-
-
-def write_slices(path: str | Path, field: Field, bounds, count: int = 3, resolution: int = 256,
-                 vmax: float | None = None) -> Path:
-    """Write :func:`slice_grid` as a PNG, atomically."""
-    from sdfkit.io import atomic_path
-
-    sheet = slice_grid(field, bounds, count=count, resolution=resolution, vmax=vmax)
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
-    return Path(path)

@@ -11,16 +11,17 @@ import sys
 
 import typer
 
+# Importing a command module registers its command(s) on ``app``.
+from sdfkit.cli import (
+    eval,  # noqa: E402,F401
+    fit,  # noqa: E402,F401
+    mesh,  # noqa: E402,F401
+    prep,  # noqa: E402,F401
+    train,  # noqa: E402,F401
+    view,  # noqa: E402,F401
+)
 from sdfkit.cli.app import app
 from sdfkit.errors import SdfkitError
-
-# Importing a command module registers its command(s) on ``app``.
-from sdfkit.cli import prep  # noqa: E402,F401
-from sdfkit.cli import train  # noqa: E402,F401
-from sdfkit.cli import fit  # noqa: E402,F401
-from sdfkit.cli import mesh  # noqa: E402,F401
-from sdfkit.cli import eval  # noqa: E402,F401
-from sdfkit.cli import view  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ from sdfkit.cli.app import app
 def evaluate(
     pred: Annotated[Path, typer.Argument(help="Predicted mesh (any format trimesh reads).")],
     gt: Annotated[Path, typer.Argument(help="Ground-truth mesh; its unit frame is the metrics' frame.")],
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics to this JSON file.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics to this JSON file.")] = None,
     surface_points: Annotated[int, typer.Option(help="Surface samples per mesh (protocol: 30000).")] = 30_000,
     volume_points: Annotated[int, typer.Option(help="Uniform volume samples for IoU (protocol: 1000000).")] = 1_000_000,
     seed: Annotated[int, typer.Option(help="Sampling seed (protocol: 0).")] = 0,

@@ -3,32 +3,50 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sdfkit.cli.app import app
 
+if TYPE_CHECKING:
+    from sdfkit.fit import FitResult
+
+
+def draw_preview(path: Path, result: FitResult) -> None:
+    """``preview.png`` of a fit: renders of reconstruction and input beside three SDF slices."""
+    from viewer.preview import write_preview
+
+    write_preview(path, result.recon, result.mesh, result.field, result.normalization, result.bounds)
+
 
 @app.command()
 def fit(
     mesh: Annotated[Path, typer.Argument(
-        help="Input mesh (obj, ply, stl, off, glb, gltf) or point cloud (ply without faces, xyz, pts, txt, npy, npz).")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<mesh name>).")] = None,
-    decoder: Annotated[Optional[Path], typer.Option(help="Decoder file (default: the one shipped with sdfkit).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimisation steps on the latent codes.")] = None,
-    batch_points: Annotated[Optional[int], typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")] = None,
-    max_seconds: Annotated[Optional[float], typer.Option(
-        help="Time budget of the fitting stage: the learning rate anneals over it and fitting stops when it is spent.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="fp32 (default), tf32 or bf16 arithmetic in the forward pass.")] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile",
+        help="Input mesh (obj, ply, stl, off, glb, gltf) or point cloud (ply without faces, xyz, pts, txt, npy, "
+             "npz).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/<mesh name>).")] = None,
+    decoder: Annotated[Path | None, typer.Option(help="Decoder file (default: the one shipped with sdfkit).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimisation steps on the latent codes.")] = None,
+    batch_points: Annotated[
+        int | None, typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")
+    ] = None,
+    max_seconds: Annotated[float | None, typer.Option(
+        help="Time budget of the fitting stage: the learning rate anneals over it and fitting stops when it is "
+             "spent.")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="fp32 (default), tf32 or bf16 arithmetic in the forward pass.")
+    ] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile",
         help="Run the decoder through torch.compile (a one-off compilation, then faster steps).")] = None,
-    grid_resolution: Annotated[Optional[int], typer.Option(help="Tiles along the longest axis.")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Marching-cubes resolution (default 256).")] = None,
+    grid_resolution: Annotated[int | None, typer.Option(help="Tiles along the longest axis.")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Marching-cubes resolution (default 256).")] = None,
     format: Annotated[str, typer.Option("--format", help="Mesh format: obj, ply, stl, glb or off.")] = "obj",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    seed: Annotated[Optional[int], typer.Option(help="Random seed for sampling and batches.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed for sampling and batches.")] = None,
     normals: Annotated[str, typer.Option(
         help="Point clouds: auto (the file's normals, else estimated), given (required) or estimate.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
@@ -36,18 +54,20 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit a mesh's latent grid with the decoder frozen; write mesh, latents.pt, report.json and preview.png."""
-    from sdfkit.fit import FitOptions, fit_mesh
+    # Imported when the command runs: the other commands and --help do not pay for torch.
+    from sdfkit.fit import FitRequest, fit_mesh
 
     out = out or Path("runs") / mesh.stem
-    opts = FitOptions(
+    opts = FitRequest(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
-        batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile, grid_resolution=grid_resolution, resolution=resolution, device=device,
+        batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile,
+        grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, force=force, preview=preview, seed=seed, normals=normals,
     )
-    report = fit_mesh(mesh, out, opts, progress=not quiet)
+    report = fit_mesh(mesh, out, opts, progress=not quiet, preview=draw_preview).report
     m = report["metrics"]
+    iou = f"IoU {m['iou']:.4f}  " if "iou" in m else "(to the input points)  "
     typer.echo(
-        f"wrote {out}/{report['mesh']}  chamfer {m['chamfer']:.3e}  "
-        + (f"IoU {m['iou']:.4f}  " if "iou" in m else "(to the input points)  ")
-        + f"F@1% {m['fscore_1pct']:.4f}  ({report['steps']} steps, {report['seconds_total']:.1f} s on {report['device']})"
+        f"wrote {out}/{report['mesh']}  chamfer {m['chamfer']:.3e}  {iou}"
+        f"F@1% {m['fscore_1pct']:.4f}  ({report['steps']} steps, {report['seconds_total']:.1f} s on {report['device']})"
     )

@@ -14,14 +14,19 @@ from sdfkit.cli.app import app
 def mesh(
     source: Annotated[Path, typer.Argument(help="A fit output folder, or with --exact a mesh file.")],
     out: Annotated[Path, typer.Argument(help="Output mesh; format by extension: obj, ply, stl, glb, off.")],
-    exact: Annotated[bool, typer.Option("--exact", help="Extract the exact SDF of the mesh SOURCE (remeshing; the oracle).")] = False,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Extract the exact SDF of the mesh SOURCE (remeshing; the oracle).")
+    ] = False,
     resolution: Annotated[int, typer.Option(help="Marching-cubes lattice points per axis.")] = 256,
     level: Annotated[float, typer.Option(help="Iso level, in the input's units (negative: inside).")] = 0.0,
-    keep_largest: Annotated[bool, typer.Option("--keep-largest", help="Keep only the largest connected component.")] = False,
+    keep_largest: Annotated[
+        bool, typer.Option("--keep-largest", help="Keep only the largest connected component.")
+    ] = False,
     min_component_faces: Annotated[int, typer.Option(help="Drop components with fewer faces than this.")] = 0,
     smooth: Annotated[int, typer.Option(help="Taubin smoothing iterations (0: none).")] = 0,
-    coarse_to_fine: Annotated[bool, typer.Option("--coarse-to-fine/--no-coarse-to-fine",
-                                                 help="Evaluate the field only near the surface (same mesh, faster).")] = True,
+    coarse_to_fine: Annotated[bool, typer.Option(
+        "--coarse-to-fine/--no-coarse-to-fine", help="Evaluate the field only near the surface (same mesh, faster).")
+    ] = True,
     lipschitz_factor: Annotated[float, typer.Option(help="Safety factor of the coarse-to-fine skip test.")] = 1.5,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (fitted fields).")] = "auto",
 ) -> None:
@@ -42,9 +47,10 @@ def mesh(
         if source.is_dir():
             raise SdfkitError(f"--exact needs a mesh file, and {source} is a folder")
         unit, norm = normalize_mesh(load_mesh(source))
-        field, bounds = MeshSDF(unit), padded_bounds(*unit.bounds, resolution)
+        lo, hi = unit.bounds
+        field, bounds = MeshSDF(unit), padded_bounds(lo, hi, resolution)
     else:
-        from sdfkit.fitted import load_fitted
+        from sdfkit.fit_output import load_fitted
 
         if source.is_file() and source.suffix.lower() != ".pt":
             raise SdfkitError(f"{source} is a file: pass --exact to remesh a mesh, or give a fit output folder")

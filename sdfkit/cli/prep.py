@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,19 +12,40 @@ from sdfkit.cli.app import app
 
 @app.command()
 def prep(
-    path: Annotated[Optional[Path], typer.Argument(help="A mesh or point cloud, a folder of meshes, or a ShapeNet root (<synset>/<model>/models/model_normalized.obj).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: <class>/<instance>.npz per shape, and split.json.")] = Path("samples"),
-    preset: Annotated[Optional[str], typer.Option(help="Sampling preset: default, deepsdf or mesh-to-sdf (docs/sampling.md).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML of sampling keys applied over the preset (e.g. noise_stds, num_surface).")] = None,
-    points: Annotated[Optional[int], typer.Option(help="Samples per shape (default 500,000).")] = None,
-    method: Annotated[Optional[str], typer.Option(help="exact (point-triangle distances, winding-number signs) or mesh-to-sdf.")] = None,
-    volume: Annotated[Optional[str], typer.Option(help="Uniform samples in the unit 'sphere' or the normalised 'bbox' (scenes).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Parallel processes (default: all cores).")] = None,
-    synsets: Annotated[Optional[str], typer.Option(help="ShapeNet synsets to keep, comma-separated.")] = None,
-    split: Annotated[Optional[Path], typer.Option("--split", help="DeepSDF-style split file: prepare only the shapes it lists.")] = None,
-    shard: Annotated[Optional[str], typer.Option(help="Take shard i of n (i/n, 0-based): shapes whose sorted index is i mod n.")] = None,
-    combine: Annotated[bool, typer.Option("--combine", help="Merge the shards' split files in --out (or PATH) into split.json.")] = False,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(
+            help="A mesh or point cloud, a folder of meshes, or a ShapeNet root "
+                 "(<synset>/<model>/models/model_normalized.obj).")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder: <class>/<instance>.npz per shape, and split.json.")
+    ] = Path("samples"),
+    preset: Annotated[
+        str | None, typer.Option(help="Sampling preset: default, deepsdf or mesh-to-sdf (docs/sampling.md).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config",
+            help="YAML of sampling keys applied over the preset (e.g. noise_stds, num_surface).")
+    ] = None,
+    points: Annotated[int | None, typer.Option(help="Samples per shape (default 500,000).")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="exact (point-triangle distances, winding-number signs) or mesh-to-sdf.")
+    ] = None,
+    volume: Annotated[
+        str | None, typer.Option(help="Uniform samples in the unit 'sphere' or the normalised 'bbox' (scenes).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel processes (default: all cores).")] = None,
+    synsets: Annotated[str | None, typer.Option(help="ShapeNet synsets to keep, comma-separated.")] = None,
+    split: Annotated[
+        Path | None, typer.Option("--split", help="DeepSDF-style split file: prepare only the shapes it lists.")
+    ] = None,
+    shard: Annotated[
+        str | None, typer.Option(help="Take shard i of n (i/n, 0-based): shapes whose sorted index is i mod n.")
+    ] = None,
+    combine: Annotated[
+        bool, typer.Option("--combine", help="Merge the shards' split files in --out (or PATH) into split.json.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     normals: Annotated[str, typer.Option(
         help="Point clouds: auto (the file's normals, else estimated), given (required) or estimate.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Resample shapes whose output is current.")] = False,
@@ -34,7 +55,7 @@ def prep(
     from data_prep.dataset import combine_shards, prep_dataset
     from data_prep.points import PointsConfig
     from data_prep.sampling import load_sampling_config
-    from sdfkit.config import override
+    from data_prep.yaml_io import override
     from sdfkit.errors import SdfkitError
 
     if combine:
@@ -45,8 +66,9 @@ def prep(
     if workers is not None and workers < 1:
         raise SdfkitError(f"--workers must be at least 1, got {workers}")
     cfg = override(load_sampling_config(config, preset), num_points=points, method=method, volume=volume, seed=seed)
-    summary = prep_dataset(path, out, cfg, workers=workers, synsets=[s for s in synsets.split(",") if s] if synsets else None,
-                           shard=shard, force=force, progress=not quiet, split=split, points=PointsConfig(normals=normals))
+    keep = [s for s in synsets.split(",") if s] if synsets else None
+    summary = prep_dataset(path, out, cfg, workers=workers, synsets=keep, shard=shard, force=force,
+                           progress=not quiet, split=split, points=PointsConfig(normals=normals))
     if path.is_file() and summary.failed:  # a single mesh: its reason is the one-line error
         raise SdfkitError(next(iter(summary.failed.values())))
     _print_summary(summary, out)
@@ -74,4 +96,5 @@ def _print_summary(summary, out: Path) -> None:
         console = Console(width=200)
     console.print(table)
     split = f", split file {summary.split_file}" if summary.split_file else ""
-    typer.echo(f"{len(summary.written)} written, {len(summary.skipped)} up to date, {len(summary.failed)} failed{split}")
+    typer.echo(f"{len(summary.written)} written, {len(summary.skipped)} up to date, "
+               f"{len(summary.failed)} failed{split}")

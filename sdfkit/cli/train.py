@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,16 +13,20 @@ from sdfkit.cli.app import app
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="Method config (YAML), e.g. configs/object.yaml.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints, log, decoder.pt.")] = Path("runs/train"),
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
-    steps: Annotated[Optional[int], typer.Option(help="Override train.steps.")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder: checkpoints, log, decoder.pt.")
+    ] = Path("runs/train"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    steps: Annotated[int | None, typer.Option(help="Override train.steps.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[Optional[str], typer.Option(help="Override train.precision: fp32, tf32 or bf16.")] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="Override train.compile.")] = None,
+    precision: Annotated[str | None, typer.Option(help="Override train.precision: fp32, tf32 or bf16.")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="Override train.compile.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train the decoder and every training scene's latent grid jointly (auto-decoder)."""
-    from sdfkit.settings import check_precision, load_settings, replace_section
+    from sdfkit.config import check_precision, load_settings, replace_section
     from sdfkit.train import train as run_training
 
     if precision is not None:

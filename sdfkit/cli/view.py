@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,9 +14,10 @@ from sdfkit.cli.app import app
 def view(
     source: Annotated[Path, typer.Argument(help="A fit output folder, or with --exact a mesh file.")],
     exact: Annotated[bool, typer.Option("--exact", help="Show the exact SDF of the mesh SOURCE.")] = False,
-    gt: Annotated[Optional[Path], typer.Option(help="Ground-truth mesh (default: the fit's input, if it exists).")] = None,
+    gt: Annotated[Path | None,
+                  typer.Option(help="Ground-truth mesh (default: the fit's input, if it exists).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind (default: this machine only).")] = "127.0.0.1",
-    port: Annotated[Optional[int], typer.Option(help="Port (default: a free one).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: a free one).")] = None,
     resolution: Annotated[int, typer.Option(help="Initial slice resolution: 64, 128, 256 or 512.")] = 256,
 ) -> None:
     """Open an interactive slice viewer in the browser; serves until Ctrl-C."""
@@ -40,16 +41,11 @@ def view(
         typer.echo("stopped")
 
 
-def _size(text: str) -> tuple[int, int]:
+def _png(out: Path) -> None:
     from sdfkit.errors import SdfkitError
 
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise SdfkitError(f"--size must look like WIDTHxHEIGHT, got '{text}'") from None
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise SdfkitError(f"--size must be between 16 and 8192 pixels per side, got '{text}'")
-    return w, h
+    if out.suffix.lower() != ".png":
+        raise SdfkitError(f"--out must be a .png file, got '{out.name}'")
 
 
 @app.command()
@@ -60,23 +56,10 @@ def render(
     size: Annotated[str, typer.Option(help="Size of each view, WIDTHxHEIGHT.")] = "512x512",
 ) -> None:
     """Render a mesh offscreen (pyrender; EGL without a display) from a three-quarter view or N views around it."""
-    import numpy as np
-    from PIL import Image
+    from viewer.render import parse_size, write_render
 
-    from data_prep.mesh import load_mesh
-    from sdfkit.errors import SdfkitError
-    from sdfkit.io import atomic_path
-    from viewer.render import render_mesh
-
-    if not 1 <= views <= 36:
-        raise SdfkitError(f"--views must be between 1 and 36, got {views}")
-    if out.suffix.lower() != ".png":
-        raise SdfkitError(f"--out must be a .png file, got '{out.name}'")
-    w, h = _size(size)
-    m = load_mesh(mesh)
-    images = [render_mesh(m, (w, h), azimuth=45.0 + 360.0 * i / views) for i in range(views)]
-    with atomic_path(out) as tmp:
-        Image.fromarray(np.concatenate(images, axis=1)).save(tmp, format="PNG")
+    _png(out)
+    write_render(mesh, out, views=views, size=parse_size(size))
     typer.echo(f"wrote {out}")
 
 
@@ -88,26 +71,16 @@ def slices(
     resolution: Annotated[int, typer.Option(help="Pixels per slice side.")] = 256,
     count: Annotated[int, typer.Option(help="Slices per axis, evenly through the box.")] = 3,
 ) -> None:
-    """Write a grid of axis-aligned SDF slices (rows: x, y, z) with their zero contours."""
-    import numpy as np
-    from PIL import Image
-
+    """Write a sheet of axis-aligned SDF slices (rows: x, y, z) in the input's units, with a colour bar."""
     from sdfkit.errors import SdfkitError
-    from sdfkit.io import atomic_path
-    from viewer.slices import slice_image
+    from viewer.figures import MAX_COUNT, write_slices
+    from viewer.slices import check_resolution
     from viewer.sources import load_source
 
-    if not 16 <= resolution <= 2048 or not 1 <= count <= 16:
-        raise SdfkitError("--resolution must be in [16, 2048] and --count in [1, 16]")
-    if out.suffix.lower() != ".png":
-        raise SdfkitError(f"--out must be a .png file, got '{out.name}'")
+    check_resolution(resolution)
+    if not 1 <= count <= MAX_COUNT:
+        raise SdfkitError(f"--count must be in [1, {MAX_COUNT}], got {count}")
+    _png(out)
     src = load_source(source, exact)
-    lo, hi = (np.asarray(b, dtype=np.float64) for b in src.bounds)
-    vmax = float(np.max(hi - lo)) / 8
-    rows = []
-    for axis in range(3):
-        positions = lo[axis] + (hi[axis] - lo[axis]) * (np.arange(count) + 1) / (count + 1)
-        rows.append(np.concatenate([slice_image(src.field, axis, float(p), (lo, hi), resolution, vmax) for p in positions], axis=1))
-    with atomic_path(out) as tmp:
-        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
+    write_slices(out, src.field, src.bounds, count=count, resolution=resolution, normalization=src.normalization)
     typer.echo(f"wrote {out}")

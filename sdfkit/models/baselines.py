@@ -2,7 +2,7 @@
 
 Every decoder here has the interface of :class:`~sdfkit.models.siren.ModulatedSiren`
 that :func:`~sdfkit.models.latent_grid.blend_tiles` and
-:class:`~sdfkit.autodecoder.NeuralField` use:
+:class:`~sdfkit.field.NeuralField` use:
 
 - ``amplitudes(z)``: per-code precompute, ``(T, latent_dim) -> (layers, T, width)``.
   The concat decoders keep the codes themselves (a one-layer table), so the
@@ -22,29 +22,23 @@ Decoders (``model.kind``):
 The two ReLU decoders start with their field centred on zero (:func:`centre_output_`):
 the loss passes no gradient through a prediction beyond its clamp band.
 
-Layout (``grid.layout``): :class:`GlobalGrid` gives a scene one code for
-its whole box, in place of the tile grid of :class:`LatentGrid`.
+Layout (``grid.layout``): :class:`~sdfkit.models.latent_grid.GlobalGrid` gives a
+scene one code for its whole box, in place of the tile grid of ``LatentGrid``.
 
-The per-shape reference without an auto-decoder, :func:`fit_siren_reference`,
-fits a plain SIREN to one shape with SIREN's own SDF loss (Sitzmann et al. 2020):
-on-surface value, normal alignment, Eikonal and off-surface terms.
+The per-shape reference without an auto-decoder, a plain SIREN fitted alone,
+is benchmark code: ``benchmarks/siren_reference.py``.
 """
 
 from __future__ import annotations
 
 import math
-import time
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sdfkit.errors import SdfkitError
-from sdfkit.models.latent_grid import GridSpec, LatentGrid
-from sdfkit.models.siren import siren_init_
+from sdfkit.models.latent_grid import GLOBAL_PADDING, GlobalGrid  # noqa: F401  (the global layout, re-exported)
+from sdfkit.models.siren import linears, siren_init_
 
-#: Padding of a global grid's box around the surface, as a fraction of the box's longest side.
-GLOBAL_PADDING = 0.05
 #: Lattice points per axis of the probe on which :func:`centre_output_` measures a new decoder's offset.
 CENTRE_PROBE = 9
 
@@ -61,7 +55,11 @@ class ConcatDecoder(nn.Module):
     (features ++ code -> value).
     """
 
+    in_dim: int
+    hidden: int
+    layers: int
     latent_dim: int
+    output: nn.Linear
 
     def amplitudes(self, z: Tensor) -> Tensor:
         """The codes as a one-layer table: (T, latent_dim) -> (1, T, latent_dim)."""
@@ -115,13 +113,15 @@ class ReluConcatDecoder(ConcatDecoder):
         ``[h, x, z]`` instead of ``h`` (DeepSDF uses 4 of 8); None: no skip.
     """
 
-    def __init__(self, in_dim: int = 3, hidden: int = 128, layers: int = 4, latent_dim: int = 64, skip_layer: int | None = None):
+    def __init__(self, in_dim: int = 3, hidden: int = 128, layers: int = 4, latent_dim: int = 64,
+                 skip_layer: int | None = None):
         super().__init__()
         if layers < 1 or hidden < 1 or latent_dim < 1:
             raise ValueError("layers, hidden and latent_dim must be positive")
         if skip_layer is not None and not 1 <= skip_layer < layers:
             raise ValueError(f"skip_layer must lie in [1, {layers}), got {skip_layer}")
-        self.in_dim, self.hidden, self.layers, self.latent_dim, self.skip_layer = in_dim, hidden, layers, latent_dim, skip_layer
+        self.in_dim, self.hidden, self.layers, self.latent_dim = in_dim, hidden, layers, latent_dim
+        self.skip_layer = skip_layer
         first = in_dim + latent_dim
         widths = [first if i == 0 else hidden + (first if i == skip_layer else 0) for i in range(layers)]
         self.hidden_layers = nn.ModuleList([nn.Linear(w, hidden) for w in widths])
@@ -149,14 +149,16 @@ class SirenConcatDecoder(ConcatDecoder):
         if layers < 1 or hidden < 1 or latent_dim < 0:
             raise ValueError("layers and hidden must be positive, latent_dim non-negative")
         self.in_dim, self.hidden, self.layers, self.latent_dim, self.w0 = in_dim, hidden, layers, latent_dim, w0
-        self.sine_layers = nn.ModuleList([nn.Linear(in_dim + latent_dim if i == 0 else hidden, hidden) for i in range(layers)])
+        self.sine_layers = nn.ModuleList(
+            [nn.Linear(in_dim + latent_dim if i == 0 else hidden, hidden) for i in range(layers)]
+        )
         self.output = nn.Linear(hidden, 1)
-        for i, layer in enumerate(self.sine_layers):
+        for i, layer in enumerate(linears(self.sine_layers)):
             siren_init_(layer, w0, first=i == 0)
         siren_init_(self.output, w0, first=False)
 
     def mlp(self, h: Tensor) -> Tensor:
-        for layer in self.sine_layers:
+        for layer in linears(self.sine_layers):
             h = torch.sin(nn.functional.linear(h, layer.weight * self.w0, layer.bias * self.w0))
         return self.output(h).squeeze(-1)
 
@@ -168,6 +170,8 @@ class FourierConcatDecoder(ConcatDecoder):
     drawn once from N(0, scale^2) by ``seed`` and stored as a buffer (it is
     saved with the weights).
     """
+
+    frequencies: Tensor
 
     def __init__(self, in_dim: int = 3, hidden: int = 128, layers: int = 4, latent_dim: int = 64,
                  features: int = 64, scale: float = 4.0, seed: int = 0):
@@ -190,123 +194,3 @@ class FourierConcatDecoder(ConcatDecoder):
         for layer in self.hidden_layers:
             h = torch.relu(layer(h))
         return self.output(h).squeeze(-1)
-
-
-class GlobalGrid(LatentGrid):
-    """One code for a whole scene: a single cell over its box, evaluated once per point.
-
-    The spec is one cubic cell; ``corners`` returns one "tile" per point (code
-    0, weight 1) whose local coordinates are the box coordinates in [-1, 1]^3,
-    so :func:`~sdfkit.models.latent_grid.blend_tiles`, the loss and the field
-    work unchanged. Distances are in units of the box's side (``spec.cell``).
-    """
-
-    layout = "global"
-
-    def __init__(self, spec: GridSpec, latent_dim: int, init_std: float = 0.01, seed: int = 0):
-        if spec.cells != (1, 1, 1):
-            raise SdfkitError("a global latent layout needs a grid of one cell")
-        active = np.zeros(spec.num_vertices, dtype=bool)
-        active[0] = True
-        super().__init__(spec, active, np.ones(spec.num_vertices, dtype=np.float32), latent_dim, init_std, seed)
-
-    @classmethod
-    def around(cls, lo: np.ndarray, hi: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0) -> GlobalGrid:
-        """The cube around the box ``lo``..``hi`` (each (3,)), padded by :data:`GLOBAL_PADDING` of its longest side."""
-        lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
-        pad = GLOBAL_PADDING * float(np.max(hi - lo))
-        return cls(GridSpec.around(lo - pad, hi + pad, resolution=1, padding_cells=0), latent_dim, init_std, seed)
-
-    def corners(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """One tile per point: code (N, 1) zeros, local (N, 1, 3) in [-1, 1], weight (N, 1) ones, side (N, 1) ones."""
-        t = torch.clamp((points - self._origin) / self.spec.cell, 0.0, 1.0)
-        n = len(points)
-        ones = torch.ones(n, 1, dtype=points.dtype, device=points.device)
-        return torch.zeros(n, 1, dtype=torch.long, device=points.device), (2.0 * t - 1.0).unsqueeze(1), ones, ones
-
-
-# --- the per-shape reference: a SIREN fitted alone with SIREN's SDF loss ---------------------------
-
-#: SIREN's SDF loss weights (Sitzmann et al. 2020, their released ``sdf`` loss).
-SIREN_LOSS_WEIGHTS = {"surface": 3e3, "off_surface": 1e2, "normal": 1e2, "eikonal": 5e1}
-#: Decay of the off-surface term ``exp(-alpha |f|)``.
-OFF_SURFACE_ALPHA = 100.0
-
-
-def siren_sdf_loss(model: SirenConcatDecoder, surface: Tensor, normals: Tensor, off: Tensor) -> tuple[Tensor, dict]:
-    """SIREN's SDF loss of a code-less SIREN on one batch.
-
-    surface, normals : (m, 3) on-surface points and unit normals; off : (k, 3)
-    points anywhere. Terms: |f| on the surface, 1 - cos(grad f, n) on the
-    surface, | |grad f| - 1 | everywhere, exp(-alpha |f|) off the surface.
-    Returns (weighted sum, the four unweighted terms as floats).
-    """
-    x = torch.cat([surface, off]).requires_grad_(True)
-    f = model.mlp(x)
-    grad = torch.autograd.grad(f.sum(), x, create_graph=True)[0]
-    m = len(surface)
-    terms = {
-        "surface": f[:m].abs().mean(),
-        "normal": (1.0 - nn.functional.cosine_similarity(grad[:m], normals, dim=-1)).mean(),
-        "eikonal": (grad.norm(dim=-1) - 1.0).abs().mean(),
-        "off_surface": torch.exp(-OFF_SURFACE_ALPHA * f[m:].abs()).mean(),
-    }
-    total = sum(SIREN_LOSS_WEIGHTS[k] * v for k, v in terms.items())
-    return total, {k: float(v.detach()) for k, v in terms.items()}
-
-
-class SirenField:
-    """A code-less SIREN as a field: (N, 3) float32 unit-frame points -> (N,) float32 signed distances (negative inside)."""
-
-    def __init__(self, model: SirenConcatDecoder, chunk: int = 1 << 15):
-        self.model, self.chunk = model.eval(), chunk
-
-    def __call__(self, points: np.ndarray) -> np.ndarray:
-        points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
-        out = np.empty(len(points), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(points), self.chunk):
-                out[start : start + self.chunk] = self.model.mlp(torch.from_numpy(points[start : start + self.chunk])).numpy()
-        return out
-
-
-def fit_siren_reference(
-    samples,
-    hidden: int = 64,
-    layers: int = 3,
-    w0: float = 30.0,
-    steps: int = 1000,
-    batch_points: int = 8192,
-    lr: float = 1e-4,
-    max_seconds: float | None = None,
-    seed: int = 0,
-) -> tuple[SirenField, dict]:
-    """Fit a plain SIREN to one shape alone (no auto-decoder) with :func:`siren_sdf_loss`.
-
-    samples : :class:`data_prep.sampling.SdfSamples`; its ``surface_points`` and
-    ``surface_normals`` feed the on-surface terms and its ``points`` the
-    off-surface and Eikonal terms (half of ``batch_points`` each). Stops after
-    ``steps`` or ``max_seconds``. Returns (field, info with steps, seconds, parameters, last terms).
-    """
-    torch.manual_seed(seed)
-    model = SirenConcatDecoder(3, hidden, layers, latent_dim=0, w0=w0)
-    surface = torch.from_numpy(np.asarray(samples.surface_points, dtype=np.float32))
-    normals = nn.functional.normalize(torch.from_numpy(np.asarray(samples.surface_normals, dtype=np.float32)), dim=-1)
-    off = torch.from_numpy(np.asarray(samples.points, dtype=np.float32))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    half = max(batch_points // 2, 1)
-    t0, step, terms = time.perf_counter(), 0, {}
-    for step in range(1, steps + 1):
-        on = torch.randint(len(surface), (half,), generator=gen)
-        anywhere = torch.randint(len(off), (half,), generator=gen)
-        loss, terms = siren_sdf_loss(model, surface[on], normals[on], off[anywhere])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
-            break
-    if not all(np.isfinite(v) for v in terms.values()):
-        raise SdfkitError("the SIREN reference diverged (non-finite loss); try a lower learning rate")
-    info = {"steps": step, "seconds": time.perf_counter() - t0, "parameters": count_parameters(model), "terms": terms}
-    return SirenField(model), info

@@ -26,11 +26,15 @@ import math
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
+import trimesh
+from scipy.spatial import KDTree
 from torch import Tensor, nn
 
 from sdfkit.errors import SdfkitError
 from sdfkit.models.siren import ModulatedSiren
+
+#: Padding of a global grid's box around the surface, as a fraction of the box's longest side.
+GLOBAL_PADDING = 0.05
 
 #: The 8 corner offsets of a cell, in the order used everywhere: (8, 3).
 CORNERS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int64)
@@ -45,7 +49,7 @@ class GridSpec:
     cells: tuple[int, int, int]
 
     @classmethod
-    def around(cls, lo: np.ndarray, hi: np.ndarray, resolution: int, padding_cells: int = 1) -> "GridSpec":
+    def around(cls, lo: np.ndarray, hi: np.ndarray, resolution: int, padding_cells: int = 1) -> GridSpec:
         """Cubic cells, ``resolution`` of them along the box's longest axis, plus padding on every side.
 
         lo, hi : (3,) corners of the box to cover (e.g. the mesh's normalised bounding box).
@@ -84,9 +88,10 @@ class GridSpec:
         return {"origin": list(self.origin), "cell": self.cell, "cells": list(self.cells)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GridSpec":
+    def from_dict(cls, data: dict) -> GridSpec:
         try:
-            spec = cls(tuple(float(v) for v in data["origin"]), float(data["cell"]), tuple(int(c) for c in data["cells"]))  # type: ignore[arg-type]
+            origin, cells = tuple(float(v) for v in data["origin"]), tuple(int(c) for c in data["cells"])
+            spec = cls(origin, float(data["cell"]), cells)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError):
             raise SdfkitError("invalid tile grid description") from None
         if len(spec.origin) != 3 or len(spec.cells) != 3 or not spec.cell > 0 or min(spec.cells) < 1:
@@ -102,8 +107,6 @@ def auto_resolution(mesh, cells_per_object: float, max_resolution: int, min_reso
     their median. A single shape gets about ``cells_per_object`` cells along
     its diagonal, and a scene of nine shapes as many per shape.
     """
-    import trimesh
-
     faces = np.asarray(mesh.faces)
     labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(faces))
     order = np.argsort(labels, kind="stable")
@@ -139,13 +142,13 @@ def tile_activity(
     """
     vertices = spec.vertex_positions()
     radius = spec.cell * (math.sqrt(3.0) + margin)
-    surface_tree = cKDTree(np.asarray(surface_points, dtype=np.float64))
+    surface_tree = KDTree(np.asarray(surface_points, dtype=np.float64))
     dist, _ = surface_tree.query(vertices, k=1, distance_upper_bound=radius, workers=-1)
     active = np.isfinite(dist)
     side = np.ones(len(vertices), dtype=np.float32)
     far = np.flatnonzero(~active)
     if len(far):
-        _, nearest = cKDTree(np.asarray(sample_points, dtype=np.float64)).query(vertices[far], k=1, workers=-1)
+        _, nearest = KDTree(np.asarray(sample_points, dtype=np.float64)).query(vertices[far], k=1, workers=-1)
         side[far] = np.where(np.asarray(sample_sdf)[nearest] < 0, -1.0, 1.0)
     return active, side
 
@@ -158,7 +161,17 @@ class LatentGrid(nn.Module):
     Parameter: ``codes`` (T, latent_dim), initialised from N(0, init_std^2).
     """
 
-    def __init__(self, spec: GridSpec, active: np.ndarray, side: np.ndarray, latent_dim: int, init_std: float = 0.01, seed: int = 0):
+    layout = "local"
+    lookup: Tensor
+    side: Tensor
+    _origin: Tensor
+    _strides: Tensor
+    _max_cell: Tensor
+    _far_corner: Tensor
+    _corners: Tensor
+
+    def __init__(self, spec: GridSpec, active: np.ndarray, side: np.ndarray, latent_dim: int, init_std: float = 0.01,
+                 seed: int = 0):
         super().__init__()
         if active.shape != (spec.num_vertices,) or side.shape != (spec.num_vertices,):
             raise SdfkitError("tile grid arrays do not match the grid's size")
@@ -170,7 +183,8 @@ class LatentGrid(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.codes = nn.Parameter(torch.randn(int(active.sum()), latent_dim, generator=gen) * init_std)
         self.register_buffer("_origin", torch.tensor(spec.origin, dtype=torch.float32))
-        self.register_buffer("_strides", torch.tensor([spec.vertex_shape[1] * spec.vertex_shape[2], spec.vertex_shape[2], 1]))
+        ny, nz = spec.vertex_shape[1], spec.vertex_shape[2]
+        self.register_buffer("_strides", torch.tensor([ny * nz, nz, 1]))
         self.register_buffer("_max_cell", torch.tensor(spec.cells, dtype=torch.float32) - 1)
         # Built once: inside_box runs on every evaluation batch.
         self.register_buffer("_far_corner", torch.tensor(spec.bounds[1], dtype=torch.float32))
@@ -201,6 +215,75 @@ class LatentGrid(nn.Module):
     def inside_box(self, points: Tensor) -> Tensor:
         """(N,) bool: the point lies in the grid's box."""
         return ((points >= self._origin) & (points <= self._far_corner)).all(dim=-1)
+
+    def state(self) -> dict:
+        """Plain-data state (for checkpoints and fit outputs): spec, active tiles, sides, codes, layout."""
+        return {
+            "spec": self.spec.to_dict(),
+            "active": (self.lookup >= 0).cpu(),
+            "side": self.side.to(torch.int8).cpu(),
+            "codes": self.codes.detach().cpu(),
+            "layout": self.layout,
+        }
+
+    @staticmethod
+    def from_state(state: dict, where: str = "file") -> LatentGrid:
+        """Inverse of :meth:`state` (a :class:`GlobalGrid` for the global layout); one-line error for bad data."""
+        try:
+            spec = GridSpec.from_dict(state["spec"])
+            active = state["active"].numpy().astype(bool)
+            side = state["side"].numpy().astype(np.float32)
+            codes = state["codes"]
+            if (active.shape != (spec.num_vertices,) or side.shape != active.shape or codes.ndim != 2
+                    or codes.shape[0] != int(active.sum())):
+                raise ValueError
+            if not torch.isfinite(codes).all():
+                raise SdfkitError(f"{where} holds NaN or infinite latent codes")
+        except SdfkitError:
+            raise
+        except (KeyError, AttributeError, TypeError, ValueError):
+            raise SdfkitError(f"{where} holds an invalid latent grid") from None
+        if state.get("layout", "local") == "global":
+            grid: LatentGrid = GlobalGrid(spec, int(codes.shape[1]))
+        else:
+            grid = LatentGrid(spec, active, side, int(codes.shape[1]))
+        with torch.no_grad():
+            grid.codes.copy_(codes.float())
+        return grid
+
+
+class GlobalGrid(LatentGrid):
+    """One code for a whole scene: a single cell over its box, evaluated once per point.
+
+    The spec is one cubic cell; ``corners`` returns one "tile" per point (code
+    0, weight 1) whose local coordinates are the box coordinates in [-1, 1]^3,
+    so :func:`~sdfkit.models.latent_grid.blend_tiles`, the loss and the field
+    work unchanged. Distances are in units of the box's side (``spec.cell``).
+    """
+
+    layout = "global"
+
+    def __init__(self, spec: GridSpec, latent_dim: int, init_std: float = 0.01, seed: int = 0):
+        if spec.cells != (1, 1, 1):
+            raise SdfkitError("a global latent layout needs a grid of one cell")
+        active = np.zeros(spec.num_vertices, dtype=bool)
+        active[0] = True
+        super().__init__(spec, active, np.ones(spec.num_vertices, dtype=np.float32), latent_dim, init_std, seed)
+
+    @classmethod
+    def around(cls, lo: np.ndarray, hi: np.ndarray, latent_dim: int, init_std: float = 0.01,
+               seed: int = 0) -> GlobalGrid:
+        """The cube around the box ``lo``..``hi`` (each (3,)), padded by :data:`GLOBAL_PADDING` of its longest side."""
+        lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+        pad = GLOBAL_PADDING * float(np.max(hi - lo))
+        return cls(GridSpec.around(lo - pad, hi + pad, resolution=1, padding_cells=0), latent_dim, init_std, seed)
+
+    def corners(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One tile per point: code (N, 1) zeros, local (N, 1, 3) in [-1, 1], weight (N, 1) ones, side (N, 1) ones."""
+        t = torch.clamp((points - self._origin) / self.spec.cell, 0.0, 1.0)
+        n = len(points)
+        ones = torch.ones(n, 1, dtype=points.dtype, device=points.device)
+        return torch.zeros(n, 1, dtype=torch.long, device=points.device), (2.0 * t - 1.0).unsqueeze(1), ones, ones
 
 
 

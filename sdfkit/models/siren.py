@@ -18,9 +18,16 @@ gather them per point (:meth:`ModulatedSiren.amplitudes`, then
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
+
+
+def linears(layers: nn.ModuleList) -> Sequence[nn.Linear]:
+    """``layers`` as the linear layers they are (a ``ModuleList`` types its items as plain modules)."""
+    return cast("Sequence[nn.Linear]", layers)
 
 
 def siren_init_(layer: nn.Linear, w0: float, first: bool) -> None:
@@ -61,7 +68,7 @@ class ModulatedSiren(nn.Module):
         self.modulation_layers = nn.ModuleList(
             [nn.Linear(latent_dim if i == 0 else hidden + latent_dim, hidden) for i in range(layers)]
         )
-        for i, layer in enumerate(self.synthesis_layers):
+        for i, layer in enumerate(linears(self.synthesis_layers)):
             siren_init_(layer, w0, first=i == 0)
         siren_init_(self.output, w0, first=False)
 
@@ -86,7 +93,7 @@ class ModulatedSiren(nn.Module):
         :meth:`amplitudes`; index : (M,) long in [0, T) -> (M,).
         """
         h = x
-        for i, layer in enumerate(self.synthesis_layers):
+        for i, layer in enumerate(linears(self.synthesis_layers)):
             # Scaling the (hidden x hidden) weights by w0 instead of the
             # (M x hidden) pre-activations gives the same values and gradients
             # for a fraction of the work.

@@ -1,0 +1,58 @@
+"""``sdfkit.fit``: one trip for the input mesh, on a small synthetic sphere with the shipped decoder."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from data_prep.mesh import file_hash
+from data_prep.yaml_io import to_dict
+from sdfkit.decoder_io import load_decoder
+from sdfkit.fit import FitRequest, FitResult, fit_mesh
+from sdfkit.io import load_torch
+
+#: Paths whose ``open`` audit events are being counted (audit hooks cannot be removed, so one hook serves all).
+_WATCHED: dict[str, int] = {}
+
+
+def _count_opens(event: str, args: tuple) -> None:
+    if event == "open" and _WATCHED and isinstance(args[0], (str, bytes, os.PathLike)):
+        name = os.path.realpath(os.fsdecode(args[0]))
+        if name in _WATCHED:
+            _WATCHED[name] += 1
+
+
+sys.addaudithook(_count_opens)
+
+
+def small_fit_config(tmp_path: Path) -> Path:
+    """A config matching the shipped decoder's model, with few samples so the test runs in seconds."""
+    _, cfg, _ = load_decoder(None)
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({"model": to_dict(cfg.model), "sampling": {"num_points": 4000},
+                                    "fit": {"steps": 3, "resolution": 24}, "grid": {"resolution": 8}}))
+    return path
+
+
+def test_the_input_mesh_is_read_from_disk_once(sphere_mesh_file, tmp_path):
+    """Loading, sampling, the grid and scoring share one in-memory mesh: the file is opened once."""
+    opts = FitRequest(config=str(small_fit_config(tmp_path)), device="cpu")
+    drawn: list[FitResult] = []
+    key = os.path.realpath(sphere_mesh_file)
+    _WATCHED[key] = 0
+    try:
+        result = fit_mesh(sphere_mesh_file, tmp_path / "out", opts, progress=False,
+                          preview=lambda path, r: (drawn.append(r), path.write_bytes(b"png")))
+        opens = _WATCHED[key]
+    finally:
+        _WATCHED.clear()
+    assert opens == 1
+    # The same objects reach the drawer, and the report on disk is the one returned.
+    assert drawn and drawn[0] is result and (tmp_path / "out" / "preview.png").read_bytes() == b"png"
+    assert json.loads((tmp_path / "out" / "report.json").read_text()) == result.report
+    assert load_torch(tmp_path / "out" / "latents.pt")["mesh_hash"] == file_hash(sphere_mesh_file)
+    assert len(result.mesh.faces) == 1280 and result.report["steps"] == 3

@@ -1,0 +1,71 @@
+"""``sdfkit.optim``: chunked backward equals one pass; the schedule's shape; forward precision."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from data_prep.errors import SdfkitError
+from sdfkit.loss import scene_loss
+from sdfkit.optim import backward_in_chunks, cosine_factor, cosine_lr, precision_scope
+from sdfkit.scene import make_scene
+
+from helpers import random_decoder, small_config, sphere_samples
+
+
+def _grads(max_points: int | None) -> tuple[float, list[torch.Tensor]]:
+    cfg = small_config(resolution=4)
+    decoder = random_decoder(cfg)
+    scene = make_scene(sphere_samples(900), cfg)
+    with torch.no_grad():
+        scene.grid.codes.normal_(0.0, 0.3)
+    l1 = backward_in_chunks(decoder, scene.grid, scene.points, scene.sdf, 1.0, 1e-2, max_points)
+    return float(l1), [scene.grid.codes.grad.clone()] + [p.grad.clone() for p in decoder.parameters()]
+
+
+@pytest.mark.parametrize("max_points", [100, 333])
+def test_chunked_backward_equals_one_pass(max_points):
+    whole_l1, whole = _grads(None)
+    chunked_l1, chunked = _grads(max_points)
+    assert chunked_l1 == pytest.approx(whole_l1, rel=1e-5)
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-7)
+
+
+def test_one_pass_matches_scene_loss():
+    cfg = small_config(resolution=4)
+    decoder = random_decoder(cfg)
+    scene = make_scene(sphere_samples(500), cfg)
+    _, expected = scene_loss(decoder, scene.grid, scene.points, scene.sdf, 1.0, 1e-2)
+    assert float(backward_in_chunks(decoder, scene.grid, scene.points, scene.sdf, 1.0, 1e-2, None)) == pytest.approx(
+        float(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize("final", [0.0, 0.05, 0.5])
+def test_cosine_schedule(final):
+    assert cosine_factor(0.0, final) == pytest.approx(1.0)
+    assert cosine_factor(1.0, final) == pytest.approx(final)
+    assert cosine_factor(0.5, final) == pytest.approx((1.0 + final) / 2)
+    assert cosine_factor(0.25, final) == pytest.approx(final + (1 - final) * (1 + math.cos(math.pi / 4)) / 2)
+    assert cosine_factor(-1.0, final) == cosine_factor(0.0, final) and cosine_factor(2.0, final) == cosine_factor(1.0, final)
+    assert cosine_lr(30, 120, final) == pytest.approx(cosine_factor(0.25, final))
+    rates = [cosine_lr(s, 50, final) for s in range(51)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_precision_scope():
+    a, b = torch.randn(8, 8), torch.randn(8, 8)
+    device = torch.device("cpu")
+    with precision_scope(device, "bf16"):
+        assert (a @ b).dtype == torch.bfloat16
+    with precision_scope(device, "fp32"):
+        assert (a @ b).dtype == torch.float32
+    before = torch.get_float32_matmul_precision()
+    with precision_scope(device, "tf32"):
+        assert torch.get_float32_matmul_precision() == "high"
+    assert torch.get_float32_matmul_precision() == before
+    with pytest.raises(SdfkitError, match="unknown precision 'fp16'"):
+        with precision_scope(device, "fp16"):
+            pass
