@@ -1,11 +1,24 @@
-"""Helpers shared by the benchmark scripts: machine description and result files."""
+"""Helpers shared by the benchmark scripts: machine description, provenance and result files.
+
+Every results file records where its figures came from: the command, the git commit, the machine (CPU model from
+``/proc/cpuinfo``, and the GPU's name when one is used), the load average before and after the run, and the UTC date.
+Results are added, never overwritten: a run whose name is already taken under ``benchmarks/results/`` writes its
+files under the name with the run's UTC time appended (``oracle-20261129T153000Z.json``), so an earlier figure keeps
+its source.
+"""
 
 from __future__ import annotations
 
+import datetime
+import glob
 import json
 import os
-import platform
+import subprocess
+import sys
 from pathlib import Path
+
+from data_prep.files import atomic_write_text
+from sdfkit.runtime import device_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The repository root: the working folder of the benchmarks' child processes.
@@ -13,40 +26,43 @@ REPO = RESULTS.parents[1]
 #: The team's meshes, beside the repository (``../shared/meshes``).
 SHARED = REPO.parent / "shared" / "meshes"
 
+#: 1-minute load average when the benchmark started: every script imports this module before its work begins.
+LOAD_BEFORE = os.getloadavg()[0]
+#: This run's UTC start, which names its files when the plain name is taken.
+RUN_STAMP = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+_stems: dict[tuple[Path, str], str] = {}
+
 
 def machine() -> str:
-    """One line naming the machine a figure came from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores"
-    try:
-        import torch
+    """One line naming the machine a figure came from: CPU model, cores, and the GPU's name when there is one."""
+    import torch
 
-        if torch.cuda.is_available():
-            text += f", GPU {torch.cuda.get_device_name(0)}"
-    except ImportError:
-        pass
+    text = f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        text += f", GPU {device_name(torch.device('cuda', 0))}"
     return text
 
 
-def git_commit() -> str:
-    """The repository's commit (with ``+dirty`` when files differ from it), or "unknown"."""
-    import subprocess
+def command() -> str:
+    """The command line that started this process, as a user would type it (``python -m benchmarks.NAME ...``)."""
+    script = Path(sys.argv[0])
+    if script.parent.name == "benchmarks" and script.suffix == ".py":
+        head = f"python -m benchmarks.{script.stem}"
+    else:
+        head = " ".join(["python", sys.argv[0]]) if sys.argv[0] else "python"
+    return " ".join([head, *sys.argv[1:]])
 
+
+def git_commit() -> str:
+    """The checked-out commit, with ``+dirty`` when tracked files outside the results differ from it."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                 ":!benchmarks/results"], cwd=REPO, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
+        return "unknown (not a git checkout)"
+    return head + ("+dirty" if status.stdout.strip() else "")
 
 
 def load_average() -> list[float]:
@@ -54,14 +70,45 @@ def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def write_result(name: str, data: dict, out_dir: Path | None = None) -> Path:
-    """Write ``data`` (with the machine) as JSON to ``results/<name>.json``; returns the path."""
-    from sdfkit.io import atomic_write_text
+def provenance(load_before: float | None = None) -> dict:
+    """Where and how a figure was taken: command, commit, machine, load average before/after, UTC date."""
+    return {
+        "command": command(),
+        "commit": git_commit(),
+        "machine": machine(),
+        "load_before": round(LOAD_BEFORE if load_before is None else load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
-    out_dir = out_dir or RESULTS
-    data = {"machine": machine(), **data}
-    path = Path(out_dir) / f"{name}.json"
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+def result_stem(name: str, out_dir: Path | None = None) -> Path:
+    """Path without suffix for this run's files called ``name``: the plain name, or the name with this run's stamp
+    when an earlier run already holds it. One run keeps one stem, so its repeated saves and its .json, .md and
+    .txt files stay together."""
+    out_dir = Path(out_dir or RESULTS)
+    key = (out_dir.resolve(), name)
+    if key not in _stems:
+        stem, n = name, 1
+        while any(out_dir.glob(f"{glob.escape(stem)}.*")):
+            n += 1
+            stem = f"{name}-{RUN_STAMP}" + (f"-{n - 1}" if n > 2 else "")
+        _stems[key] = stem
+    return out_dir / _stems[key]
+
+
+def write_result(name: str, data: dict, out_dir: Path | None = None, load_before: float | None = None) -> Path:
+    """Write ``data`` with its provenance as JSON to this run's ``results/<name>[-STAMP].json``; returns the path."""
+    path = Path(f"{result_stem(name, out_dir)}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({**provenance(load_before), **data}, indent=2, default=float) + "\n")
+    return path
+
+
+def write_result_text(name: str, suffix: str, text: str, out_dir: Path | None = None) -> Path:
+    """Write a table or log beside this run's JSON (same stem, e.g. ``suffix=".md"``); returns the path."""
+    path = Path(f"{result_stem(name, out_dir)}{suffix}")
+    atomic_write_text(path, text)
     return path
 
 
@@ -83,3 +130,4 @@ def shipped_fit_scene(mesh_path: str | Path, steps: int):
     unit = mesh.copy()
     unit.vertices = samples.normalization.to_unit(mesh.vertices)
     return decoder, cfg, make_scene(samples, cfg, name="scene", seed=0, mesh_unit=unit), unit
+

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO, RESULTS, SHARED, machine, write_result
+from benchmarks.common import REPO, SHARED, machine, write_result, write_result_text
 
 #: The targets of the CPU path (seconds, whole command).
 OBJECT_TARGET_S, SCENE_TARGET_S = 60.0, 600.0
@@ -96,7 +96,7 @@ def main() -> None:
             write_result(args.name, {"rows": rows})
     header = f"Machine: {machine()}; `python -m benchmarks.cpu_targets {' '.join(sys.argv[1:])}`".rstrip()
     text = markdown(rows, header)
-    (RESULTS / f"{args.name}.md").write_text(text)
+    write_result_text(args.name, ".md", text)
     print(text)
 
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, SHARED, machine, write_result
+from benchmarks.common import SHARED, machine, write_result, write_result_text
 
 
 def oracle_metrics(mesh_path: Path, fit_dir: Path, resolution: int) -> dict:
@@ -103,7 +103,7 @@ def main() -> None:
     name = args.name or f"fit_quality-{device.split(':')[0]}"
     header = f"Resolution {args.resolution}^3, shipped decoder, {machine()}"
     path = write_result(name, {"resolution": args.resolution, "rows": rows})
-    (RESULTS / f"{name}.md").write_text(markdown(rows, header))
+    write_result_text(name, ".md", markdown(rows, header))
     print(markdown(rows, header))
     print(f"wrote {path}")
 

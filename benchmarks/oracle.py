@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO, RESULTS, SHARED, machine, write_result
+from benchmarks.common import REPO, RESULTS, SHARED, machine, result_stem, write_result, write_result_text
+from data_prep.files import atomic_write_text
 
 #: Lattice cells of padding around the normalised bounding box.
 PAD_CELLS = 2
@@ -213,8 +214,10 @@ def main() -> None:
                   f"same time, so timings are noisy). Samples: {data['surface_points']} surface / {data['volume_points']} "
                   f"volume. Box: normalised bounding box padded by {data['pad_cells']} lattice cells."
                   + (f" Dense extraction skipped (by flag) for: {', '.join(skipped)}." if skipped else ""))
-        (RESULTS / f"{args.name}.md").write_text(markdown(data["rows"], header, tuple(skipped)))
-        print((RESULTS / f"{args.name}.md").read_text())
+        # The table of an existing run, written beside its JSON (a rendering, not a new measurement).
+        text = markdown(data["rows"], header, tuple(skipped))
+        atomic_write_text(RESULTS / f"{args.name}.md", text)
+        print(text)
         return
     meshes = args.meshes or sorted((SHARED / "val").glob("*.obj")) + [SHARED / "scene_a.obj"]
     if args.quick:
@@ -238,13 +241,13 @@ def main() -> None:
         # Written after every step so that a long run leaves its finished part behind.
         write_result(args.name, {"pad_cells": PAD_CELLS, "surface_points": args.surface_points,
                                  "volume_points": args.volume_points, "skipped_dense": skipped_names, "rows": rows})
-        (RESULTS / f"{args.name}.md").write_text(markdown(rows, header, tuple(skipped_names)))
+        write_result_text(args.name, ".md", markdown(rows, header, tuple(skipped_names)))
 
     with tempfile.TemporaryDirectory() as tmp:
         rows = bench([Path(p) for p in meshes], args.resolutions, args.timing, skip, args.surface_points,
                      args.volume_points, Path(tmp), save)
     print(markdown(rows, header, tuple(skipped_names)))
-    print(f"wrote {RESULTS / (args.name + '.json')} and {RESULTS / (args.name + '.md')}")
+    print(f"wrote {result_stem(args.name)}.json and .md")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import argparse
 import numpy as np
 import torch
 
-from benchmarks.common import RESULTS, machine, write_result
+from benchmarks.common import machine, write_result, write_result_text
 
 
 def main() -> None:
@@ -58,7 +58,7 @@ def main() -> None:
     print(table)
     name = args.name or f"profile-{dev.type}"
     write_result(name, {"points": args.points, "table": table})
-    (RESULTS / f"{name}.txt").write_text(f"{machine()}, {args.points} points per step, 3 steps\n{table}\n")
+    write_result_text(name, ".txt", f"{machine()}, {args.points} points per step, 3 steps\n{table}\n")
 
 
 if __name__ == "__main__":

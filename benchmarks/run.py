@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, RESULTS, SHARED, machine
+from benchmarks.common import REPO, RESULTS, SHARED, provenance, result_stem
+from data_prep.files import atomic_write_text
 
 CONFIGS = REPO / "configs" / "baselines"
 #: Display order; "method" is the one the claim is about, "siren_reference" has no auto-decoder.
@@ -367,16 +368,16 @@ def main(argv: list[str] | None = None) -> None:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         command = " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
-        doc = {"machine": machine(), "command": command, "torch_threads": args.threads, **run(scale, work, tuple(args.methods), log=lambda m: print(m, flush=True))}
-    from sdfkit.io import atomic_write_text
-
+        doc = {**provenance(), "command": command, "torch_threads": args.threads,
+               **run(scale, work, tuple(args.methods), log=lambda m: print(m, flush=True))}
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / f"{name}.json", json.dumps(doc, indent=2, default=float) + "\n")
-    plot_equal_time(doc, args.out / f"{name}.png")
-    text = markdown(doc, f"{name}.png")
-    atomic_write_text(args.out / f"{name}.md", text)
+    stem = result_stem(name, args.out)
+    atomic_write_text(Path(f"{stem}.json"), json.dumps(doc, indent=2, default=float) + "\n")
+    plot_equal_time(doc, Path(f"{stem}.png"))
+    text = markdown(doc, f"{stem.name}.png")
+    atomic_write_text(Path(f"{stem}.md"), text)
     print(text)
-    print(f"wrote {args.out / (name + '.json')}, {name}.md, {name}.png")
+    print(f"wrote {stem}.json, .md and .png")
 
 
 if __name__ == "__main__":

@@ -95,7 +95,9 @@ def main() -> None:
     print(f"floor of a step of {args.rows} rows: {floor:.3f} s; measured: {step:.3f} s ({step / floor:.2f}x the floor); "
           f"{torch.get_num_threads()} threads")
     write_result(args.name, {"rows": args.rows, "hidden": args.hidden, "layers": args.layers, "threads": torch.get_num_threads(),
-                             "ns_per_row": {k: v * 1e9 for k, v in rates.items()}, "floor_s": floor, "measured_s": step})
+                             "ns_per_row": {k: v * 1e9 for k, v in rates.items()},
+                             "matmul_gflops": 2 * args.hidden**2 / rates["matmul"] / 1e9,
+                             "floor_s": floor, "measured_s": step, "measured_over_floor": step / floor})
 
 
 if __name__ == "__main__":

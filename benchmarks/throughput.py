@@ -11,12 +11,14 @@ a number.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
 import torch
 
-from benchmarks.common import machine, write_result
+from benchmarks.common import RESULTS, machine, write_result, write_result_text
+from data_prep.files import atomic_write_text
 from sdfkit.config import ModelConfig
 from sdfkit.loss import scene_loss
 from sdfkit.models import make_decoder
@@ -85,7 +87,15 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="*", default=None, choices=["fp32", "tf32", "bf16"],
                         help="default: fp32, tf32 and bf16 on a GPU, fp32 on the CPU")
     parser.add_argument("--name", default=None, help="result file name")
+    parser.add_argument("--render", default=None, metavar="NAME",
+                        help="only write results/NAME.md, the table of the measured results/NAME.json")
     args = parser.parse_args()
+    if args.render:
+        source = RESULTS / f"{args.render}.json"
+        text = markdown(json.loads(source.read_text()), source.name)
+        atomic_write_text(source.with_suffix(".md"), text)
+        print(text)
+        return
     device = resolve_device(args.device)
     points = args.points or (262144 if device.type == "cuda" else 16384)
     cfg = ModelConfig(hidden=args.hidden, layers=args.layers)
@@ -105,9 +115,24 @@ def main() -> None:
                              "tflops": tflops})
                 print(f"{mode:5s} {precision:4s} compile={str(compiled):5s} {rate / 1e6:8.3f} M points/s  {tflops:7.2f} TFLOP/s")
     name = args.name or f"throughput-{device.type}"
-    path = write_result(name, {"device": str(device), "points_per_step": points, "model": vars(cfg) if hasattr(cfg, "__dict__") else {},
-                               "flops_per_point": flops_per_point(cfg), "rows": rows})
-    print(f"machine: {machine()}\nwrote {path}")
+    doc = {"device": str(device), "points_per_step": points, "model": vars(cfg) if hasattr(cfg, "__dict__") else {},
+           "flops_per_point": flops_per_point(cfg), "rows": rows}
+    path = write_result(name, doc)
+    write_result_text(name, ".md", markdown({**doc, "machine": machine()}, path.name))
+    print(f"machine: {machine()}\nwrote {path} and its .md")
+
+
+def markdown(doc: dict, source: str) -> str:
+    """The table BENCHMARKS.md quotes, from a throughput results document: rates in M points/s on a GPU and in
+    k points/s on the CPU, as the text quotes them."""
+    gpu = doc["device"].startswith("cuda")
+    unit, scale = ("M points/s", 1e6) if gpu else ("k points/s", 1e3)
+    lines = [f"Throughput, {doc['machine']}, {doc['points_per_step']} points per step (from {source}).", "",
+             f"| step | precision | torch.compile | {unit} | TFLOP/s |", "|---|---|---|---|---|"]
+    for r in doc["rows"]:
+        lines.append(f"| {r['mode']} | {r['precision']} | {'yes' if r['compile'] else 'no'} | "
+                     f"{r['points_per_s'] / scale:.2f} | {r['tflops']:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

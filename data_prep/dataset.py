@@ -28,9 +28,18 @@ import numpy as np
 
 from data_prep.errors import SdfkitError
 from data_prep.files import atomic_write_text
-from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes
+from data_prep.manifest import (
+    ManifestRow,
+    failed_row,
+    inspect_shape,
+    read_manifest,
+    rejection,
+    sign_conflicts,
+    write_manifest,
+)
+from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes, load_mesh, normalize_mesh, read_mesh
 from data_prep.points import POINT_SUFFIXES, PointsConfig, is_point_cloud, points_settings, prepare_points
-from data_prep.sampling import FORMAT_VERSION, SamplingConfig, config_settings, prepare_mesh
+from data_prep.sampling import FORMAT_VERSION, SamplingConfig, SdfSamples, config_settings, sample_unit_mesh
 from data_prep.sdf import default_workers
 
 #: Where a ShapeNet (v2) model's mesh lies below ``<root>/<synset>/<model>/``.
@@ -73,6 +82,8 @@ class PrepSummary:
     split_file: Path | None
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     """Wall time per output name (written shapes only)."""
+    rejected: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Shapes sampled but left out of the split file, and why (:mod:`data_prep.manifest`)."""
 
     @property
     def ok(self) -> bool:
@@ -188,42 +199,82 @@ def is_current(out: Path, mesh_hash: str, settings: dict) -> bool:
         return False
 
 
-def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool = False,
-               workers: int = 1, points: PointsConfig | None = None) -> tuple[str, str, float]:
-    """Sample one shape (a mesh or a point cloud) into ``out_dir``: ("written" | "skipped" | "failed", reason,
-    seconds).
+def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool = False, workers: int = 1,
+               known: dict | None = None) -> tuple[str, str, float, ManifestRow]:
+    """Sample one shape into ``out_dir``: ("written" | "skipped" | "failed", reason, seconds, manifest row).
 
+    known : the shape's row of an earlier manifest, reused when its samples are current.
     Never raises for a bad mesh: its one-line reason is returned instead.
     """
     start = time.perf_counter()
     out = out_dir / shape.output_name
     try:
-        cloud = is_point_cloud(shape.path)
-        settings = points_settings(config, points or PointsConfig()) if cloud else config_settings(config)
-        if not force and out.is_file() and is_current(out, file_hash(shape.path), settings):
-            return "skipped", "", 0.0
-        if cloud:
-            prepare_points(shape.path, config, points)[0].save(out)
-        else:
-            prepare_mesh(shape.path, config, workers=workers).save(out)
+        if is_point_cloud(shape.path):
+            return _prep_cloud(shape, out, config, force, start)
+        if not force and out.is_file() and is_current(out, file_hash(shape.path), config_settings(config)):
+            try:
+                row = ManifestRow(**{**known, "center": tuple(known["center"])})  # type: ignore[arg-type]
+            except (TypeError, KeyError):  # no earlier row, or one of another manifest version
+                row = None
+            if row is None or row.mesh != str(shape.path):
+                row = _manifest_row(shape, SdfSamples.load(out), config)
+            return "skipped", "", 0.0, row
+        # One read of the mesh serves the samples and the manifest's figures.
+        mesh, digest = read_mesh(shape.path)
+        unit, norm = normalize_mesh(mesh, config.radius)
+        samples = sample_unit_mesh(unit, norm, config, str(shape.path.resolve()), digest, workers)
+        samples.save(out)
+        row = inspect_shape(shape.output_name, shape.path, unit, samples.points, samples.sdf, norm, config.method,
+                            config.seed)
+        return "written", "", time.perf_counter() - start, row
     except SdfkitError as exc:
-        return "failed", str(exc), time.perf_counter() - start
+        reason = str(exc)
     except MemoryError:
-        return "failed", "out of memory", time.perf_counter() - start
+        reason = "out of memory"
     except Exception as exc:  # a library failing on one odd mesh must not stop the dataset
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        return "failed", f"{type(exc).__name__}: {reason}", time.perf_counter() - start
-    return "written", "", time.perf_counter() - start
+        text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        reason = f"{type(exc).__name__}: {text}"
+    return "failed", reason, time.perf_counter() - start, failed_row(shape.output_name, shape.path, reason)
 
 
-def _job(args) -> tuple[str, str, float]:
+def _prep_cloud(shape: Shape, out: Path, config: SamplingConfig, force: bool,
+                start: float) -> tuple[str, str, float, ManifestRow]:
+    """A point cloud's samples (:mod:`data_prep.points`, normals as the file gives them, else estimated) and its
+    manifest row: its points, frame, the samples' sign conflicts and the winding number's ambiguous share."""
+    points = PointsConfig()
+    if not force and out.is_file() and is_current(out, file_hash(shape.path), points_settings(config, points)):
+        samples = SdfSamples.load(out)
+        conflicts, ambiguous = sign_conflicts(samples.points[:20_000], samples.sdf[:20_000]), float("nan")
+        status, seconds = "skipped", 0.0
+    else:
+        samples, info = prepare_points(shape.path, config, points)
+        samples.save(out)
+        conflicts = sign_conflicts(samples.points[:20_000], samples.sdf[:20_000])
+        ambiguous = float(info["sign_trust"]["ambiguous"])
+        status, seconds = "written", time.perf_counter() - start
+    cx, cy, cz = (float(c) for c in samples.normalization.center)
+    reason = rejection(conflicts, ambiguous if ambiguous == ambiguous else 0.0)
+    row = ManifestRow(shape=shape.output_name, mesh=str(shape.path), vertices=len(samples.surface_points),
+                      center=(cx, cy, cz), scale=float(samples.normalization.scale),
+                      sign_method="point-cloud winding number", sign_conflicts=conflicts, winding_ambiguous=ambiguous,
+                      rejected=bool(reason), reason=reason)
+    return status, "", seconds, row
+
+
+def _manifest_row(shape: Shape, samples: SdfSamples, config: SamplingConfig) -> ManifestRow:
+    mesh = load_mesh(shape.path)
+    mesh.vertices = samples.normalization.to_unit(mesh.vertices)
+    return inspect_shape(shape.output_name, shape.path, mesh, samples.points, samples.sdf, samples.normalization,
+                         config.method, config.seed)
+
+
+def _job(args) -> tuple[str, str, float, ManifestRow]:
     return prep_shape(*args)
 
 
 def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, workers: int | None = None,
                  synsets: list[str] | None = None, shard: str | None = None, force: bool = False,
-                 progress: bool = True, split: str | Path | None = None,
-                 points: PointsConfig | None = None) -> PrepSummary:
+                 progress: bool = True, split: str | Path | None = None) -> PrepSummary:
     """Sample every shape under ``path`` into ``out_dir`` and write its split file.
 
     Parameters
@@ -240,8 +291,6 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
     progress : show a progress bar.
     split : a split file; only the shapes it lists are prepared (entries
         not found are reported as failed).
-    points : how point clouds (PLY without faces, and single ``.xyz``/``.pts``/``.txt``/``.npy``/``.npz``
-        files) are signed (:mod:`data_prep.points`).
 
     Returns
     -------
@@ -255,7 +304,8 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
     shard_i, shard_n = parse_shard(shard)
     shapes = shard_shapes(shapes, shard)
     workers = max(1, workers or default_workers())
-    results: dict[Shape, tuple[str, str, float]] = {}
+    results: dict[Shape, tuple[str, str, float, ManifestRow]] = {}
+    known = read_manifest(out_dir) if shard_n == 1 else read_manifest(out_dir, _shard_suffix(shard_i, shard_n))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(TextColumn("[bold]prep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -265,20 +315,25 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
         if workers == 1 or len(shapes) <= 1:
             for shape in shapes:
                 bar.update(task, description=shape.output_name)
-                results[shape] = prep_shape(shape, out_dir, config, force, workers=workers, points=points)
+                results[shape] = prep_shape(shape, out_dir, config, force, workers, known.get(shape.output_name))
                 bar.advance(task)
         else:
             with ProcessPoolExecutor(max_workers=min(workers, len(shapes))) as pool:
-                futures = {pool.submit(_job, (s, out_dir, config, force, 1, points)): s for s in shapes}
+                futures = {pool.submit(_job, (s, out_dir, config, force, 1, known.get(s.output_name))): s
+                           for s in shapes}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
                     bar.update(task, description=futures[future].output_name)
                     bar.advance(task)
-    done = [s for s in shapes if results[s][0] != "failed"]
+    # A rejected shape keeps its samples on disk but is left out of the split file: training and fits skip it.
+    done = [s for s in shapes if results[s][0] != "failed" and not results[s][3].rejected]
     split_file = None
+    suffix = "" if shard_n == 1 else _shard_suffix(shard_i, shard_n)
     if done:
-        split_file = out_dir / ("split.json" if shard_n == 1 else f"split.shard-{shard_i}-of-{shard_n}.json")
+        split_file = out_dir / f"split{suffix}.json"
         atomic_write_text(split_file, json.dumps(split_of(done), indent=2) + "\n")
+    if shapes:
+        write_manifest(out_dir, [results[s][3] for s in shapes], suffix)
     failed = {str(s.path): results[s][1] for s in shapes if results[s][0] == "failed"}
     failed.update({entry: "listed in the split file but not found" for entry in missing})
     return PrepSummary(
@@ -287,7 +342,13 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
         failed=failed,
         split_file=split_file,
         seconds={s.output_name: results[s][2] for s in shapes if results[s][0] == "written"},
+        rejected={s.output_name: results[s][3].reason for s in shapes
+                  if results[s][0] != "failed" and results[s][3].rejected},
     )
+
+
+def _shard_suffix(i: int, n: int) -> str:
+    return f".shard-{i}-of-{n}"
 
 
 def combine_shards(out_dir: str | Path) -> Path:

@@ -65,8 +65,9 @@ class GridConfig:
     from the size of the objects in the scene (see ``cells_per_object``)."""
     cells_per_object: float = 40.0
     """Automatic resolution: cells along the bounding-box diagonal of a typical object
-    (the median of the mesh's large connected components), so a scene of many objects
-    gets as fine tiles per object as a single one."""
+    (the median of the mesh's large objects, an object being parts whose boxes touch or
+    overlap: ``data_prep/objects.py``), so a scene of many objects gets as fine tiles per
+    object as a single one, and a CAD model of many parts is one object."""
     max_resolution: int = 160
     """Upper bound of the automatic resolution."""
     padding_cells: int = 1
@@ -120,7 +121,9 @@ class TrainConfig:
     """Auto-decoder training: decoder and every scene's codes jointly."""
 
     data: list[str] = field(default_factory=list)
-    """Meshes or prepared ``.npz`` sample files, one per scene."""
+    """Where the scenes come from: meshes, prepared ``.npz`` samples, folders of meshes, glob patterns,
+    ``sdfkit prep`` output folders and split files (DeepSDF's or sdfkit's), resolved relative to the working
+    folder by :mod:`data_prep.sources`; every mesh or samples file they name is one scene."""
     rotations: int = 0
     """Extra copies of every training mesh under random rotations (augmentation)."""
     steps: int = 2000

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +39,7 @@ from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
 from sdfkit.points_loss import cloud_loss, describe_cloud_loss
 from sdfkit.progress import loss_progress
-from sdfkit.runtime import cpu_chunk_points, resolve_device
+from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device
 from sdfkit.samples import prepare_cloud
 from sdfkit.scene import Scene, make_scene
 
@@ -307,7 +306,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
                 "seconds": {k: round(v, 3) for k, v in timings.items()},
                 "seconds_total": round(sum(timings.values()), 3),
                 "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
-                "machine": f"{platform.machine()} {os.cpu_count()} cores",
+                "machine": f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores",
                 "decoder_id": dec_id,
                 "tiles": {"grid": list(scene.grid.spec.cells), "active": scene.grid.num_codes},
                 "config": {"fit": dataclasses.asdict(cfg.fit), "grid": dataclasses.asdict(cfg.grid),

@@ -40,8 +40,12 @@ _tuned: bool | None = None
 
 
 def cpu_chunk_points(hidden: int) -> int:
-    """Points per CPU chunk of a tile-blended decoder ``hidden`` wide (each point reaches 8 tiles)."""
-    return max(256, CPU_ACTIVATION_BYTES // (8 * int(hidden) * 4))
+    """Points per CPU chunk of a tile-blended decoder ``hidden`` wide (each point reaches 8 tiles).
+
+    At least one point; a chunk's (points x 8, hidden) float32 activation never exceeds ``CPU_ACTIVATION_BYTES``
+    for widths up to ``CPU_ACTIVATION_BYTES / 32`` (262,144).
+    """
+    return max(1, CPU_ACTIVATION_BYTES // (8 * int(hidden) * 4))
 
 
 def tune_allocator() -> bool:
@@ -78,3 +82,21 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SdfkitError("device 'cuda' requested but no CUDA GPU is available")
     return dev
+
+
+def device_name(device: torch.device) -> str:
+    """What a log records as the hardware: the GPU's name for CUDA, else the CPU model from ``/proc/cpuinfo``."""
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

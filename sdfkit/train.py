@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from data_prep.mesh import load_mesh
+from data_prep.sources import resolve_data
 from data_prep.yaml_io import to_dict
 from sdfkit.config import SdfkitConfig, settings_from_dict
 from sdfkit.decoder_io import decoder_payload, save_decoder
@@ -34,7 +35,7 @@ from sdfkit.models.latent_grid import LatentGrid
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import compiled_synthesis, cosine_lr, precision_scope
 from sdfkit.progress import loss_progress
-from sdfkit.runtime import resolve_device
+from sdfkit.runtime import device_name, resolve_device
 from sdfkit.samples import load_many, random_rotation
 from sdfkit.scene import Scene, make_scene
 
@@ -157,8 +158,8 @@ def train(
     out = Path(out_dir)
     if not cfg.train.data:
         raise SdfkitError("the config lists no training data (train.data)")
-    items = [(item, cfg.train.seed + i, r)
-             for i, item in enumerate(cfg.train.data) for r in range(cfg.train.rotations + 1)]
+    data = [str(p) for p in resolve_data(cfg.train.data)]
+    items = [(item, cfg.train.seed + i, r) for i, item in enumerate(data) for r in range(cfg.train.rotations + 1)]
     if cfg.train.steps < 1 or cfg.train.batch_points < len(items):
         raise SdfkitError("train.steps must be >= 1 and train.batch_points >= the number of scenes")
     dev = resolve_device(device)
@@ -239,9 +240,9 @@ def train(
 
     log = open(out / LOG, "a", encoding="utf-8") if dist_info.main else None
     if log:
-        log.write(json.dumps({"event": "start", "step": start, "device": str(dev), "processes": dist_info.world,
-                              "scenes": len(items), "codes_rank0": sum(s.grid.num_codes for s in scenes.values())})
-                  + "\n")
+        log.write(json.dumps({"event": "start", "step": start, "device": str(dev), "device_name": device_name(dev),
+                              "processes": dist_info.world, "scenes": len(items),
+                              "codes_rank0": sum(s.grid.num_codes for s in scenes.values())}) + "\n")
     t0 = time.perf_counter()
     loss_value = float("nan")
     bar = loss_progress(progress and dist_info.main)

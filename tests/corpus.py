@@ -529,9 +529,9 @@ def markdown() -> str:
         lines.append(f"| {case.name}{note} | {case.what} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Cases marked *slow*, and the fits that work (tens of seconds each on a 2-core CPU), run with",
-        "`python -m pytest -m slow tests/test_robustness_corpus.py` (the 2-million-face case alone: add",
-        "`-k two_million_faces`).",
+        "Cases marked *slow*, and the fits that work (tens of seconds each on a 2-core CPU), are left out of the",
+        "default `python -m pytest -q` and run with `python -m pytest -m slow tests/test_robustness_corpus.py`",
+        "(the 2-million-face case alone: add `-k two_million_faces`); `.ci/run` runs them all after the default run.",
         "",
         "## Faults, concurrency, disk and security",
         "",

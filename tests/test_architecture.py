@@ -1,4 +1,4 @@
-"""The floor plan, checked: imports only go down the layers.
+"""The floor plan, checked: imports only go down the layers (docs/architecture.md).
 
 data_prep (mesh in, samples out) -> sdfkit library -> viewer -> sdfkit.cli.
 Every import statement of every module counts, including those inside
@@ -67,6 +67,9 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
                 bad.append(f"{module} -> {target}")
             if in_layer(module, "sdfkit") and not in_layer(module, "sdfkit.cli") and in_layer(target, "viewer"):
                 bad.append(f"{module} -> {target}")
+            # The CLI is the top: only ``python -m sdfkit`` (sdfkit/__main__.py) may start it.
+            if in_layer(target, "sdfkit.cli") and not in_layer(module, "sdfkit.cli") and module != "sdfkit.__main__":
+                bad.append(f"{module} -> {target}")
     return bad
 
 
@@ -101,7 +104,10 @@ def test_the_check_sees_a_climbing_import_anywhere_in_a_module(tmp_path):
     (tmp_path / "sdfkit" / "errors.py").write_text("")
     (tmp_path / "data_prep" / "mesh.py").write_text("def load():\n    from sdfkit.errors import X\n")
     (tmp_path / "sdfkit" / "fit.py").write_text("from ..viewer.slices import evaluate_slice\n")
-    assert violations(import_graph(tmp_path)) == ["data_prep.mesh -> sdfkit.errors", "sdfkit.fit -> viewer.slices"]
+    (tmp_path / "viewer" / "server.py").write_text("import sdfkit.cli\n")
+    (tmp_path / "sdfkit" / "__main__.py").write_text("from sdfkit.cli import app\n")
+    assert violations(import_graph(tmp_path)) == ["data_prep.mesh -> sdfkit.errors", "sdfkit.fit -> viewer.slices",
+                                                   "viewer.server -> sdfkit.cli"]
 
 
 @pytest.mark.parametrize("entry", ["viewer.sources", "viewer.server", "sdfkit.fit"])

@@ -1,7 +1,8 @@
 """The viewer in a real browser: headless Chromium driven by playwright.
 
-Skipped when no Chromium is installed (``.ci/run`` installs Debian's). Set
-``SDFKIT_UPDATE_SCREENSHOT=1`` to refresh ``docs/images/viewer.png`` with the first view.
+Skipped when no Chromium is installed (``.ci/run`` installs Debian's); under ``CI=true`` that skip is a
+failure (``tests/conftest.py``). Set ``SDFKIT_UPDATE_SCREENSHOT=1`` to refresh ``docs/images/viewer.png`` with the
+first view.
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ def run_ok(*args: str) -> float:
 
 
 def kill_delays(longest: float) -> np.ndarray:
-    return np.random.default_rng(KILL_SEED).uniform(0.3, max(longest, 1.0), size=KILLS)
+    """Delays within the first 80% of an uninterrupted run's ``longest`` seconds, so that the kills land."""
+    return np.random.default_rng(KILL_SEED).uniform(0.3, max(0.8 * longest, 1.0), size=KILLS)
 
 
 def write_meshes(folder: Path) -> list[Path]:
@@ -98,10 +99,12 @@ def test_prep_killed(tmp_path):
     args = ("prep", str(meshes), "--points", "60000", "--workers", "2", "--quiet")
     longest = run_ok(*args, "--out", str(tmp_path / "reference"))
     killed = tmp_path / "killed"
+    landed = []
     for delay in kill_delays(longest):
-        run_killed((*args, "--out", str(killed)), float(delay))
+        landed.append(run_killed((*args, "--out", str(killed)), float(delay)))
         if killed.exists():
             assert_samples_folder_sound(killed)
+    assert any(landed), f"every run finished before its kill (delays {kill_delays(longest)}, run {longest:.1f} s)"
     run_ok(*args, "--out", str(killed))
     assert_samples_folder_sound(killed)
     from data_prep.sampling import SdfSamples
@@ -150,10 +153,12 @@ def test_train_killed(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
     assert load_torch(run / "checkpoint.pt")["step"] < 9
+    landed = []
     for delay in kill_delays(longest):
         resume = ("--resume",) if (run / "checkpoint.pt").exists() else ()
-        run_killed((*args, "--out", str(run), *resume), float(delay))
+        landed.append(run_killed((*args, "--out", str(run), *resume), float(delay)))
         assert_run_folder_sound(run)
+    assert any(landed), f"every run finished before its kill (delays {kill_delays(longest)}, run {longest:.1f} s)"
     # A kill before the first checkpoint leaves nothing to resume: the rerun starts afresh.
     resume = ("--resume",) if (run / "checkpoint.pt").exists() else ()
     run_ok(*args, "--out", str(run), *resume)
@@ -188,9 +193,11 @@ def test_fit_killed_then_concurrent_runs(tmp_path):
     trimesh.creation.icosphere(subdivisions=2, radius=0.5).export(mesh)
     first, second = tmp_path / "a", tmp_path / "b"
     # Kill during start-up, mesh loading, sampling and fitting (a whole fit takes 20-60 s on these CPUs).
+    landed = []
     for delay in np.random.default_rng(KILL_SEED).uniform(1.0, 12.0, size=KILLS):
-        run_killed(("fit", str(mesh), "--out", str(first), *FIT_ARGS), float(delay))
+        landed.append(run_killed(("fit", str(mesh), "--out", str(first), *FIT_ARGS), float(delay)))
         assert_fit_output_sound(first)
+    assert any(landed), "every fit finished before its kill: nothing was tested"
     # What a killed fit can leave, made certain: a lock naming a dead process, and a half-written temp folder.
     lock = tmp_path / ".a.lock"
     lock.write_text(str(dead_pid()))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+import torch
 
-from sdfkit.runtime import MMAP_THRESHOLD_MAX, cpu_chunk_points, tune_allocator
+from sdfkit.runtime import CPU_ACTIVATION_BYTES, MMAP_THRESHOLD_MAX, cpu_chunk_points, device_name, tune_allocator
 
 BLOCK_BYTES, BLOCKS, ROUNDS = 4 << 20, 8, 4
 
@@ -49,9 +51,19 @@ def test_tuned_allocator_reuses_freed_blocks():
     assert faults_per_round < 0.05 * pages_per_round, (faults_per_round, pages_per_round)
 
 
-@pytest.mark.parametrize("hidden", [16, 64, 128, 512, 4096])
+@pytest.mark.parametrize("hidden", [16, 64, 100, 128, 512, 1024, 2048, 4096, 16384])
 def test_cpu_chunks_keep_activations_below_the_mmap_ceiling(hidden):
     points = cpu_chunk_points(hidden)
-    assert points >= 256
-    # One (points x 8 tiles, hidden) float32 activation, with room for the allocator's own header.
-    assert points * 8 * hidden * 4 <= MMAP_THRESHOLD_MAX // 2 or points == 256
+    activation = points * 8 * hidden * 4  # one (points x 8 tiles, hidden) float32 activation
+    # Below the ceiling with room for the allocator's own header, at every width ...
+    assert activation <= CPU_ACTIVATION_BYTES <= MMAP_THRESHOLD_MAX // 2
+    # ... and no smaller than it needs to be: one more point would pass the 8 MiB budget.
+    assert activation + 8 * hidden * 4 > CPU_ACTIVATION_BYTES
+    assert cpu_chunk_points(64) == 4096  # the figure BENCHMARKS.md quotes
+
+
+def test_device_name_is_the_cpu_model():
+    models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+              if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []
+    name = device_name(torch.device("cpu"))
+    assert name and name != "cpu" and (not models or name == models[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 
 from sdfkit.config import load_settings
 from sdfkit.errors import SdfkitError
+from sdfkit.runtime import device_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,6 +43,9 @@ def test_training_reduces_the_loss_and_writes_a_decoder(tiny_run):
     assert (out / "decoder.pt").is_file() and (out / "checkpoint.pt").is_file()
     log = [json.loads(line) for line in (out / "train.log").read_text().splitlines()]
     assert log[-1]["event"] == "done"
+    # The log names the hardware (a GPU's name, or the CPU model), not only "cpu" or "cuda".
+    assert log[0]["event"] == "start" and log[0]["device"] == "cpu"
+    assert log[0]["device_name"] and log[0]["device_name"] not in ("cpu", "cuda")
     # Safe loading: weights only.
     payload = torch.load(out / "decoder.pt", weights_only=True)
     assert payload["sdfkit"]["kind"] == "decoder"
@@ -96,8 +101,10 @@ def test_fit_end_to_end_with_a_trained_decoder(tiny_run, shared_meshes, tmp_path
     opts = FitRequest(decoder=str(train_out / "decoder.pt"), steps=15, resolution=48, device="cpu", preview=False)
     report = fit_mesh(shared_meshes / "val" / "torus.obj", out, opts, progress=False).report
     assert sorted(p.name for p in out.iterdir()) == ["latents.pt", "mesh.obj", "report.json"]
-    assert report["steps"] == 15 and 0.0 <= report["metrics"]["iou"] <= 1.0
+    # 15 steps of the tiny decoder reach IoU 0.71 and CD 3.5e-3 here; codes left at their start give far less.
+    assert report["steps"] == 15 and report["metrics"]["iou"] > 0.6 and report["metrics"]["chamfer"] < 1e-2
     assert json.loads((out / "report.json").read_text())["metrics"] == report["metrics"]
+    assert report["machine"] == f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores"  # the CPU model
     fitted = load_fitted(out)
     values = fitted.field(np.array([[0.0, 0.0, 0.0], [0.0, 0.9, 0.0]], dtype=np.float32))
     assert values.shape == (2,) and np.isfinite(values).all()
@@ -126,8 +133,9 @@ def test_fit_cli_with_the_shipped_decoder(shared_meshes, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["metrics"]["iou"] > 0.97
-    assert report["metrics"]["chamfer"] < 1e-4
+    # Measured: IoU 0.9987, CD 6.5e-07 (100 steps, 64^3); the 600-step, 256^3 fit reaches 2.8e-08 (BENCHMARKS.md).
+    assert report["metrics"]["iou"] > 0.995
+    assert report["metrics"]["chamfer"] < 2e-6
     import trimesh
 
     mesh = trimesh.load(out / "mesh.obj", force="mesh")
@@ -186,7 +194,8 @@ def test_bf16_fit_reaches_the_fp32_loss(tiny_cfg, tiny_run, shared_meshes):
         decoder, scene = _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes)
         cfg = dataclasses.replace(tiny_cfg, fit=dataclasses.replace(tiny_cfg.fit, steps=40, precision=precision))
         _, losses[precision] = fit_codes(decoder, scene, cfg)
-    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.25), losses
+    # Measured: 40 steps end at 0.0654945 (fp32) and 0.0654916 (bf16); bf16 must run (not equal) and agree.
+    assert losses["bf16"] != losses["fp32"] and losses["bf16"] == pytest.approx(losses["fp32"], rel=1e-2), losses
 
 
 @pytest.mark.parametrize("option, message", [({"precision": "fp16"}, "unknown precision 'fp16'"),

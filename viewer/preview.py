@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from sdfkit.errors import SdfkitError
 from viewer.figures import RenderPanel, Sheet, SlicePanel, draw_sheet, sheet_png
-from viewer.render import render_meshes
+from viewer.render import NoOffscreenGL, render_meshes
 from viewer.slices import Field, clamp_distance, default_range, evaluate_slice
 
 PANEL = 320
@@ -30,8 +29,8 @@ def render_panels(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None) -> list[Re
         names.append("ground truth")
     try:
         images = render_meshes(meshes, (PANEL, PANEL))
-    except SdfkitError:
-        return []  # no offscreen GL: the slices still tell the story
+    except NoOffscreenGL:
+        return []  # the slices still tell the story; any other rendering failure is raised
     return [RenderPanel(name, image) for image, name in zip(images, names)]
 
 

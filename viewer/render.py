@@ -8,6 +8,7 @@ Up is +y, as in the slices and the 3D viewer.
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import re
 from pathlib import Path
@@ -37,21 +38,39 @@ CAMERA_DISTANCE = 3.3
 FIELD_OF_VIEW = 35.0
 MAX_SIZE = 4096
 MAX_VIEWS = 36
+#: The start of :class:`NoOffscreenGL`'s message, which the CLI prints after "error: ".
+NO_GL_MESSAGE = "no offscreen OpenGL on this machine"
+#: The shared library each PyOpenGL platform loads.
+_PLATFORM_LIBRARIES = {"egl": "EGL", "osmesa": "OSMesa", "glx": "GL"}
+
+
+class NoOffscreenGL(SdfkitError):
+    """This machine cannot give an offscreen OpenGL context (no EGL/OSMesa library, no working driver).
+
+    A property of the machine, not a failure of sdfkit: callers may fall back (the fit preview keeps its slices)
+    and tests may skip. Any other failure while rendering is raised as itself.
+    """
 
 
 def _pyrender():
     """Import pyrender for offscreen use: EGL when no display, mesh_to_sdf first (it must precede pyrender)."""
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    platform = os.environ.get("PYOPENGL_PLATFORM", "glx").lower()
+    library = _PLATFORM_LIBRARIES.get(platform)
+    if library and ctypes.util.find_library(library) is None:
+        raise NoOffscreenGL(f"{NO_GL_MESSAGE}: PYOPENGL_PLATFORM={platform} needs lib{library}, which is not "
+                            "installed (install EGL or OSMesa drivers, or set PYOPENGL_PLATFORM)")
     try:
         import mesh_to_sdf  # noqa: F401
     except Exception:
         pass  # optional here; only the import order matters when it is installed
     try:
         import pyrender
-    except Exception as exc:
+    except Exception as exc:  # PyOpenGL raises more than ImportError when it cannot bind its library
+        # The GL library exists (checked above), so a failed import is a broken installation: an error, not a skip.
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SdfkitError(f"offscreen rendering is unavailable: {first}") from None
+        raise SdfkitError(f"pyrender could not be imported: {first}") from None
     return pyrender
 
 
@@ -131,9 +150,9 @@ def _render(items: list[tuple[trimesh.Trimesh, float]], size: tuple[int, int], e
                                                roughnessFactor=1.0)
     try:
         renderer = pyrender.OffscreenRenderer(width, height)
-    except Exception as exc:
-        raise SdfkitError(f"no offscreen OpenGL context could be created ({type(exc).__name__}); "
-                          "install EGL or OSMesa drivers, or set PYOPENGL_PLATFORM") from None
+    except Exception as exc:  # the platform's driver refused a context: the machine, not sdfkit
+        raise NoOffscreenGL(f"{NO_GL_MESSAGE}: no context could be created ({type(exc).__name__}); "
+                            "install EGL or OSMesa drivers, or set PYOPENGL_PLATFORM") from None
     images = []
     try:
         for mesh, azimuth in items:

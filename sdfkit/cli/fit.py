@@ -22,9 +22,10 @@ def draw_preview(path: Path, result: FitResult) -> None:
 
 @app.command()
 def fit(
-    mesh: Annotated[Path, typer.Argument(
-        help="Input mesh (obj, ply, stl, off, glb, gltf) or point cloud (ply without faces, xyz, pts, txt, npy, "
-             "npz).")],
+    mesh: Annotated[Path, typer.Argument(help="Input mesh (obj, ply, stl, off, glb, gltf), point cloud (ply without "
+                                              "faces, xyz, pts, txt, npy, npz), or a folder, glob "
+                                              "pattern, prep output or split file: every mesh it names, plus "
+                                              "summary.csv/.md.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/<mesh name>).")] = None,
     decoder: Annotated[Path | None, typer.Option(help="Decoder file (default: the one shipped with sdfkit).")] = None,
     config: Annotated[
@@ -52,18 +53,26 @@ def fit(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
     preview: Annotated[bool, typer.Option("--preview/--no-preview", help="Write preview.png.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    convention: Annotated[list[str] | None, typer.Option(
+        help="Folder fits: also score every mesh in deepsdf's or occnet's convention (repeatable).")] = None,
 ) -> None:
     """Fit a mesh's latent grid with the decoder frozen; write mesh, latents.pt, report.json and preview.png."""
     # Imported when the command runs: the other commands and --help do not pay for torch.
+    from sdfkit.batch import default_out, is_batch_source
     from sdfkit.fit import FitRequest, fit_mesh
 
-    out = out or Path("runs") / mesh.stem
+    out = out or default_out(mesh)
     opts = FitRequest(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile,
         grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, force=force, preview=preview, seed=seed, normals=normals,
     )
+    if is_batch_source(mesh):
+        from sdfkit.cli.batch import fit_folder_command
+
+        fit_folder_command(mesh, out, opts, quiet, draw_preview, tuple(convention or ()))
+        return
     report = fit_mesh(mesh, out, opts, progress=not quiet, preview=draw_preview).report
     m = report["metrics"]
     iou = f"IoU {m['iou']:.4f}  " if "iou" in m else "(to the input points)  "

@@ -46,14 +46,11 @@ def prep(
         bool, typer.Option("--combine", help="Merge the shards' split files in --out (or PATH) into split.json.")
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
-    normals: Annotated[str, typer.Option(
-        help="Point clouds: auto (the file's normals, else estimated), given (required) or estimate.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Resample shapes whose output is current.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Sample signed distances (negative inside) of meshes into one .npz per shape; resumable."""
     from data_prep.dataset import combine_shards, prep_dataset
-    from data_prep.points import PointsConfig
     from data_prep.sampling import load_sampling_config
     from data_prep.yaml_io import override
     from sdfkit.errors import SdfkitError
@@ -68,7 +65,7 @@ def prep(
     cfg = override(load_sampling_config(config, preset), num_points=points, method=method, volume=volume, seed=seed)
     keep = [s for s in synsets.split(",") if s] if synsets else None
     summary = prep_dataset(path, out, cfg, workers=workers, synsets=keep, shard=shard, force=force,
-                           progress=not quiet, split=split, points=PointsConfig(normals=normals))
+                           progress=not quiet, split=split)
     if path.is_file() and summary.failed:  # a single mesh: its reason is the one-line error
         raise SdfkitError(next(iter(summary.failed.values())))
     _print_summary(summary, out)
@@ -86,9 +83,11 @@ def _print_summary(summary, out: Path) -> None:
     table.add_column("seconds", justify="right")
     table.add_column("reason", overflow="fold")
     for name in summary.written:
-        table.add_row(name, "written", f"{summary.seconds.get(name, 0.0):.1f}", "")
+        status = "written, [yellow]rejected[/yellow]" if name in summary.rejected else "written"
+        table.add_row(name, status, f"{summary.seconds.get(name, 0.0):.1f}", summary.rejected.get(name, ""))
     for name in summary.skipped:
-        table.add_row(name, "up to date", "", "")
+        status = "up to date, [yellow]rejected[/yellow]" if name in summary.rejected else "up to date"
+        table.add_row(name, status, "", summary.rejected.get(name, ""))
     for name, reason in summary.failed.items():
         table.add_row(name, "[red]failed[/red]", "", reason)
     console = Console()
@@ -96,5 +95,5 @@ def _print_summary(summary, out: Path) -> None:
         console = Console(width=200)
     console.print(table)
     split = f", split file {summary.split_file}" if summary.split_file else ""
-    typer.echo(f"{len(summary.written)} written, {len(summary.skipped)} up to date, "
-               f"{len(summary.failed)} failed{split}")
+    typer.echo(f"{len(summary.written)} written, {len(summary.skipped)} up to date, {len(summary.failed)} failed, "
+               f"{len(summary.rejected)} rejected (manifest.csv, manifest.json){split}")

@@ -26,10 +26,10 @@ import math
 
 import numpy as np
 import torch
-import trimesh
 from scipy.spatial import KDTree
 from torch import Tensor, nn
 
+from data_prep.objects import OBJECT_GAP, object_diagonals
 from sdfkit.errors import SdfkitError
 from sdfkit.models.siren import ModulatedSiren
 
@@ -99,23 +99,19 @@ class GridSpec:
         return spec
 
 
-def auto_resolution(mesh, cells_per_object: float, max_resolution: int, min_resolution: int = 8) -> int:
+def auto_resolution(mesh, cells_per_object: float, max_resolution: int, min_resolution: int = 8,
+                    object_gap: float = OBJECT_GAP) -> int:
     """Grid resolution (cells along the longest axis) giving ``cells_per_object`` cells per object.
 
-    An object is a connected component of ``mesh`` whose bounding-box diagonal
-    is at least a quarter of the largest component's; the typical object is
-    their median. A single shape gets about ``cells_per_object`` cells along
-    its diagonal, and a scene of nine shapes as many per shape.
+    An object is a group of parts whose bounding boxes touch, overlap or come
+    within ``object_gap`` of the mesh's diagonal (:mod:`data_prep.objects`), so a
+    CAD model of many parts counts as one object and a scene of separated
+    shapes as many. The objects whose diagonal is at least a quarter of the
+    largest one's are typical; the cell is their median diagonal over
+    ``cells_per_object``. A single shape gets about ``cells_per_object`` cells
+    along its diagonal, and a scene of nine shapes as many per shape.
     """
-    faces = np.asarray(mesh.faces)
-    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(faces))
-    order = np.argsort(labels, kind="stable")
-    splits = np.flatnonzero(np.diff(labels[order])) + 1
-    diagonals = []
-    for group in np.split(order, splits):
-        tri = np.asarray(mesh.vertices)[faces[group].ravel()]
-        diagonals.append(float(np.linalg.norm(tri.max(axis=0) - tri.min(axis=0))))
-    diagonals = np.asarray(diagonals)
+    diagonals = object_diagonals(mesh, object_gap)
     objects = diagonals[diagonals >= 0.25 * diagonals.max()]
     cell = float(np.median(objects)) / cells_per_object
     longest = float(np.max(np.ptp(np.asarray(mesh.vertices), axis=0)))

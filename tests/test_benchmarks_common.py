@@ -1,0 +1,27 @@
+"""Results files (benchmarks.common): provenance recorded, earlier results never overwritten."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import benchmarks.common as common
+
+
+def test_results_record_their_provenance_and_are_added_not_overwritten(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "_stems", {})
+    first = common.write_result("bench", {"value": 1.5}, tmp_path)
+    table = common.write_result_text("bench", ".md", "| 1.5 |\n", tmp_path)
+    assert (first.name, table.name) == ("bench.json", "bench.md")
+    data = json.loads(first.read_text())
+    assert list(data)[:6] == ["command", "commit", "machine", "load_before", "load_after", "date"]
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", data["commit"]) and data["value"] == 1.5
+    assert data["machine"] == common.machine() and isinstance(data["load_after"], float)
+    # The same run saves again into its own file; a later run adds files beside the first.
+    assert common.write_result("bench", {"value": 1.6}, tmp_path) == first
+    for run in (2, 3):
+        monkeypatch.setattr(common, "_stems", {})
+        again = common.write_result("bench", {"value": float(run)}, tmp_path)
+        assert again != first and common.write_result_text("bench", ".md", "x", tmp_path).stem == again.stem
+    assert json.loads(first.read_text())["value"] == 1.6
+    assert sorted(json.loads(p.read_text())["value"] for p in tmp_path.glob("bench*.json")) == [1.6, 2.0, 3.0]
