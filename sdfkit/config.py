@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from data_prep.errors import SdfkitError
 from data_prep.sampling import SamplingConfig, sampling_preset
@@ -149,7 +149,13 @@ class TrainConfig:
 class FitConfig:
     """Fitting a new scene: decoder frozen, codes only."""
 
+    init: Literal["auto", "encoder", "random"] = "auto"
+    """Where the codes start: ``encoder``, the encoder's prediction (then ``refine_steps`` unless ``steps`` is
+    asked for), or ``random``, noise (then ``steps``, the auto-decoder's way); ``auto``: the encoder when one
+    serves the decoder (the shipped decoder has one), else random."""
     steps: int = 600
+    refine_steps: int = 300
+    """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``."""
     batch_points: int | None = None
     """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
     points_per_code: float = 3.0
@@ -165,11 +171,65 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
-        if self.steps < 1 or (self.batch_points is not None and self.batch_points < 1):
-            raise SdfkitError("fit steps and batch points (--steps, --batch-points) must be at least 1")
+        # The encoder's codes are a fit of their own: zero refinement steps is a valid request.
+        fewest = 0 if self.init == "encoder" else 1
+        if self.steps < fewest or self.refine_steps < 0 or (self.batch_points is not None and self.batch_points < 1):
+            raise SdfkitError("fit steps and batch points (--steps, --batch-points) must be at least 1 "
+                              "(steps 0 with --init encoder)")
         lo, hi = FIT_RESOLUTION_RANGE
         if not lo <= self.resolution <= hi:
             raise SdfkitError(f"fit resolution (--resolution) must be between {lo} and {hi}, got {self.resolution}")
+
+
+@dataclass
+class EncoderModelConfig:
+    """The encoder network and what it reads."""
+
+    lattice: int = 5
+    """Lattice points per axis over a tile's region [-1, 1]^3 (odd: the lattice is shared by neighbouring tiles)."""
+    clamp: float = 2.0
+    """Exact distances are read in cell units, clamped to [-clamp, clamp] (a tile's region reaches sqrt(3) cells)."""
+    hidden: int = 256
+    """Width of the hidden layers."""
+    layers: int = 3
+    """Linear layers (ReLU between them)."""
+
+    def __post_init__(self) -> None:
+        if self.lattice < 3 or self.lattice % 2 == 0:
+            raise SdfkitError(f"encoder lattice must be odd and at least 3, got {self.lattice}")
+        if self.layers < 1 or self.hidden < 1 or not self.clamp > 0:
+            raise SdfkitError("encoder layers, hidden and clamp must be positive")
+
+
+@dataclass
+class EncoderTrainConfig:
+    """Training through the frozen decoder on the training meshes' tiles."""
+
+    data: list[str] = field(default_factory=list)
+    """Training meshes."""
+    rotations: int = 0
+    """Extra copies of every mesh under random rotations."""
+    num_points: int = 200000
+    """SDF samples drawn per mesh (the decoder's sampling preset, fewer points)."""
+    steps: int = 2000
+    max_seconds: float | None = None
+    """Stop when this time is spent (the cosine learning rate anneals over it)."""
+    tiles_per_step: int = 2048
+    """Tiles encoded per step, drawn from every mesh's tiles."""
+    rows_per_tile: int = 32
+    """Samples per drawn tile and step."""
+    lr: float = 1e-3
+    lr_final_fraction: float = 0.05
+    seed: int = 0
+    log_every: int = 50
+
+
+@dataclass
+class EncoderConfig:
+    """The code encoder of ``sdfkit train-encoder`` (:mod:`sdfkit.encoder`): the ``encoder`` section of a config."""
+
+    model: EncoderModelConfig = field(default_factory=EncoderModelConfig)
+    train: EncoderTrainConfig = field(default_factory=EncoderTrainConfig)
 
 
 @dataclass
@@ -184,6 +244,7 @@ class SdfkitConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     fit: FitConfig = field(default_factory=FitConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
 
 
 def load_settings(path: str | Path) -> SdfkitConfig:
@@ -195,7 +256,10 @@ def settings_from_dict(data: dict) -> SdfkitConfig:
     return from_dict(SdfkitConfig, data)
 
 
-def replace_section(cfg: SdfkitConfig, section: str, **changes) -> SdfkitConfig:
-    """Copy of ``cfg`` with non-None ``changes`` applied to one section (CLI > YAML)."""
+ConfigT = TypeVar("ConfigT", bound=Any)
+
+
+def replace_section(cfg: ConfigT, section: str, **changes) -> ConfigT:
+    """Copy of the config dataclass ``cfg`` with non-None ``changes`` applied to one section (CLI > YAML)."""
     sub = dataclasses.replace(getattr(cfg, section), **{k: v for k, v in changes.items() if v is not None})
     return dataclasses.replace(cfg, **{section: sub})

@@ -26,6 +26,9 @@ import trimesh
 from data_prep.mesh import Normalization, normalize_mesh, read_mesh
 from data_prep.points import is_point_cloud
 from data_prep.sampling import sample_unit_mesh
+from data_prep.sdf import MeshSDF
+from data_prep.yaml_io import load_yaml
+from sdfkit.code_init import check_init, encoder_codes, refine_no_worse, resolve_init
 from sdfkit.config import FitConfig, SdfkitConfig, load_settings, replace_section
 from sdfkit.decoder_io import load_decoder
 from sdfkit.errors import SdfkitError
@@ -73,6 +76,10 @@ class FitRequest:
     preview: bool = True
     """Draw ``preview.png`` when :func:`fit_mesh` is given a drawer."""
     seed: int | None = None
+    init: str | None = None
+    """auto, encoder or random (:data:`sdfkit.code_init.INITS`)."""
+    encoder: str | None = None
+    """Encoder file for ``init`` encoder (None: the shipped one)."""
     normals: str = "auto"
     """Point clouds: ``auto`` (the file's normals, else estimated), ``given`` or ``estimate``."""
 
@@ -156,17 +163,27 @@ def fit_codes(
     return step, float(l1)
 
 
-def fit_settings(base: SdfkitConfig, opts: FitRequest) -> SdfkitConfig:
+def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None) -> SdfkitConfig:
     """The decoder's model, grid, sampling and loss settings with the package's fit defaults, then a
-    config file's ``fit``/``grid``/``sampling`` sections, then CLI options."""
+    config file's ``fit``/``grid``/``sampling`` sections, then CLI options.
+
+    ``fit.init`` ``auto`` becomes ``encoder`` when an encoder serves the decoder named ``dec_id``, else ``random``;
+    after the encoder the step count is ``fit.refine_steps`` unless the config file or ``opts`` sets ``steps``.
+    """
     cfg = dataclasses.replace(base, fit=FitConfig())
+    steps_asked = opts.steps is not None
     if opts.config:
         user = load_settings(opts.config)
+        steps_asked = steps_asked or "steps" in (load_yaml(opts.config).get("fit") or {})
         # The code layout belongs to the decoder; a config file may tune the grid, not change its kind.
         cfg = dataclasses.replace(cfg, fit=user.fit, grid=dataclasses.replace(user.grid, layout=base.grid.layout),
                                   sampling=user.sampling)
         if user.model != base.model:
             raise SdfkitError(f"{opts.config}: its model section does not match the decoder's architecture")
+    cfg = replace_section(cfg, "fit", init=check_init(opts.init) if opts.init else None)
+    cfg = replace_section(cfg, "fit", init=resolve_init(cfg.fit.init, dec_id, opts.encoder))
+    if cfg.fit.init == "encoder" and not steps_asked:
+        cfg = replace_section(cfg, "fit", steps=cfg.fit.refine_steps)
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
     # Each section checks its own values when built (FitConfig, GridConfig __post_init__); the time budget
@@ -243,7 +260,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
         scan = is_point_cloud(mesh_path)
         gt, mesh_hash = (None, "") if scan else read_mesh(mesh_path)
         decoder, base_cfg, dec_id = load_decoder(opts.decoder)
-        cfg = fit_settings(base_cfg, opts)
+        cfg = fit_settings(base_cfg, opts, dec_id)
         sampling = cfg.sampling.resolve(seed=cfg.fit.seed)
         if scan:  # no faces: signs from the cloud's (given or estimated) normals, scored against its points
             samples, cloud, cloud_info, gt_unit = prepare_cloud(mesh_path, sampling, opts.normals)
@@ -257,11 +274,24 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
         timings["prepare"] = time.perf_counter() - t
         bar.update(stage, total=1, completed=1)
 
+        refinement: dict = {}
+        # The encoder reads the exact SDF of a mesh; a point cloud starts from random codes.
+        encode = cfg.fit.init == "encoder" and not scan
+        if encode:
+            t = time.perf_counter()
+            with torch.no_grad():
+                scene.grid.codes.copy_(encoder_codes(scene, dec_id, MeshSDF(gt_unit), opts.encoder))
+            timings["init"] = time.perf_counter() - t
+
         t = time.perf_counter()
         stage = bar.add_task("fit", total=cfg.fit.steps, loss=float("nan"))
-        extra = (cloud_loss(decoder, scene.grid, samples.surface_points, samples.surface_normals,
-                            cloud_info["normals"], cfg.loss.band, cfg.fit.seed) if scan else None)
-        steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage, extra_loss=extra)
+        if encode:
+            steps_done, l1, refinement = refine_no_worse(
+                decoder, scene, cfg, lambda: fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage))
+        else:
+            extra = (cloud_loss(decoder, scene.grid, samples.surface_points, samples.surface_normals,
+                                cloud_info["normals"], cfg.loss.band, cfg.fit.seed) if scan else None)
+            steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage, extra_loss=extra)
         timings["fit"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -300,7 +330,9 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
                 "input": str(mesh_path.resolve()),
                 "mesh": mesh_file,
                 "metrics": metrics,
+                "init": cfg.fit.init,
                 "steps": steps_done,
+                "refinement": refinement,
                 "batch_points": fit_batch_points(cfg, scene.grid.num_codes),
                 "final_l1_cells": l1,
                 "seconds": {k: round(v, 3) for k, v in timings.items()},

@@ -19,7 +19,7 @@ runner = CliRunner()
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("prep", "train", "fit", "mesh", "eval", "view"):
+    for command in ("prep", "train", "train-encoder", "fit", "mesh", "eval", "view"):
         assert command in result.output
 
 

@@ -13,6 +13,7 @@ import typer
 
 # Importing a command module registers its command(s) on ``app``.
 from sdfkit.cli import (
+    encoder,  # noqa: E402,F401
     eval,  # noqa: E402,F401
     fit,  # noqa: E402,F401
     mesh,  # noqa: E402,F401

@@ -9,6 +9,9 @@ import typer
 
 from sdfkit.cli.app import app
 
+#: Below this IoU against its input a fit is flagged on stderr.
+LOW_IOU = 0.9
+
 if TYPE_CHECKING:
     from sdfkit.fit import FitResult
 
@@ -31,7 +34,13 @@ def fit(
     config: Annotated[
         Path | None, typer.Option(help="YAML whose fit/grid/sampling sections override the decoder's.")
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="Optimisation steps on the latent codes.")] = None,
+    init: Annotated[str | None, typer.Option(
+        help="auto (default): the encoder when one serves the decoder, else random; encoder: codes from the encoder, "
+             "then a few refinement steps; random: codes from noise, then the full steps.")] = None,
+    encoder: Annotated[Path | None, typer.Option(
+        help="Encoder file for --init encoder (default: the shipped one).")] = None,
+    steps: Annotated[int | None, typer.Option(
+        help="Optimisation steps on the latent codes (default 300 after the encoder, 600 from noise).")] = None,
     batch_points: Annotated[
         int | None, typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")
     ] = None,
@@ -66,7 +75,8 @@ def fit(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile,
         grid_resolution=grid_resolution, resolution=resolution, device=device,
-        format=format, force=force, preview=preview, seed=seed, normals=normals,
+        format=format, force=force, preview=preview, seed=seed, init=init,
+        encoder=str(encoder) if encoder else None, normals=normals,
     )
     if is_batch_source(mesh):
         from sdfkit.cli.batch import fit_folder_command
@@ -76,6 +86,9 @@ def fit(
     report = fit_mesh(mesh, out, opts, progress=not quiet, preview=draw_preview).report
     m = report["metrics"]
     iou = f"IoU {m['iou']:.4f}  " if "iou" in m else "(to the input points)  "
+    if "iou" in m and m["iou"] < LOW_IOU:
+        typer.echo(f"warning: the fitted mesh's IoU against the input is {m['iou']:.3f} (below {LOW_IOU}); "
+                   "more --steps or --max-seconds would help", err=True)
     typer.echo(
         f"wrote {out}/{report['mesh']}  chamfer {m['chamfer']:.3e}  {iou}"
         f"F@1% {m['fscore_1pct']:.4f}  ({report['steps']} steps, {report['seconds_total']:.1f} s on {report['device']})"

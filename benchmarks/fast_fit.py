@@ -1,0 +1,162 @@
+"""`sdfkit fit` from the encoder's codes against today's 600-step fit from noise, same machine, same run.
+
+For each mesh, every variant runs the command a user runs (``sdfkit fit MESH
+--out DIR``, extraction at 256^3, scoring, preview) in a fresh process on the
+CPU; its ``report.json`` gives seconds per stage, Chamfer and IoU. The
+reference is ``--init random --steps 600`` (the auto-decoder's fit); the
+encoder alone is ``--steps 0``; the others refine the encoder's codes for a
+few steps or within a ``--max-seconds`` budget. The oracle (the exact SDF
+extracted at the same resolution over the same box) is computed once per mesh.
+Load averages before and after each run are recorded: on a shared machine
+compare rows of one run as ratios.
+
+    python -m benchmarks.fast_fit                                  # penguin: reference, encoder alone, 25/50/100 steps
+    python -m benchmarks.fast_fit --meshes ../shared/meshes/val/*.obj --variants random:600 encoder:0 encoder:100
+    python -m benchmarks.fast_fit --variants encoder:0 encoder:600@5 encoder:600@10   # steps@max-seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import REPO, RESULTS, SHARED, write_result
+
+
+def git_commit() -> str:
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    return proc.stdout.strip() or "unknown"
+
+
+def parse_variant(text: str) -> tuple[str, int, float | None]:
+    """``init:steps`` or ``init:steps@max_seconds``."""
+    init, _, rest = text.partition(":")
+    steps, _, budget = rest.partition("@")
+    return init, int(steps), float(budget) if budget else None
+
+
+def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, threads: int | None) -> dict:
+    """``sdfkit fit`` in a fresh process on the CPU; its report with the command's wall-clock seconds."""
+    cmd = [sys.executable, "-m", "sdfkit", "fit", str(mesh), "--out", str(out), "--device", "cpu", "--force",
+           "--quiet", "--init", init, "--steps", str(steps)]
+    if budget is not None:
+        cmd += ["--max-seconds", str(budget)]
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"sdfkit fit failed on {mesh}: {proc.stderr.strip().splitlines()[-1:]}")
+    report = json.loads((out / "report.json").read_text())
+    return {
+        "mesh": mesh.name, "init": init, "steps_asked": steps, "max_seconds": budget, "steps": report["steps"],
+        "codes": report["tiles"]["active"], "stages_s": report["seconds"], "wall_s": round(wall, 1),
+        "chamfer": report["metrics"]["chamfer"], "iou": report["metrics"]["iou"],
+        "refinement": report.get("refinement", {}), "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def oracle_chamfer(mesh: Path, fit_dir: Path, resolution: int) -> float:
+    """Chamfer of the exact SDF extracted at ``resolution`` over the fit's box."""
+    from benchmarks.fit_quality import oracle_metrics
+
+    return float(oracle_metrics(mesh, fit_dir, resolution)["chamfer"])
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    lines = [header, "", "| mesh | codes | init | steps (asked) | --max-seconds | prepare s | init s | fit s | extract s "
+             "| score s | preview s | whole command s | CD | CD / oracle | CD / 600-step | IoU | load before/after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        s = r["stages_s"]
+        lines.append(
+            f"| {r['mesh']} | {r['codes']} | {r['init']} | {r['steps']} ({r['steps_asked']}) | {r['max_seconds'] or '-'} | "
+            f"{s['prepare']:.1f} | {s.get('init', 0.0):.1f} | {s['fit']:.1f} | {s['extract']:.1f} | {s['score']:.1f} | "
+            f"{s.get('preview', 0.0):.1f} | {r['wall_s']:.1f} | {r['chamfer']:.3e} | {r['cd_over_oracle']:.2f} | "
+            f"{r['cd_over_reference']:.2f} | {r['iou']:.4f} | {r['load_before']}/{r['load_after']} |")
+    return "\n".join(lines) + "\n"
+
+
+def with_ratios(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
+    """Rows with CD / 600-step: each mesh's ``random:600`` row without a budget is its reference.
+
+    ``earlier``: rows of another results file whose references serve meshes this run has none for (Chamfer does not
+    depend on the machine's load, so it compares across runs; times do not).
+    """
+    reference = {r["mesh"]: r["chamfer"] for r in [*earlier, *rows]
+                 if r["init"] == "random" and r["steps_asked"] == 600 and r["max_seconds"] is None}
+    return [{**r, "reference_chamfer": reference.get(r["mesh"]),
+             "cd_over_reference": r["chamfer"] / reference[r["mesh"]] if r["mesh"] in reference else float("nan")}
+            for r in rows]
+
+
+def render(name: str, reference_from: str | None = None) -> str:
+    """The markdown table of a results file (also of a run stopped part way), written beside it.
+
+    reference_from : another results file whose 600-step rows give CD / 600-step where this run has none.
+    """
+    data = json.loads((RESULTS / f"{name}.json").read_text())
+    earlier = json.loads((RESULTS / f"{reference_from}.json").read_text())["rows"] if reference_from else []
+    header = (f"Machine: {data['machine']}; commit {data['commit']}; {data['date']}; `{data['command']}`; "
+              f"load average at start {data['load_start']}, at end {data.get('load_end', 'not reached (stopped)')}")
+    if reference_from:
+        header += f"; CD / 600-step against the reference rows of {reference_from}"
+    text = markdown(with_ratios(data["rows"], earlier), header)
+    (RESULTS / f"{name}.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--render", metavar="NAME", help="only rewrite results/NAME.md from results/NAME.json")
+    parser.add_argument("--reference-from", metavar="NAME", help="with --render: the 600-step rows of results/NAME.json")
+    parser.add_argument("--meshes", nargs="*", type=Path, default=[SHARED / "val" / "penguin.obj"])
+    parser.add_argument("--variants", nargs="*", default=["random:600", "encoder:0", "encoder:25", "encoder:50",
+                                                          "encoder:100"],
+                        help="init:steps[@max_seconds]; the first random:600 of a mesh is its reference")
+    parser.add_argument("--resolution", type=int, default=256, help="the fits' marching-cubes resolution (default)")
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the runs (default: torch's)")
+    parser.add_argument("--name", default=None, help="results file name (default: fast_fit-<UTC date and time>)")
+    args = parser.parse_args()
+
+    if args.render:
+        print(render(args.render, args.reference_from))
+        return
+    variants = [parse_variant(v) for v in args.variants]
+    args.name = args.name or "fast_fit-" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M")
+    meta = {"command": "python -m benchmarks.fast_fit " + " ".join(sys.argv[1:]), "commit": git_commit(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "threads": args.threads, "load_start": [round(x, 2) for x in os.getloadavg()]}
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for m, mesh in enumerate(args.meshes):
+            oracle = None
+            for v, (init, steps, budget) in enumerate(variants):
+                out = Path(tmp) / f"m{m}v{v}"
+                row = run_fit(mesh, out, init, steps, budget, args.threads)
+                if oracle is None:
+                    oracle = oracle_chamfer(mesh, out, args.resolution)
+                row["oracle_chamfer"] = oracle
+                row["cd_over_oracle"] = row["chamfer"] / oracle
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                write_result(args.name, {**meta, "rows": rows})
+                render(args.name)
+    meta["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    write_result(args.name, {**meta, "rows": with_ratios(rows)})
+    print(render(args.name))
+
+
+if __name__ == "__main__":
+    main()

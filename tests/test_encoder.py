@@ -1,0 +1,191 @@
+"""The code encoder: its lattice, its training rows, training through a frozen decoder, and fits that start from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sdfkit.config import EncoderConfig, EncoderModelConfig, EncoderTrainConfig, load_settings
+from sdfkit.encoder import (
+    CodeEncoder,
+    lattice_points,
+    load_encoder,
+    load_encoder_config,
+    save_encoder,
+    tile_features,
+    tile_rows,
+    train_encoder,
+    training_tiles,
+)
+from sdfkit.errors import SdfkitError
+from sdfkit.models.latent_grid import GridSpec, LatentGrid
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _small_grid() -> LatentGrid:
+    spec = GridSpec(origin=(-1.0, -1.0, -1.0), cell=0.5, cells=(4, 4, 4))
+    active = np.zeros(spec.num_vertices, dtype=bool)
+    active[[7, 31, 62, 100]] = True
+    return LatentGrid(spec, active, np.ones(spec.num_vertices, dtype=np.float32), latent_dim=4)
+
+
+def test_lattice_points_match_a_per_tile_loop():
+    grid = _small_grid()
+    points, index = lattice_points(grid, 5)
+    assert len(points) == len(np.unique(np.round(points, 9), axis=0))  # each shared point once
+    vertices = grid.spec.vertex_positions()[np.flatnonzero(grid.lookup.numpy() >= 0)]
+    for t, vertex in enumerate(vertices):
+        expected = [vertex + grid.spec.cell * np.array([i, j, k])
+                    for i in np.linspace(-1, 1, 5) for j in np.linspace(-1, 1, 5) for k in np.linspace(-1, 1, 5)]
+        np.testing.assert_allclose(points[index[t]], np.array(expected), atol=1e-12)
+
+
+def test_the_shipped_encoder_config_loads_and_bad_lattices_are_one_line():
+    cfg = load_encoder_config(REPO / "configs" / "encoder.yaml")
+    assert cfg.model.lattice == 5 and len(cfg.train.data) == 9
+    with pytest.raises(SdfkitError, match="odd and at least 3"):
+        EncoderModelConfig(lattice=4)
+
+
+def test_tile_features_are_clamped_cell_units_negative_inside():
+    grid = _small_grid()
+    cfg = EncoderModelConfig(lattice=3, clamp=1.5)
+    sphere = lambda p: np.linalg.norm(p, axis=1) - 0.6  # noqa: E731  exact SDF of a sphere, negative inside
+    features = tile_features(sphere, grid, cfg).numpy()
+    points, index = lattice_points(grid, 3)
+    expected = np.clip(sphere(points)[index] / grid.spec.cell, -1.5, 1.5)
+    np.testing.assert_allclose(features, expected, rtol=1e-6)
+
+
+def test_tile_rows_hold_every_sample_tile_pair_with_its_weight():
+    from sdfkit.scene import Scene
+
+    grid = _small_grid()
+    gen = torch.Generator().manual_seed(0)
+    points = torch.rand(500, 3, generator=gen) * 2 - 1
+    scene = Scene("s", grid, points, points.norm(dim=1) - 0.6, normalization=None)
+    rows = tile_rows(scene, torch.zeros(grid.num_codes, 27), min_weight=0.0)
+    code, local, weight, _ = grid.corners(points)
+    for t in range(grid.num_codes):
+        mine = code == t
+        part = slice(int(rows.ptr[t]), int(rows.ptr[t + 1]))
+        assert part.stop - part.start == int(mine.sum())
+        np.testing.assert_allclose(sorted(rows.weight[part].tolist()), sorted(weight[mine].tolist()), rtol=1e-6)
+        np.testing.assert_allclose(rows.local[part].abs().max(), 1.0, atol=1.0)  # tile coordinates
+    assert int(rows.ptr[-1]) == int((code >= 0).sum())
+
+
+@pytest.fixture(scope="module")
+def tiny_decoder(shared_meshes, tmp_path_factory):
+    from sdfkit.train import train
+
+    cfg = load_settings(REPO / "configs" / "tiny.yaml")
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, data=[str(shared_meshes / "val" / "torus.obj")]))
+    out = tmp_path_factory.mktemp("decoder")
+    train(cfg, out, device="cpu", progress=False)
+    return out / "decoder.pt"
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tiny_decoder, shared_meshes, tmp_path_factory):
+    from sdfkit.decoder_io import load_decoder
+
+    decoder, dec_cfg, _ = load_decoder(tiny_decoder)
+    cfg = EncoderConfig(model=EncoderModelConfig(lattice=3, hidden=32, layers=2),
+                        train=EncoderTrainConfig(data=[str(shared_meshes / "val" / "torus.obj")], num_points=20000,
+                                                 steps=60, tiles_per_step=128, rows_per_tile=16, lr=3e-3))
+    data = training_tiles(cfg, dec_cfg, log=lambda _: None)
+    encoder, summary = train_encoder(decoder, dec_cfg, cfg, data, log=lambda _: None)
+    path = tmp_path_factory.mktemp("encoder") / "encoder.pt"
+    save_encoder(path, encoder, cfg, decoder, **summary)
+    return path, summary
+
+
+def test_a_tiny_encoder_trains_and_fits_a_real_mesh_end_to_end(tiny_decoder, tiny_encoder, shared_meshes, tmp_path):
+    """Encoder trained through the tiny decoder; its codes beat noise, and a fit through it writes a mesh."""
+    from data_prep.mesh import load_mesh
+    from data_prep.sdf import MeshSDF
+    from sdfkit.code_init import encoder_codes
+    from sdfkit.decoder_io import load_decoder
+    from sdfkit.encoder import sample_l1
+    from sdfkit.fit import FitRequest, fit_mesh
+    from sdfkit.samples import load_or_prepare
+    from sdfkit.scene import make_scene
+
+    path, summary = tiny_encoder
+    assert summary["steps"] == 60 and np.isfinite(summary["final_l1_cells"])
+    torus = shared_meshes / "val" / "torus.obj"
+    decoder, cfg, dec_id = load_decoder(tiny_decoder)
+    samples = load_or_prepare(torus, cfg.sampling, seed=0)
+    scene = make_scene(samples, cfg, name="torus")
+    noise_l1 = sample_l1(decoder, scene, cfg.loss.band)
+    unit = load_mesh(torus)
+    unit.vertices = samples.normalization.to_unit(unit.vertices)
+    with torch.no_grad():
+        scene.grid.codes.copy_(encoder_codes(scene, dec_id, MeshSDF(unit), str(path)))
+    assert sample_l1(decoder, scene, cfg.loss.band) < 0.9 * noise_l1
+
+    opts = FitRequest(decoder=str(tiny_decoder), encoder=str(path), steps=15, resolution=48, device="cpu",
+                      preview=False)
+    report = fit_mesh(torus, tmp_path / "fit", opts, progress=False).report
+    assert report["init"] == "encoder" and report["steps"] == 15 and "init" in report["seconds"]
+    assert report["refinement"]["end_l1"] <= report["refinement"]["start_l1"]
+    assert sorted(p.name for p in (tmp_path / "fit").iterdir()) == ["latents.pt", "mesh.obj", "report.json"]
+
+
+def test_an_encoder_for_another_decoder_is_refused_in_one_line(tiny_encoder, shared_meshes, tmp_path):
+    from sdfkit.fit import FitRequest, fit_mesh
+
+    path, _ = tiny_encoder
+    with pytest.raises(SdfkitError, match="trained for decoder"):
+        fit_mesh(shared_meshes / "val" / "torus.obj", tmp_path / "x",
+                 FitRequest(init="encoder", encoder=str(path), steps=0, resolution=32, device="cpu", preview=False),
+                 progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_refinement_that_ends_worse_gives_back_the_start(tiny_decoder, tiny_encoder, shared_meshes):
+    from sdfkit.code_init import refine_no_worse
+    from sdfkit.decoder_io import load_decoder
+    from sdfkit.samples import load_or_prepare
+    from sdfkit.scene import make_scene
+
+    decoder, cfg, _ = load_decoder(tiny_decoder)
+    samples = load_or_prepare(shared_meshes / "val" / "torus.obj", cfg.sampling, seed=0)
+    scene = make_scene(samples, cfg, name="torus")
+    start = scene.grid.codes.detach().clone()
+
+    def worse():
+        with torch.no_grad():
+            scene.grid.codes.add_(torch.randn_like(scene.grid.codes))
+        return 1, float("nan")
+
+    _, _, info = refine_no_worse(decoder, scene, cfg, worse)
+    assert info["kept"] == "start" and info["end_l1"] > info["start_l1"]
+    assert torch.equal(scene.grid.codes.detach(), start)
+
+
+def test_encoder_files_load_weights_only_and_reject_other_files(tiny_encoder, tiny_decoder):
+    path, _ = tiny_encoder
+    encoder, serves = load_encoder(path)
+    assert isinstance(encoder, CodeEncoder) and len(serves) == 16
+    with pytest.raises(SdfkitError, match="not an encoder"):
+        load_encoder(tiny_decoder)
+
+
+def test_fit_warns_in_one_line_when_the_fitted_iou_is_low(tiny_decoder, shared_meshes, tmp_path):
+    from typer.testing import CliRunner
+
+    from sdfkit.cli import app
+
+    result = CliRunner().invoke(app, ["fit", str(shared_meshes / "val" / "torus.obj"), "--out", str(tmp_path / "o"),
+                                      "--decoder", str(tiny_decoder), "--init", "random", "--steps", "15",
+                                      "--resolution", "32", "--no-preview", "--quiet"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "IoU" in warnings[0]
