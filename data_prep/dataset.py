@@ -31,8 +31,17 @@ import numpy as np
 
 from data_prep.errors import SdfkitError
 from data_prep.files import atomic_write_text
-from data_prep.manifest import ManifestRow, failed_row, inspect_shape, read_manifest, write_manifest
+from data_prep.manifest import (
+    ManifestRow,
+    failed_row,
+    inspect_shape,
+    read_manifest,
+    rejection,
+    sign_conflicts,
+    write_manifest,
+)
 from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes, load_mesh, normalize_mesh, read_mesh
+from data_prep.points import POINT_SUFFIXES, PointsConfig, is_point_cloud, points_settings, prepare_points
 from data_prep.sampling import FORMAT_VERSION, SamplingConfig, SdfSamples, config_settings, sample_unit_mesh
 from data_prep.sdf import default_workers
 
@@ -99,9 +108,9 @@ def list_shapes(path: str | Path, synsets: list[str] | None = None) -> list[Shap
     if not path.exists():
         raise SdfkitError(f"not found: {path}")
     if path.is_file():
-        if path.suffix.lower() not in MESH_SUFFIXES:
+        if path.suffix.lower() not in MESH_SUFFIXES + POINT_SUFFIXES:
             raise SdfkitError(f"unsupported mesh format '{path.suffix}' for {path} "
-                              f"(supported: {', '.join(MESH_SUFFIXES)})")
+                              f"(supported: {', '.join(MESH_SUFFIXES + POINT_SUFFIXES)})")
         return [Shape(path, TOP_CLASS, path.stem, path.resolve().parent.name or "meshes")]
     if _is_shapenet(path):
         shapes = [Shape(p, p.parents[2].name, p.parents[1].name, SHAPENET_DATASET)
@@ -203,6 +212,8 @@ def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool 
     start = time.perf_counter()
     out = out_dir / shape.output_name
     try:
+        if is_point_cloud(shape.path):
+            return _prep_cloud(shape, out, config, force, start)
         if not force and out.is_file():
             if not is_current(out, file_hash(shape.path), config_settings(config)):
                 # sdfkit's overwrite rule: samples of another mesh or settings are replaced only with --force.
@@ -232,6 +243,30 @@ def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool 
         text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         reason = f"{type(exc).__name__}: {text}"
     return "failed", reason, time.perf_counter() - start, failed_row(shape.output_name, shape.path, reason)
+
+
+def _prep_cloud(shape: Shape, out: Path, config: SamplingConfig, force: bool,
+                start: float) -> tuple[str, str, float, ManifestRow]:
+    """A point cloud's samples (:mod:`data_prep.points`, normals as the file gives them, else estimated) and its
+    manifest row: its points, frame, the samples' sign conflicts and the winding number's ambiguous share."""
+    points = PointsConfig()
+    if not force and out.is_file() and is_current(out, file_hash(shape.path), points_settings(config, points)):
+        samples = SdfSamples.load(out)
+        conflicts, ambiguous = sign_conflicts(samples.points[:20_000], samples.sdf[:20_000]), float("nan")
+        status, seconds = "skipped", 0.0
+    else:
+        samples, info = prepare_points(shape.path, config, points)
+        samples.save(out)
+        conflicts = sign_conflicts(samples.points[:20_000], samples.sdf[:20_000])
+        ambiguous = float(info["sign_trust"]["ambiguous"])
+        status, seconds = "written", time.perf_counter() - start
+    cx, cy, cz = (float(c) for c in samples.normalization.center)
+    reason = rejection(conflicts, ambiguous if ambiguous == ambiguous else 0.0)
+    row = ManifestRow(shape=shape.output_name, mesh=str(shape.path), vertices=len(samples.surface_points),
+                      center=(cx, cy, cz), scale=float(samples.normalization.scale),
+                      sign_method="point-cloud winding number", sign_conflicts=conflicts, winding_ambiguous=ambiguous,
+                      rejected=bool(reason), reason=reason)
+    return status, "", seconds, row
 
 
 def _manifest_row(shape: Shape, samples: SdfSamples, config: SamplingConfig) -> ManifestRow:

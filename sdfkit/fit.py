@@ -24,6 +24,7 @@ import torch
 import trimesh
 
 from data_prep.mesh import Normalization, normalize_mesh, read_mesh
+from data_prep.points import is_point_cloud
 from data_prep.sampling import sample_unit_mesh
 from data_prep.sdf import MeshSDF
 from data_prep.yaml_io import load_yaml
@@ -36,11 +37,13 @@ from sdfkit.extract import extract_mesh
 from sdfkit.field import NeuralField
 from sdfkit.fit_output import LATENTS, PREVIEW, REPORT, mesh_file_name, write_latents, write_report
 from sdfkit.io import describe_os_error, make_temp_dir, refuse_existing, replace_dir
-from sdfkit.metrics import evaluate_meshes
+from sdfkit.metrics import evaluate_meshes, evaluate_to_points
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
+from sdfkit.points_loss import cloud_loss, describe_cloud_loss
 from sdfkit.progress import Reporter
 from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device
+from sdfkit.samples import prepare_cloud
 from sdfkit.scene import Scene, make_scene
 
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
@@ -79,6 +82,8 @@ class FitRequest:
     """auto, encoder or random (:data:`sdfkit.code_init.INITS`)."""
     encoder: str | None = None
     """Encoder file for ``init`` encoder (None: the shipped one)."""
+    normals: str = "auto"
+    """Point clouds: ``auto`` (the file's normals, else estimated), ``given`` or ``estimate``."""
 
 
 @dataclasses.dataclass
@@ -88,8 +93,8 @@ class FitResult:
     report: dict
     recon: trimesh.Trimesh
     """The extracted mesh, in the input's units."""
-    mesh: trimesh.Trimesh
-    """The cleaned input mesh, in its own units."""
+    mesh: trimesh.Trimesh | None
+    """The cleaned input mesh, in its own units (None for a point cloud)."""
     field: NeuralField
     """(N, 3) unit-frame points -> (N,) signed distances, negative inside."""
     normalization: Normalization
@@ -116,6 +121,7 @@ def fit_codes(
     progress=None,
     task=None,
     chunk_points: int | None = None,
+    extra_loss: Callable[[], torch.Tensor] | None = None,
 ) -> tuple[int, float]:
     """Optimise only ``scene``'s codes against its samples; the decoder stays frozen.
 
@@ -125,6 +131,7 @@ def fit_codes(
     small rate instead of stopping mid-descent.
     ``chunk_points`` bounds the points of one backward pass (None: sized to the
     cache on a CPU, :func:`sdfkit.runtime.cpu_chunk_points`; one pass on a GPU).
+    ``extra_loss``: a further loss term each step (e.g. :func:`sdfkit.points_loss.surface_loss`).
     Returns (steps done, last L1 in cell units).
     """
     for p in decoder.parameters():
@@ -146,6 +153,8 @@ def fit_codes(
             optimizer.zero_grad(set_to_none=True)
             l1 = backward_in_chunks(decoder, scene.grid, scene.points[idx], scene.sdf[idx], cfg.loss.band,
                                     cfg.loss.code_reg, chunk, cfg.fit.precision)
+            if extra_loss is not None:
+                extra_loss().backward()
             optimizer.step()
             if progress is not None and (step % 10 == 0 or step == cfg.fit.steps):
                 progress.update(task, completed=step, loss=float(l1))
@@ -232,6 +241,8 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
     Returns the report (also written to ``out_dir/report.json``) with the meshes and field behind it.
     """
     opts = opts or FitRequest()
+    if opts.normals not in ("auto", "given", "estimate"):
+        raise SdfkitError(f"--normals must be auto, given or estimate, got '{opts.normals}'")
     mesh_path, out = Path(mesh_path), Path(out_dir)
     fmt = opts.format.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
@@ -248,19 +259,27 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
         t = time.perf_counter()
         stage = bar.stage("prepare")
         # One trip for the input: read and cleaned once, normalised once; every stage gets these objects.
-        gt, mesh_hash = read_mesh(mesh_path)
+        scan = is_point_cloud(mesh_path)
+        gt, mesh_hash = (None, "") if scan else read_mesh(mesh_path)
         decoder, base_cfg, dec_id = load_decoder(opts.decoder)
         cfg = fit_settings(base_cfg, opts, dec_id)
         sampling = cfg.sampling.resolve(seed=cfg.fit.seed)
-        gt_unit, normalization = normalize_mesh(gt, sampling.radius)
-        samples = sample_unit_mesh(gt_unit, normalization, sampling, str(mesh_path.resolve()), mesh_hash)
+        if scan:  # no faces: signs from the cloud's (given or estimated) normals, scored against its points
+            samples, cloud, cloud_info, gt_unit = prepare_cloud(mesh_path, sampling, opts.normals)
+            mesh_hash = samples.mesh_hash
+        else:
+            assert gt is not None  # read above
+            gt_unit, normalization = normalize_mesh(gt, sampling.radius)
+            samples = sample_unit_mesh(gt_unit, normalization, sampling, str(mesh_path.resolve()), mesh_hash)
         scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
         decoder = decoder.to(dev)
         timings["prepare"] = time.perf_counter() - t
         stage.done()
 
         refinement: dict = {}
-        if cfg.fit.init == "encoder":
+        # The encoder reads the exact SDF of a mesh; a point cloud starts from random codes.
+        encode = cfg.fit.init == "encoder" and not scan
+        if encode:
             t = time.perf_counter()
             with torch.no_grad():
                 scene.grid.codes.copy_(encoder_codes(scene, dec_id, MeshSDF(gt_unit), opts.encoder))
@@ -268,11 +287,13 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
 
         t = time.perf_counter()
         stage = bar.stage("fit", total=cfg.fit.steps, budget_s=opts.max_seconds)
-        if cfg.fit.init == "encoder":
+        if encode:
             steps_done, l1, refinement = refine_no_worse(
                 decoder, scene, cfg, lambda: fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage))
         else:
-            steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage)
+            extra = (cloud_loss(decoder, scene.grid, samples.surface_points, samples.surface_normals,
+                                cloud_info["normals"], cfg.loss.band, cfg.fit.seed) if scan else None)
+            steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage, extra_loss=extra)
         stage.update(completed=steps_done, loss=l1)  # fit_codes reports every few steps; the log's last line is exact
         stage.done()
         timings["fit"] = time.perf_counter() - t
@@ -286,7 +307,11 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
 
         t = time.perf_counter()
         with bar.stage("score"):
-            metrics = evaluate_meshes(recon, gt)
+            if scan:
+                metrics = evaluate_to_points(recon, cloud.points)
+            else:
+                assert gt is not None  # every mesh input was read above
+                metrics = evaluate_meshes(recon, gt)
         timings["score"] = time.perf_counter() - t
 
         try:
@@ -299,7 +324,9 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
             with bar.stage("write"):
                 simplified, meshes = write_simplified(recon, tmp / mesh_file, opts.faces,
                                                       tmp / mesh_file_name(fmt, full=True) if opts.keep_full else None)
-                meshes["mesh"]["chamfer_to_full"] = simplification_chamfer(simplified, recon, gt)
+                # A cloud has no faces to frame by: its reconstruction's own frame serves.
+                meshes["mesh"]["chamfer_to_full"] = simplification_chamfer(simplified, recon,
+                                                                           gt if gt is not None else recon)
             timings["write"] = time.perf_counter() - t
             write_latents(tmp / LATENTS, decoder, cfg, scene.grid, samples.normalization, mesh_path, mesh_hash,
                           mesh_file)
@@ -328,6 +355,8 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
                 "config": {"fit": dataclasses.asdict(cfg.fit), "grid": dataclasses.asdict(cfg.grid),
                            "sampling": dataclasses.asdict(cfg.sampling)},
             }
+            if scan:
+                report["point_cloud"] = {**cloud_info, "loss": describe_cloud_loss(cloud_info["normals"])}
             write_report(tmp / REPORT, report)
             replace_dir(tmp, out)
         except OSError as exc:  # disk full, read-only folder: one line, and no half-written folder

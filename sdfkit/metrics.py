@@ -15,6 +15,7 @@ import trimesh
 from scipy.spatial import KDTree
 
 from data_prep.mesh import fit_normalization
+from data_prep.points import cloud_normalization
 from data_prep.sampling import sample_surface
 from data_prep.sdf import closest_faces, inside
 from sdfkit.errors import SdfkitError
@@ -160,4 +161,34 @@ def evaluate_meshes(pred: trimesh.Trimesh, gt: trimesh.Trimesh, num_surface: int
         out[key] = fscore(d_ab, d_ba, threshold)
     out["normal_consistency"] = normal_consistency(na, f_ab, gt, nb, f_ba, pred)
     out["iou"] = volumetric_iou(pred, gt, num_volume, seed)
+    return out
+
+
+def evaluate_to_points(pred: trimesh.Trimesh, points: np.ndarray, num_surface: int = NUM_SURFACE,
+                       seed: int = SEED) -> dict[str, float]:
+    """A reconstruction against the point cloud it was fitted to (there is no surface to compare with).
+
+    Both are put in the cloud's unit frame (bounding-box centre to 0, farthest point at radius 1). From the
+    cloud's points (a random ``num_surface`` of them) to the exact reconstructed surface, and from
+    ``num_surface`` samples of that surface to the nearest cloud point. Returns chamfer (squared, both ways
+    summed as :func:`chamfer_from_distances`), chamfer_l1, hausdorff, fscore_1pct and fscore_05pct. Distances to
+    the cloud's points overstate the distance to the scanned surface by up to the points' spacing.
+    """
+    pred = _checked(pred, "predicted")
+    norm = cloud_normalization(points)
+    cloud = norm.to_unit(points)
+    rng = np.random.default_rng(seed)
+    if len(cloud) > num_surface:
+        cloud = cloud[rng.choice(len(cloud), size=num_surface, replace=False)]
+    unit = trimesh.Trimesh(norm.to_unit(pred.vertices), pred.faces, process=False)
+    samples, _ = surface_samples(unit, num_surface, seed)
+    d_cloud, _ = distance_to_surface(cloud, unit)
+    d_pred, _ = KDTree(cloud).query(samples)
+    out = {
+        "chamfer": chamfer_from_distances(d_pred, d_cloud),
+        "chamfer_l1": float((np.mean(d_pred) + np.mean(d_cloud)) / 2.0),
+        "hausdorff": float(max(d_pred.max(), d_cloud.max())),
+    }
+    for key, threshold in FSCORE_THRESHOLDS.items():
+        out[key] = fscore(d_pred, d_cloud, threshold)
     return out

@@ -81,3 +81,28 @@ def load_many(items: list[tuple[str, int, int]], section: SamplingChoice, cache_
         return [_load_job(job) for job in jobs]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(_load_job, jobs))
+
+
+def prepare_cloud(path: str | Path, sampling, normals: str = "auto"):
+    """Samples of the point cloud at ``path`` (:mod:`data_prep.points`), read once.
+
+    sampling : the resolved :class:`~data_prep.sampling.SamplingConfig`; normals : ``auto``, ``given`` or
+    ``estimate``.
+
+    Returns
+    -------
+    samples : ``SdfSamples``, laid out as a mesh's.
+    cloud : the ``PointCloud`` as read, in the input's units (what the fit is scored against).
+    info : what was done to the cloud, and how far its signs can be trusted (for ``report.json``).
+    bounds_unit : a box over the cloud in the unit frame, standing in for the mesh when the grid resolution
+        is chosen (the whole cloud counts as one object).
+    """
+    import trimesh
+
+    from data_prep.points import PointsConfig, prepare_points, read_points
+
+    cloud = read_points(path)
+    samples, info = prepare_points(path, sampling, PointsConfig(normals=normals), cloud=cloud)
+    surface = np.asarray(samples.surface_points, dtype=np.float64)
+    bounds_unit = trimesh.creation.box(bounds=np.stack([surface.min(axis=0), surface.max(axis=0)]))
+    return samples, cloud, info, bounds_unit

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from data_prep.points import MAX_POINTS, MIN_POINTS
+
 #: The commands every case is run through (``view`` is its loading step, ``viewer.sources.load_source``).
 COMMANDS = ("prep", "fit", "mesh", "eval", "view")
 
@@ -162,9 +164,58 @@ def build_tristrips(folder: Path) -> Path:
     return path
 
 
+def sphere_points(count: int = 2000) -> np.ndarray:
+    """``count`` points on the base sphere, by area."""
+    points, _ = trimesh.sample.sample_surface(base_sphere(), count, seed=0)
+    return np.asarray(points)
+
+
 def build_point_cloud(folder: Path) -> Path:
     path = folder / "points.ply"
-    trimesh.PointCloud(base_sphere().vertices).export(path)
+    trimesh.PointCloud(sphere_points()).export(path)
+    return path
+
+
+def _write_xyz(points: np.ndarray, folder: Path, name: str) -> Path:
+    path = folder / name
+    path.write_text("".join(f"{x!r} {y!r} {z!r}\n" for x, y, z in np.asarray(points, dtype=np.float64).tolist()))
+    return path
+
+
+def build_cloud_empty(folder: Path) -> Path:
+    path = folder / "empty-cloud.ply"
+    path.write_text("ply\nformat ascii 1.0\nelement vertex 0\nproperty float x\nproperty float y\n"
+                    "property float z\nend_header\n")
+    return path
+
+
+def build_cloud_nan(folder: Path) -> Path:
+    points = sphere_points()
+    points[10] = np.nan
+    return _write_xyz(points, folder, "nan.xyz")
+
+
+def build_cloud_coincident(folder: Path) -> Path:
+    return _write_xyz(np.tile(CENTER, (2000, 1)), folder, "same.xyz")
+
+
+def build_cloud_flat(folder: Path) -> Path:
+    points = sphere_points()
+    points[:, 2] = CENTER[2]
+    return _write_xyz(points, folder, "plane.xyz")
+
+
+def build_cloud_three(folder: Path) -> Path:
+    return _write_xyz(CENTER + np.eye(3), folder, "three.xyz")
+
+
+def build_cloud_huge(folder: Path) -> Path:
+    """A 50-million-point .npy (600 MB declared) written as a sparse file: its header and a hole."""
+    path = folder / "huge.npy"
+    count = 50_000_000
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (count, 3)})
+        fh.truncate(fh.tell() + count * 12)
     return path
 
 
@@ -347,8 +398,21 @@ CASES: tuple[Case, ...] = (
     Case("text_as_obj", "file", "a text file named .obj", build_text_obj, _all(fails("has no faces"))),
     Case("ply_tristrips", "file", "a PLY of triangle strips (unsupported)", build_tristrips,
          _all(fails("triangle strips are not supported"))),
-    Case("point_cloud", "file", "a PLY point cloud (vertices, no faces)", build_point_cloud,
-         _all(fails("has no faces"))),
+    # Point clouds: prep and fit take them (data_prep/points.py); mesh --exact, eval and view need faces.
+    Case("point_cloud", "points", "a PLY point cloud (2,000 vertices, no faces, no normals)", build_point_cloud,
+         _all(fails("has no faces"), prep=ACCURACY["prep"], fit=ACCURACY["fit"]), reference=base_sphere),
+    Case("cloud_empty", "points", "a PLY point cloud with 0 vertices", build_cloud_empty,
+         _all(fails("has no faces"), prep=fails("holds no points"), fit=fails("holds no points"))),
+    Case("cloud_nan", "points", "an .xyz cloud with one NaN point", build_cloud_nan,
+         _all(fails("unsupported mesh format"), prep=fails("NaN or infinite"), fit=fails("NaN or infinite"))),
+    Case("cloud_coincident", "points", "an .xyz cloud of 2,000 equal points", build_cloud_coincident,
+         _all(fails("unsupported mesh format"), prep=fails("all points coincide"), fit=fails("all points coincide"))),
+    Case("cloud_flat", "points", "an .xyz cloud with every point on a plane", build_cloud_flat,
+         _all(fails("unsupported mesh format"), prep=fails("is flat"), fit=fails("is flat"))),
+    Case("cloud_three_points", "points", "an .xyz cloud of 3 points", build_cloud_three,
+         _all(fails("unsupported mesh format"), prep=fails("only 3 points"), fit=fails("only 3 points"))),
+    Case("cloud_50_million", "points", "a .npy cloud of 50,000,000 points (a sparse file)", build_cloud_huge,
+         _all(fails("unsupported mesh format"), prep=fails("more than the limit"), fit=fails("more than the limit"))),
     Case("directory", "file", "a directory named folder.obj", build_directory,
          _all(fails("got a directory"), prep=fails("no meshes found"), mesh=fails("--exact needs a mesh file"))),
     Case("no_permission", "file", "a mesh with mode 000", build_unreadable,
@@ -446,6 +510,10 @@ def markdown() -> str:
         "(`viewer.sources.load_source(MESH, exact=True)`). *works* gives the accuracy checked against the intended",
         "solid; *error* gives text the one-line message contains (no output file or folder is left).",
         "Tests: `tests/test_robustness_corpus.py`.",
+        "",
+        f"Point clouds (`prep` and `fit` only; `data_prep/points.py`) need at least {MIN_POINTS:,} points and are",
+        f"refused above {MAX_POINTS:,} from the PLY/.npy/.npz header or the text's line count, before any point is",
+        "parsed (subsample larger scans first).",
         "",
         "| case | input | " + " | ".join(COMMANDS) + " |",
         "|---|---|" + "---|" * len(COMMANDS),

@@ -117,7 +117,8 @@ NAN_OBJ = "v 0 0 0\nv nan 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\nf 1 2 4\nf 2 
         ("nan.obj", NAN_OBJ.encode(), "NaN"),
         ("strips.ply", STRIPS_PLY, "triangle strips"),
         ("inf.obj", NAN_OBJ.replace("nan", "inf").encode(), "infinite"),
-        ("notes.txt", b"hello", "unsupported"),
+        ("notes.docx", b"hello", "unsupported"),
+        ("notes.txt", b"hello", "cannot read point cloud"),  # .txt is a point-cloud format (x y z per line)
         ("nomesh", "dir", "no meshes"),
     ],
 )

@@ -26,7 +26,8 @@ def draw_preview(path: Path, result: FitResult) -> None:
 
 @app.command()
 def fit(
-    mesh: Annotated[Path, typer.Argument(help="Input mesh (obj, ply, stl, off, glb, gltf), or a folder, glob "
+    mesh: Annotated[Path, typer.Argument(help="Input mesh (obj, ply, stl, off, glb, gltf), point cloud (ply without "
+                                              "faces, xyz, pts, txt, npy, npz), or a folder, glob "
                                               "pattern, prep output or split file: every mesh it names, plus "
                                               "summary.csv/.md.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: runs/<mesh name>).")] = None,
@@ -62,6 +63,8 @@ def fit(
                          ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int | None, typer.Option(help="Random seed for sampling and batches.")] = None,
+    normals: Annotated[str, typer.Option(
+        help="Point clouds: auto (the file's normals, else estimated), given (required) or estimate.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
     preview: Annotated[bool, typer.Option("--preview/--no-preview", help="Write preview.png.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -82,7 +85,7 @@ def fit(
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile,
         grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, faces=faces, keep_full=keep_full, force=force, preview=preview, seed=seed, init=init,
-        encoder=str(encoder) if encoder else None,
+        encoder=str(encoder) if encoder else None, normals=normals,
     )
     if is_batch_source(mesh):
         from sdfkit.cli.batch import fit_folder_command
@@ -91,11 +94,12 @@ def fit(
         return
     report = fit_mesh(mesh, out, opts, progress=not quiet, preview=draw_preview).report
     m, meshes = report["metrics"], report["meshes"]
-    if m["iou"] < LOW_IOU:
+    iou = f"IoU {m['iou']:.4f}  " if "iou" in m else "(to the input points)  "
+    if "iou" in m and m["iou"] < LOW_IOU:
         typer.echo(f"warning: the fitted mesh's IoU against the input is {m['iou']:.3f} (below {LOW_IOU}); "
                    "more --steps or --max-seconds would help", err=True)
     typer.echo(
         f"wrote {out}/{report['mesh']} ({meshes['mesh']['faces']:,} of {meshes['full']['faces']:,} faces)  "
-        f"chamfer {m['chamfer']:.3e}  IoU {m['iou']:.4f}  F@1% {m['fscore_1pct']:.4f}  "
+        f"chamfer {m['chamfer']:.3e}  {iou}F@1% {m['fscore_1pct']:.4f}  "
         f"({report['steps']} steps, {report['seconds_total']:.1f} s on {report['device']})"
     )

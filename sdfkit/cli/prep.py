@@ -14,7 +14,8 @@ from sdfkit.cli.app import app
 def prep(
     path: Annotated[
         Path | None, typer.Argument(
-            help="A mesh, a folder of meshes, or a ShapeNet root (<synset>/<model>/models/model_normalized.obj).")
+            help="A mesh or point cloud, a folder of meshes, or a ShapeNet root "
+                 "(<synset>/<model>/models/model_normalized.obj).")
     ] = None,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output folder: <class>/<instance>.npz per shape, and split.json.")

@@ -1,0 +1,249 @@
+"""Point clouds sampled from meshes: `sdfkit fit` against screened Poisson, both scored against the mesh.
+
+For each mesh of ../shared/meshes/val (or --meshes), each point count, each normals condition and each noise
+level (plus, with --cap, a cloud with its top cap cut away): sample the mesh's surface, write the cloud to a
+file, fit it with sdfkit (the shipped decoder, ``sdfkit fit CLOUD``) and with Open3D's screened Poisson at each
+--depths (low-density vertices trimmed at the 1% quantile, as Open3D's documentation does), and score both
+against the original mesh with ``sdfkit eval``'s library function (:func:`sdfkit.metrics.evaluate_meshes`).
+
+Normals conditions: ``exact`` the mesh's face normals, in the file; ``estimated`` normals estimated and oriented
+by Open3D (k = 16 planes, consistent tangent plane), in the file, used by both methods; ``none`` no normals in
+the file: sdfkit estimates and orients its own (``data_prep.points``), Poisson gets Open3D's as for
+``estimated``. Noise is Gaussian with the given standard deviation as a fraction of the bounding-box diagonal.
+Orientation correctness (share of normals within 90 degrees of the source face's) is recorded for the normals
+each method used.
+
+    python -m benchmarks.points                                    # the full matrix (hours on a 2-core CPU)
+    python -m benchmarks.points --meshes penguin torus --counts 10000 --normals exact none \\
+        --noise 0 0.01 --cap --max-seconds 30 --name points-subset
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import REPO, RESULTS, SHARED, write_result
+
+#: Share of the mesh's height removed from the top for the holed condition.
+CAP_FRACTION = 0.15
+#: Open3D's documented trimming: drop vertices whose Poisson density is below this quantile.
+DENSITY_QUANTILE = 0.01
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def make_cloud(mesh, count: int, noise: float, cap: bool, seed: int = 0):
+    """(points, exact normals) sampled on ``mesh`` by area, with Gaussian noise of ``noise`` x bbox diagonal."""
+    from data_prep.sampling import sample_surface
+
+    rng = np.random.default_rng(seed)
+    points, normals = sample_surface(mesh, count, rng)
+    if cap:
+        top = mesh.bounds[1, 2] - CAP_FRACTION * (mesh.bounds[1, 2] - mesh.bounds[0, 2])
+        keep = points[:, 2] < top
+        points, normals = points[keep], normals[keep]
+    diagonal = float(np.linalg.norm(mesh.bounds[1] - mesh.bounds[0]))
+    points = points + rng.normal(size=points.shape) * noise * diagonal
+    return points, normals
+
+
+def open3d_normals(points: np.ndarray, k: int = 16) -> np.ndarray:
+    """Open3D's estimate (k-NN planes) and consistent tangent-plane orientation, turned to face outwards."""
+    import open3d as o3d
+
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    pcd.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(k))
+    pcd.orient_normals_consistent_tangent_plane(k)
+    normals = np.asarray(pcd.normals).copy()
+    # Its orientation is consistent but of either sign; take the one enclosing a positive volume.
+    if np.einsum("ij,ij->i", points - points.mean(axis=0), normals).sum() < 0:
+        normals = -normals
+    return normals
+
+
+def poisson(points: np.ndarray, normals: np.ndarray, depth: int):
+    """Open3D screened Poisson at ``depth``, trimmed at the :data:`DENSITY_QUANTILE` of vertex densities."""
+    import open3d as o3d
+    import trimesh
+
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    pcd.normals = o3d.utility.Vector3dVector(normals)
+    mesh, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(pcd, depth=depth)
+    densities = np.asarray(densities)
+    mesh.remove_vertices_by_mask(densities < np.quantile(densities, DENSITY_QUANTILE))
+    return trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.triangles), process=False)
+
+
+def agreement(normals: np.ndarray, truth: np.ndarray) -> float:
+    """Share of ``normals`` within 90 degrees of the source faces' normals (both (n, 3))."""
+    return float(np.mean(np.einsum("ij,ij->i", normals, truth) > 0))
+
+
+def sdfkit_fit(cloud_file: Path, out: Path, normals: str, args) -> tuple:
+    import trimesh
+
+    from sdfkit.fit import FitRequest, fit_mesh
+
+    opts = FitRequest(steps=args.steps, max_seconds=args.max_seconds, resolution=args.resolution, preview=False,
+                      force=True, normals=normals, config=args.config)
+    report = fit_mesh(cloud_file, out, opts, progress=False).report
+    seconds = report["seconds_total"] - report["seconds"].get("score", 0.0)
+    return trimesh.load(out / report["mesh"], force="mesh", process=False), seconds, report
+
+
+def sdfkit_orientation(cloud_points: np.ndarray, truth: np.ndarray, neighbours: int = 16) -> float:
+    """Orientation correctness of sdfkit's own estimated normals on this cloud."""
+    from data_prep.points import PointCloud, PointsConfig, orient_cloud
+
+    oriented = orient_cloud(PointCloud(cloud_points), PointsConfig(normals="estimate", neighbours=neighbours,
+                                                                    outlier_std=0.0))
+    return agreement(oriented.normals, truth)
+
+
+def fit_config(folder: Path, num_points: int | None) -> str | None:
+    """A config file giving the shipped decoder's settings with ``num_points`` samples (None: no file)."""
+    import dataclasses
+
+    import yaml
+
+    from sdfkit.decoder_io import load_decoder
+
+    if num_points is None:
+        return None
+    _, cfg, _ = load_decoder(None)
+    settings = dataclasses.asdict(cfg)
+    settings["sampling"]["num_points"] = num_points
+    path = folder / "fit.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return str(path)
+
+
+def run_one(mesh_path: Path, count: int, normals_kind: str, noise: float, cap: bool, args, work: Path) -> list[dict]:
+    from data_prep.mesh import load_mesh
+    from sdfkit.metrics import evaluate_meshes
+
+    mesh = load_mesh(mesh_path)
+    points, exact = make_cloud(mesh, count, noise, cap)
+    t0 = time.perf_counter()
+    estimated = open3d_normals(points) if normals_kind != "exact" else None
+    o3d_normal_seconds = time.perf_counter() - t0
+    file_normals = {"exact": exact, "estimated": estimated, "none": None}[normals_kind]
+    cloud_file = work / f"{mesh_path.stem}-{count}-{normals_kind}-{noise}{'-cap' if cap else ''}.npz"
+    arrays = {"points": points} if file_normals is None else {"points": points, "normals": file_normals}
+    np.savez(cloud_file, **arrays)
+    condition = {"mesh": mesh_path.stem, "points": len(points), "normals": normals_kind, "noise": noise, "cap": cap}
+    rows = []
+
+    recon, seconds, report = sdfkit_fit(cloud_file, work / "fit", "auto", args)
+    orientation = (agreement(file_normals, exact) if file_normals is not None
+                   else sdfkit_orientation(points, exact))
+    m = evaluate_meshes(recon, mesh, num_volume=args.volume_points)
+    rows.append({**condition, "method": "sdfkit", "chamfer": m["chamfer"], "iou": m["iou"],
+                 "fscore_1pct": m["fscore_1pct"], "seconds": seconds, "orientation": orientation,
+                 "sign_trust": report["point_cloud"]["sign_trust"], "steps": report["steps"]})
+    for depth in args.depths:
+        t0 = time.perf_counter()
+        normals = exact if normals_kind == "exact" else estimated
+        recon = poisson(points, normals, depth)
+        seconds = time.perf_counter() - t0 + (o3d_normal_seconds if normals_kind == "none" else 0.0)
+        m = evaluate_meshes(recon, mesh, num_volume=args.volume_points)
+        rows.append({**condition, "method": f"poisson-d{depth}", "chamfer": m["chamfer"], "iou": m["iou"],
+                     "fscore_1pct": m["fscore_1pct"], "seconds": seconds, "orientation": agreement(normals, exact)})
+    for r in rows:
+        print(f"{r['mesh']:12s} {r['points']:8d} {r['normals']:9s} noise {r['noise']:<6g} cap {int(r['cap'])} "
+              f"{r['method']:11s} CD {r['chamfer']:.3e}  IoU {r['iou']:.4f}  F@1% {r['fscore_1pct']:.4f}  "
+              f"{r['seconds']:6.1f} s  orient {r['orientation']:.4f}", flush=True)
+    return rows
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    lines = [header, "", "| mesh | points | normals | noise | cap cut | method | CD | IoU | F@1% | s | normals right |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['mesh']} | {r['points']} | {r['normals']} | {r['noise']:g} | {'yes' if r['cap'] else ''} | "
+                     f"{r['method']} | {r['chamfer']:.3e} | {r['iou']:.4f} | {r['fscore_1pct']:.4f} | "
+                     f"{r['seconds']:.1f} | {r['orientation']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    from sdfkit.runtime import tune_allocator
+
+    tune_allocator()  # as the sdfkit command does
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meshes", nargs="*", default=None, help="names in ../shared/meshes/val (default: all)")
+    parser.add_argument("--counts", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--normals", nargs="*", default=["exact", "estimated", "none"],
+                        choices=["exact", "estimated", "none"])
+    parser.add_argument("--noise", nargs="*", type=float, default=[0.0, 0.0025, 0.01],
+                        help="Gaussian noise std as a fraction of the bounding-box diagonal")
+    parser.add_argument("--cap", action="store_true", help="also a clean cloud of each count with its top cap cut")
+    parser.add_argument("--depths", nargs="*", type=int, default=[9, 10])
+    parser.add_argument("--steps", type=int, default=None, help="sdfkit fit steps (default: the fit default)")
+    parser.add_argument("--max-seconds", type=float, default=None, help="sdfkit fit time budget")
+    parser.add_argument("--resolution", type=int, default=256, help="sdfkit marching-cubes resolution")
+    parser.add_argument("--num-points", type=int, default=None, help="sdfkit samples per cloud (default: the fit's)")
+    parser.add_argument("--volume-points", type=int, default=1_000_000, help="IoU samples (protocol: 1,000,000)")
+    parser.add_argument("--name", default="points")
+    parser.add_argument("--markdown-only", action="store_true", help="only rewrite results/NAME.md from its .json")
+    args = parser.parse_args()
+    if args.markdown_only:
+        write_markdown(args.name)
+        return
+
+    names = args.meshes or sorted(p.stem for p in (SHARED / "val").glob("*.obj"))
+    meshes = [SHARED / "val" / f"{name}.obj" for name in names]
+    conditions = [(c, n, s, False) for c in args.counts for n in args.normals for s in args.noise]
+    if args.cap:
+        conditions += [(c, "exact", 0.0, True) for c in args.counts]
+    load_before = os.getloadavg()[0]
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    rows = []
+    meta = {"command": "python -m benchmarks.points " + " ".join(sys.argv[1:]), "commit": git_commit(),
+            "date": started, "load_before": round(load_before, 2),
+            "threads": os.environ.get("OMP_NUM_THREADS", "all")}
+    with tempfile.TemporaryDirectory() as tmp:
+        args.config = fit_config(Path(tmp), args.num_points)
+        for mesh_path in meshes:
+            for count, normals_kind, noise, cap in conditions:
+                rows.extend(run_one(mesh_path, count, normals_kind, noise, cap, args, Path(tmp)))
+                shutil.rmtree(Path(tmp) / "fit", ignore_errors=True)
+                # Written after every cloud, so that a run cut short keeps what it measured.
+                meta["load_after"] = round(os.getloadavg()[0], 2)
+                write_result(args.name, {**meta, "finished": False, "rows": rows})
+    write_result(args.name, {**meta, "finished": True, "rows": rows})
+    write_markdown(args.name)
+
+
+def write_markdown(name: str) -> None:
+    """``results/<name>.md`` from ``results/<name>.json`` (also for a run cut short: its rows so far)."""
+    data = json.loads((RESULTS / f"{name}.json").read_text())
+    header = (f"`{data['command']}` at commit {data['commit']}, {data['date']}, on {data['machine']} "
+              f"(load average {data['load_before']} before, {data['load_after']} after"
+              f"{'' if data.get('finished') else '; the run was stopped after the rows below'}). CD: squared "
+              "Chamfer to the original mesh's surface in its unit frame; IoU against the original mesh; s: wall "
+              "seconds to the mesh (sdfkit: prepare + fit + extract; Poisson: reconstruction + trimming, plus "
+              "Open3D's normal estimation when the file has none); normals right: share of the normals used within "
+              "90 degrees of the source face's.")
+    (RESULTS / f"{name}.md").write_text(markdown(data["rows"], header), encoding="utf-8")
+    print(f"wrote {RESULTS / (name + '.json')} and .md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Point clouds: readers per format, validation, normals, signs against exact winding numbers, and a fit end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+import yaml
+
+from data_prep.mesh import load_mesh, normalize_mesh
+from data_prep.points import (
+    MIN_POINTS,
+    PointCloud,
+    PointsConfig,
+    is_point_cloud,
+    orient_cloud,
+    prepare_points,
+    read_points,
+    signed_distance,
+)
+from data_prep.sampling import SamplingConfig, sample_surface
+from data_prep.sdf import winding_number as mesh_winding_number
+from sdfkit.errors import SdfkitError
+
+
+@pytest.fixture(scope="module")
+def penguin(shared_meshes):
+    """The penguin in the unit frame, and 20,000 points on it with their faces' normals."""
+    mesh, _ = normalize_mesh(load_mesh(shared_meshes / "val" / "penguin.obj"))
+    points, normals = sample_surface(mesh, 20_000, np.random.default_rng(0))
+    return mesh, points, normals
+
+
+def sphere_cloud(count: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    points, normals = sample_surface(mesh, count, np.random.default_rng(1))
+    return points + [1.0, 2.0, 3.0], normals
+
+
+# ----------------------------------------------------------------------------------------------- readers
+
+
+def _ply(path: Path, points: np.ndarray, normals: np.ndarray | None) -> Path:
+    names = ["x", "y", "z"] + (["nx", "ny", "nz"] if normals is not None else [])
+    data = points if normals is None else np.hstack([points, normals])
+    header = ["ply", "format ascii 1.0", f"element vertex {len(points)}"] + [f"property double {n}" for n in names]
+    lines = header + ["end_header"] + [" ".join(repr(v) for v in row) for row in data.tolist()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _writers(points: np.ndarray, normals: np.ndarray):
+    both = np.hstack([points, normals])
+    return {
+        "ply": lambda p: _ply(p.with_suffix(".ply"), points, None),
+        "ply-normals": lambda p: _ply(p.with_suffix(".ply"), points, normals),
+        "binary-ply-normals": lambda p: _binary_ply(p.with_suffix(".ply"), points, normals),
+        "xyz": lambda p: (np.savetxt(p.with_suffix(".xyz"), points, fmt="%.17g"), p.with_suffix(".xyz"))[1],
+        "xyz-normals": lambda p: (np.savetxt(p.with_suffix(".xyz"), both, fmt="%.17g"), p.with_suffix(".xyz"))[1],
+        "pts-count-line": lambda p: (np.savetxt(p.with_suffix(".pts"), points, fmt="%.17g", header=str(len(points)),
+                                                comments=""), p.with_suffix(".pts"))[1],
+        "txt-normals-comments": lambda p: (np.savetxt(p.with_suffix(".txt"), both, fmt="%.17g", header="x y z nx ny nz"),
+                                   p.with_suffix(".txt"))[1],
+        "npy": lambda p: (np.save(p.with_suffix(".npy"), points.astype(np.float32)), p.with_suffix(".npy"))[1],
+        "npy-normals": lambda p: (np.save(p.with_suffix(".npy"), both), p.with_suffix(".npy"))[1],
+        "npz-normals": lambda p: (np.savez(p.with_suffix(".npz"), points=points, normals=normals),
+                                  p.with_suffix(".npz"))[1],
+    }
+
+
+def _binary_ply(path: Path, points: np.ndarray, normals: np.ndarray) -> Path:
+    names = ["x", "y", "z", "nx", "ny", "nz"]
+    header = ["ply", "format binary_little_endian 1.0", f"element vertex {len(points)}"]
+    header += [f"property float {n}" for n in names] + ["end_header"]
+    body = np.hstack([points, normals]).astype("<f4").tobytes()
+    path.write_bytes(("\n".join(header) + "\n").encode() + body)
+    return path
+
+
+@pytest.mark.parametrize("kind", list(_writers(np.zeros((1, 3)), np.zeros((1, 3)))))
+def test_each_format_reads_the_points_and_their_normals(kind: str, tmp_path: Path):
+    points, normals = sphere_cloud()
+    path = _writers(points, normals)[kind](tmp_path / "cloud")
+    assert is_point_cloud(path)
+    cloud = read_points(path)
+    tol = 1e-6 if kind.startswith(("npy", "binary")) else 1e-12
+    np.testing.assert_allclose(cloud.points, points, atol=tol)
+    if "normals" in kind:
+        assert cloud.normals is not None
+        np.testing.assert_allclose(cloud.normals, normals, atol=1e-6)
+    else:
+        assert cloud.normals is None
+
+
+def test_a_ply_with_faces_is_a_mesh_and_one_without_is_a_cloud(tmp_path: Path):
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    mesh.export(tmp_path / "mesh.ply")
+    trimesh.PointCloud(mesh.vertices).export(tmp_path / "cloud.ply")
+    assert not is_point_cloud(tmp_path / "mesh.ply")
+    assert is_point_cloud(tmp_path / "cloud.ply")
+    assert not is_point_cloud(tmp_path / "mesh.obj")
+
+
+def test_samples_npz_is_not_taken_for_a_cloud(tmp_path: Path):
+    np.savez(tmp_path / "samples.npz", points=np.zeros((200, 3)), sdf=np.zeros(200))
+    with pytest.raises(SdfkitError, match="holds SDF samples"):
+        read_points(tmp_path / "samples.npz")
+
+
+def _bad(points) -> np.ndarray:
+    return np.asarray(points, dtype=np.float64)
+
+
+@pytest.mark.parametrize("points,message", [
+    (np.zeros((0, 3)), "holds no points"),
+    (np.vstack([sphere_cloud()[0], [np.nan, 0, 0]]), "NaN or infinite"),
+    (np.ones((500, 3)), "all points coincide"),
+    (np.c_[np.random.default_rng(0).random((500, 2)), np.full(500, 3.0)], "is flat"),
+    (np.eye(3), "only 3 points"),
+], ids=["empty", "nan", "all-equal", "plane", "three"])
+def test_clouds_without_a_solid_are_refused_in_one_line(points, message, tmp_path: Path):
+    path = tmp_path / "bad.xyz"
+    path.write_text("".join(" ".join(repr(v) for v in row) + "\n" for row in _bad(points).tolist()) or "# empty\n")
+    with pytest.raises(SdfkitError, match=message) as info:
+        read_points(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_cloud_above_the_limit_is_refused_before_it_is_read(tmp_path: Path):
+    from data_prep.points import MAX_POINTS
+
+    path = tmp_path / "huge.npy"
+    count = MAX_POINTS * 5
+    with open(path, "wb") as fh:  # a sparse file: the header and a hole, no data written
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (count, 3)})
+        fh.truncate(fh.tell() + count * 12)
+    with pytest.raises(SdfkitError, match="more than the limit"):
+        read_points(path)
+
+
+def test_min_points_is_enforced(tmp_path: Path):
+    points, _ = sphere_cloud(MIN_POINTS - 1)
+    np.save(tmp_path / "few.npy", points)
+    with pytest.raises(SdfkitError, match=f"at least {MIN_POINTS}"):
+        read_points(tmp_path / "few.npy")
+
+
+# ------------------------------------------------------------------------------------------ signs, normals
+
+
+def _sign_agreement(cloud, mesh, rng) -> float:
+    queries = np.concatenate([rng.uniform(-1, 1, (20_000, 3)),
+                              sample_surface(mesh, 20_000, rng)[0] + rng.normal(size=(20_000, 3)) * 0.02])
+    sdf, _, _ = signed_distance(cloud, queries)
+    truth = np.abs(mesh_winding_number(mesh.vertices, mesh.faces, queries)) > 0.5
+    return float(np.mean((sdf < 0) == truth))
+
+
+def test_signs_from_given_normals_match_the_meshs_winding_numbers(penguin):
+    mesh, points, normals = penguin
+    cloud = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given"))
+    assert _sign_agreement(cloud, mesh, np.random.default_rng(2)) >= 0.995
+
+
+def test_estimated_normals_are_oriented_outwards_and_sign_like_the_mesh(penguin):
+    mesh, points, normals = penguin
+    cloud = orient_cloud(PointCloud(points), PointsConfig(outlier_std=0.0))
+    assert cloud.normals_source == "estimated"
+    # The penguin's flippers are thin walls: propagation across them flips whole regions unless steps that
+    # leave the tangent planes cost more (93% right without that term).
+    assert np.mean(np.einsum("ij,ij->i", cloud.normals, normals) > 0) >= 0.99
+    assert _sign_agreement(cloud, mesh, np.random.default_rng(3)) >= 0.99
+
+
+def test_distances_are_close_to_the_meshs_near_the_surface(penguin):
+    from data_prep.sdf import unsigned_distance
+
+    mesh, points, normals = penguin
+    cloud = orient_cloud(PointCloud(points, normals), PointsConfig())
+    rng = np.random.default_rng(4)
+    queries = sample_surface(mesh, 5000, rng)[0] + rng.normal(size=(5000, 3)) * 0.002
+    sdf, _, _ = signed_distance(cloud, queries)
+    exact = unsigned_distance(mesh.vertices, mesh.faces, queries)
+    spacing = float(np.median(cloud.radius))
+    # Within a spacing of the surface the nearest point alone is off by 0.7 spacings (median); its plane is not.
+    assert np.median(np.abs(np.abs(sdf) - exact)) < 0.1 * spacing
+
+
+def test_noise_outliers_and_a_hole_give_finite_samples_and_say_what_was_done(penguin, tmp_path: Path):
+    mesh, points, normals = penguin
+    rng = np.random.default_rng(5)
+    keep = points[:, 2] < np.quantile(points[:, 2], 0.85)  # the top cap cut away
+    noisy = points[keep] + rng.normal(size=(int(keep.sum()), 3)) * 0.01
+    outliers = rng.uniform(-1, 1, (200, 3))
+    np.save(tmp_path / "scan.npy", np.vstack([noisy, outliers]))
+    config = SamplingConfig(num_points=20_000, num_surface=2_000)
+    samples, info = prepare_points(tmp_path / "scan.npy", config)
+    assert np.isfinite(samples.sdf).all() and len(samples.points) == 20_000
+    assert info["outliers_removed"] >= 100
+    assert info["normals"] == "estimated" and "closed" in info["gaps"]
+    assert set(info["sign_trust"]) == {"ambiguous", "normal_disagreement"}
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+
+def test_a_small_scan_fits_end_to_end(shared_meshes, tmp_path: Path):
+    """5,000 points without normals from a real mesh, through ``sdfkit fit`` (shipped decoder, few steps)."""
+    from sdfkit.decoder_io import load_decoder
+    from sdfkit.metrics import evaluate_meshes
+
+    from corpus import run_cli
+
+    source = load_mesh(shared_meshes / "val" / "torus.obj")
+    points, _ = sample_surface(source, 5000, np.random.default_rng(6))
+    np.savetxt(tmp_path / "scan.xyz", points)
+    _, cfg, _ = load_decoder(None)
+    settings = dataclasses.asdict(cfg)
+    settings["sampling"]["num_points"] = 60_000  # fewer samples than a mesh's default keep the test short
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "fit"
+    code, _, err = run_cli("fit", str(tmp_path / "scan.xyz"), "--out", str(out), "--config", str(config),
+                           "--steps", "20", "--resolution", "48", "--no-preview", "--quiet")
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["point_cloud"]["normals"] == "estimated"
+    # Samples within a point spacing of a sparse cloud have winding numbers near 1/2 (7% here).
+    assert report["point_cloud"]["sign_trust"]["ambiguous"] < 0.15
+    assert report["metrics"]["fscore_1pct"] > 0.2
+    recon = trimesh.load(out / "mesh.obj", force="mesh")
+    assert evaluate_meshes(recon, source, num_surface=5000, num_volume=50_000)["iou"] >= 0.8
