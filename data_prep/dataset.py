@@ -351,7 +351,8 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
     if done:
         split_file = out_dir / f"split{suffix}.json"
         atomic_write_text(split_file, json.dumps(split_of(done), indent=2) + "\n")
-    if shapes:
+    # A run where every shape failed writes nothing: its one-line errors are the whole answer.
+    if any(results[s][0] != "failed" for s in shapes):
         write_manifest(out_dir, [results[s][3] for s in shapes], suffix)
     failed = {str(s.path): results[s][1] for s in shapes if results[s][0] == "failed"}
     failed.update({entry: "listed in the split file but not found" for entry in missing})
