@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from data_prep.files import atomic_write_text
@@ -131,3 +132,22 @@ def shipped_fit_scene(mesh_path: str | Path, steps: int):
     unit.vertices = samples.normalization.to_unit(mesh.vertices)
     return decoder, cfg, make_scene(samples, cfg, name="scene", seed=0, mesh_unit=unit), unit
 
+
+
+def timed_fit_command(mesh: Path, out: Path, options: list[str], threads: int | None) -> tuple[dict, float, float]:
+    """``sdfkit fit MESH --out OUT`` on the CPU in a fresh process.
+
+    Returns (its report.json, the command's wall-clock seconds, the load average before it started).
+    """
+    cmd = [sys.executable, "-m", "sdfkit", "fit", str(mesh), "--out", str(out), "--device", "cpu", "--force",
+           "--quiet", *options]
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"sdfkit fit failed on {mesh}: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads((out / "report.json").read_text()), wall, load_before

@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import REPO, SHARED, machine, write_result, write_result_text
+from benchmarks.common import SHARED, machine, timed_fit_command, write_result, write_result_text
 
 #: The targets of the CPU path (seconds, whole command).
 OBJECT_TARGET_S, SCENE_TARGET_S = 60.0, 600.0
@@ -32,19 +30,8 @@ OBJECT_TARGET_S, SCENE_TARGET_S = 60.0, 600.0
 
 def run_fit(mesh: Path, out: Path, max_seconds: float | None, threads: int | None) -> dict:
     """``sdfkit fit`` in a fresh process on the CPU; its report with the command's wall-clock seconds added."""
-    cmd = [sys.executable, "-m", "sdfkit", "fit", str(mesh), "--out", str(out), "--device", "cpu", "--force", "--quiet"]
-    if max_seconds is not None:
-        cmd += ["--max-seconds", str(max_seconds)]
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    load_before = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"sdfkit fit failed on {mesh}: {proc.stderr.strip().splitlines()[-1:]}")
-    report = json.loads((out / "report.json").read_text())
+    options = ["--max-seconds", str(max_seconds)] if max_seconds is not None else []
+    report, wall, load_before = timed_fit_command(mesh, out, options, threads)
     return {
         "mesh": mesh.name, "max_seconds": max_seconds, "wall_s": round(wall, 1), "stages_s": report["seconds"],
         "steps": report["steps"], "batch_points": report["batch_points"], "codes": report["tiles"]["active"],

@@ -21,18 +21,11 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import REPO, RESULTS, SHARED, write_result
-
-
-def git_commit() -> str:
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    return proc.stdout.strip() or "unknown"
+from benchmarks.common import RESULTS, SHARED, git_commit, timed_fit_command, write_result
 
 
 def parse_variant(text: str) -> tuple[str, int, float | None]:
@@ -44,20 +37,8 @@ def parse_variant(text: str) -> tuple[str, int, float | None]:
 
 def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, threads: int | None) -> dict:
     """``sdfkit fit`` in a fresh process on the CPU; its report with the command's wall-clock seconds."""
-    cmd = [sys.executable, "-m", "sdfkit", "fit", str(mesh), "--out", str(out), "--device", "cpu", "--force",
-           "--quiet", "--init", init, "--steps", str(steps)]
-    if budget is not None:
-        cmd += ["--max-seconds", str(budget)]
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    load_before = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"sdfkit fit failed on {mesh}: {proc.stderr.strip().splitlines()[-1:]}")
-    report = json.loads((out / "report.json").read_text())
+    options = ["--init", init, "--steps", str(steps)] + (["--max-seconds", str(budget)] if budget is not None else [])
+    report, wall, load_before = timed_fit_command(mesh, out, options, threads)
     return {
         "mesh": mesh.name, "init": init, "steps_asked": steps, "max_seconds": budget, "steps": report["steps"],
         "codes": report["tiles"]["active"], "stages_s": report["seconds"], "wall_s": round(wall, 1),
