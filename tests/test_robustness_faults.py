@@ -7,6 +7,7 @@ the same result as an uninterrupted run.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -78,7 +79,8 @@ def write_meshes(folder: Path) -> list[Path]:
 
 
 def assert_samples_folder_sound(out: Path) -> None:
-    """Every visible .npz loads; the only other files are hidden temporaries of an interrupted write."""
+    """Every visible .npz loads, every split or manifest file parses; the only other files are hidden temporaries
+    of an interrupted write."""
     from data_prep.sampling import SdfSamples
 
     for path in out.rglob("*"):
@@ -88,8 +90,11 @@ def assert_samples_folder_sound(out: Path) -> None:
             assert ".tmp" in path.name, f"unexpected hidden file {path}"
         elif path.suffix == ".npz":
             SdfSamples.load(path)
+        elif path.name.startswith("manifest") and path.suffix == ".csv":
+            rows = list(csv.DictReader(path.open(newline="")))
+            assert rows and all(row["shape"] for row in rows), path
         else:
-            assert path.name.startswith("split") and path.suffix == ".json", path
+            assert path.name.startswith(("split", "manifest")) and path.suffix == ".json", path
             json.loads(path.read_text())
 
 
