@@ -55,7 +55,7 @@ def test_two_scenes_in_one_pass_equal_the_scenes_apart():
     expected_l1 = 0.0
     for s in scenes:
         pred = blend_tiles(decoder, *s.grid.corners(s.points), band, codes=s.grid.codes)
-        expected_l1 += float(clamped_l1(pred, s.sdf / s.grid.spec.cell, band))
+        expected_l1 += float(clamped_l1(pred, s.sdf / s.grid.spec.cell, band).detach())
     count = sum(len(s.points) for s in scenes)
     codes = torch.cat([s.grid.codes for s in scenes])
     assert float(l1) == pytest.approx(expected_l1 / count, rel=1e-5)
