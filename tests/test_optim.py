@@ -40,7 +40,7 @@ def test_one_pass_matches_scene_loss():
     scene = make_scene(sphere_samples(500), cfg)
     _, expected = scene_loss(decoder, scene.grid, scene.points, scene.sdf, 1.0, 1e-2)
     assert float(backward_in_chunks(decoder, scene.grid, scene.points, scene.sdf, 1.0, 1e-2, None)) == pytest.approx(
-        float(expected), rel=1e-6)
+        float(expected.detach()), rel=1e-6)
 
 
 @pytest.mark.parametrize("final", [0.0, 0.05, 0.5])
