@@ -47,7 +47,7 @@ def fit_cloud(cloud_file: Path, fraction: float, steps: int, resolution: int, nu
     cfg = fit_settings(base, FitRequest(steps=steps, resolution=resolution))
     if num_points:
         cfg = dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, num_points=num_points))
-    samples, _ = prepare_points(cloud_file, cfg.sampling.resolve(seed=cfg.fit.seed),
+    samples, _, _ = prepare_points(cloud_file, cfg.sampling.resolve(seed=cfg.fit.seed),
                                 PointsConfig(surface_fraction=fraction))
     surface = samples.surface_points.astype(np.float64)
     box = trimesh.creation.box(bounds=np.stack([surface.min(axis=0), surface.max(axis=0)]))

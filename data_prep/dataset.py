@@ -255,7 +255,7 @@ def _prep_cloud(shape: Shape, out: Path, config: SamplingConfig, force: bool,
         conflicts, ambiguous = sign_conflicts(samples.points[:20_000], samples.sdf[:20_000]), float("nan")
         status, seconds = "skipped", 0.0
     else:
-        samples, info = prepare_points(shape.path, config, points)
+        samples, info, _ = prepare_points(shape.path, config, points)
         samples.save(out)
         conflicts = sign_conflicts(samples.points[:20_000], samples.sdf[:20_000])
         ambiguous = float(info["sign_trust"]["ambiguous"])

@@ -50,8 +50,13 @@ MAX_POINTS = 10_000_000
 #: Fewer points than this cannot define normals (a plane per k-neighbourhood) nor a surface to fit.
 MIN_POINTS = 100
 
-#: Points per call to the winding-number kernel; bounds its memory.
+#: Points per call to the winding-number kernel and per block of plane fits; bounds their memory.
 CHUNK = 1 << 18
+
+#: ``denoise: auto`` projects the points onto their neighbours' planes when the median distance of a point's
+#: neighbours from their plane exceeds this share of the median k-th-neighbour distance. A clean cloud's
+#: off-plane spread is the surface's curvature over a neighbourhood, a few percent of its radius.
+NOISE_RATIO = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,12 +73,17 @@ class PointsConfig:
     deviations (statistical outlier removal); 0 keeps every point."""
     surface_fraction: float = 0.1
     """Share of the near-surface samples put on the cloud's points themselves, with signed distance 0."""
+    denoise: str = "auto"
+    """``on``: move each point onto the plane of its k neighbours before anything else uses it; ``off``: keep the
+    points as read; ``auto``: ``on`` when the cloud's :func:`noise_ratio` exceeds :data:`NOISE_RATIO`."""
 
     def __post_init__(self):
         if self.normals not in ("auto", "given", "estimate"):
             raise SdfkitError(f"--normals must be auto, given or estimate, got '{self.normals}'")
         if not 3 <= self.neighbours <= 128:
             raise SdfkitError(f"points neighbours must be between 3 and 128, got {self.neighbours}")
+        if self.denoise not in ("auto", "on", "off"):
+            raise SdfkitError(f"points denoise must be auto, on or off, got '{self.denoise}'")
         if self.outlier_std < 0 or not 0.0 <= self.surface_fraction <= 1.0:
             raise SdfkitError("points outlier_std must be non-negative and surface_fraction in [0, 1]")
 
@@ -328,6 +338,35 @@ def estimate_normals(points: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def neighbour_planes(points: np.ndarray, knn_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The least-squares plane through each point and its neighbours.
+
+    points : (n, 3); knn_idx : (n, k) indices of each point's neighbours.
+    Returns centroids (n, 3), unit normals (n, 3) of arbitrary sign, and spread (n,): the RMS distance of the
+    k + 1 points from their plane (the square root of the covariance's smallest eigenvalue).
+    """
+    centroids, normals, spread = np.empty_like(points), np.empty_like(points), np.empty(len(points))
+    for start in range(0, len(points), CHUNK):
+        block = slice(start, start + CHUNK)
+        group = np.concatenate([points[block, None, :], points[knn_idx[block]]], axis=1)  # (b, k + 1, 3)
+        center = group.mean(axis=1)
+        offset = group - center[:, None, :]
+        values, vectors = np.linalg.eigh(np.einsum("bki,bkj->bij", offset, offset) / group.shape[1])
+        centroids[block], normals[block] = center, vectors[:, :, 0]
+        spread[block] = np.sqrt(np.maximum(values[:, 0], 0.0))
+    return centroids, normals, spread
+
+
+def noise_ratio(spread: np.ndarray, knn_dist: np.ndarray) -> float:
+    """Median off-plane spread (n,) over the median k-th-neighbour distance (from (n, k) ``knn_dist``)."""
+    return float(np.median(spread) / max(float(np.median(knn_dist[:, -1])), 1e-300))
+
+
+def project_to_planes(points: np.ndarray, centroids: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """(n, 3) ``points`` moved along (n, 3) unit ``normals`` onto the planes through (n, 3) ``centroids``."""
+    return points - np.einsum("ij,ij->i", points - centroids, normals)[:, None] * normals
+
+
 def orient_normals(points: np.ndarray, normals: np.ndarray, knn_idx: np.ndarray, areas: np.ndarray) -> np.ndarray:
     """Flip (n, 3) ``normals`` to agree along a minimum spanning tree, then face outwards per connected part.
 
@@ -396,7 +435,8 @@ class OrientedCloud:
     """A cleaned, oriented cloud in the unit frame with what distances and signs need.
 
     points, normals : (n, 3) float64; areas, radius : (n,) disc area and radius per point; tree : KD-tree of
-    points; normals_source : ``given`` or ``estimated``; outliers : points dropped.
+    points; normals_source : ``given`` or ``estimated``; outliers : points dropped; noise : the cloud's
+    :func:`noise_ratio` as read; denoised : whether the points were projected onto their neighbours' planes.
     """
 
     points: np.ndarray
@@ -406,6 +446,12 @@ class OrientedCloud:
     tree: KDTree
     normals_source: str
     outliers: int
+    noise: float = 0.0
+    denoised: bool = False
+
+    def sdf(self, queries: np.ndarray) -> np.ndarray:
+        """(q,) float32 signed distance estimates at (q, 3) ``queries``, negative inside (:func:`signed_distance`)."""
+        return signed_distance(self, queries)[0].astype(np.float32)
 
 
 def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
@@ -419,13 +465,22 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
         raise SdfkitError(f"only {int(keep.sum())} points remain after removing outliers (at least {MIN_POINTS})")
     points = points[keep]
     tree, dist, idx = neighbour_distances(points, config.neighbours)
+    centroids, plane_normals, spread = neighbour_planes(points, idx)
+    noise = noise_ratio(spread, dist)
+    denoised = config.denoise == "on" or (config.denoise == "auto" and noise > NOISE_RATIO)
+    if denoised:
+        # Noisy points bias the distances of the samples near them (the nearest noisy point is closer than the
+        # surface) and scatter the normals that orientation propagates: both use the points on their planes.
+        points = project_to_planes(points, centroids, plane_normals)
+        tree, dist, idx = neighbour_distances(points, config.neighbours)
     areas = disc_areas(dist)
     if cloud.normals is not None and config.normals != "estimate":
         normals, source = cloud.normals[keep], "given"
     else:
         normals = orient_normals(points, estimate_normals(points, config.neighbours), idx, areas)
         source = "estimated"
-    return OrientedCloud(points, normals, areas, np.sqrt(areas / np.pi), tree, source, int((~keep).sum()))
+    return OrientedCloud(points, normals, areas, np.sqrt(areas / np.pi), tree, source, int((~keep).sum()),
+                         round(noise, 4), denoised)
 
 
 def signed_distance(cloud: OrientedCloud, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -529,7 +584,8 @@ def prepare_points(path: str | Path, config, points_config: PointsConfig | None 
     -------
     samples : :class:`data_prep.sampling.SdfSamples`, as a mesh's.
     info : what was done, for the report: points read and used, outliers dropped, normals given or estimated,
-        sign trust, and how gaps are treated.
+        noise and denoising, sign trust, and how gaps are treated.
+    oriented : the cleaned, oriented cloud in the unit frame (its :meth:`OrientedCloud.sdf` feeds the encoder).
     """
     from data_prep.sampling import SdfSamples
 
@@ -547,9 +603,11 @@ def prepare_points(path: str | Path, config, points_config: PointsConfig | None 
         "points_read": int(len(cloud.points)),
         "outliers_removed": oriented.outliers,
         "normals": oriented.normals_source,
+        "noise_ratio": oriented.noise,
+        "denoised": oriented.denoised,
         "sign_trust": trust,
         "gaps": "closed: a missing region is bridged by the winding number's 1/2 level set",
         "distance": "max(distance to the nearest point's tangent plane, distance to the nearest point - its disc "
                     "radius)",
     }
-    return samples, info
+    return samples, info, oriented

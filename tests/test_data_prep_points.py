@@ -17,6 +17,8 @@ from data_prep.points import (
     PointCloud,
     PointsConfig,
     is_point_cloud,
+    neighbour_distances,
+    neighbour_planes,
     orient_cloud,
     prepare_points,
     read_points,
@@ -190,6 +192,47 @@ def test_distances_are_close_to_the_meshs_near_the_surface(penguin):
     assert np.median(np.abs(np.abs(sdf) - exact)) < 0.1 * spacing
 
 
+def test_neighbour_planes_match_a_per_point_svd():
+    points, _ = sphere_cloud(300)
+    points = points + np.random.default_rng(7).normal(size=points.shape) * 0.01
+    _, _, idx = neighbour_distances(points, 8)
+    centroids, normals, spread = neighbour_planes(points, idx)
+    for i in range(len(points)):
+        group = np.vstack([points[i], points[idx[i]]])
+        center = group.mean(axis=0)
+        _, sv, vt = np.linalg.svd(group - center)
+        assert np.allclose(centroids[i], center)
+        assert abs(abs(normals[i] @ vt[-1]) - 1.0) < 1e-8
+        assert np.isclose(spread[i], sv[-1] / np.sqrt(len(group)))
+
+
+def test_noisy_points_are_denoised_and_clean_ones_kept(penguin):
+    from data_prep.sdf import unsigned_distance
+
+    mesh, points, normals = penguin
+    clean = orient_cloud(PointCloud(points, normals), PointsConfig(outlier_std=0.0))
+    assert not clean.denoised and np.array_equal(clean.points, points)
+    noisy = points + np.random.default_rng(8).normal(size=points.shape) * 0.005
+    cloud = orient_cloud(PointCloud(noisy, normals), PointsConfig(outlier_std=0.0))
+    assert cloud.denoised and cloud.noise > 2 * clean.noise
+    before = np.median(unsigned_distance(mesh.vertices, mesh.faces, noisy))
+    after = np.median(unsigned_distance(mesh.vertices, mesh.faces, cloud.points))
+    # Projected onto the plane of its 16 neighbours a point keeps about a quarter of its noise.
+    assert after < 0.5 * before
+
+
+def test_denoising_makes_estimated_signs_agree_with_the_mesh_under_noise(penguin):
+    mesh, points, _ = penguin
+    noisy = PointCloud(points + np.random.default_rng(9).normal(size=points.shape) * 0.005)
+    cloud = orient_cloud(noisy, PointsConfig(outlier_std=0.0))
+    kept = orient_cloud(noisy, PointsConfig(outlier_std=0.0, denoise="off"))
+    assert cloud.denoised and not kept.denoised
+    # Measured: 0.979 of the signs right on the denoised points, 0.950 on the noisy ones (orientation flips
+    # more regions when the normals scatter).
+    agreement = _sign_agreement(cloud, mesh, np.random.default_rng(10))
+    assert agreement >= 0.97 and agreement > _sign_agreement(kept, mesh, np.random.default_rng(10)) + 0.01
+
+
 def test_noise_outliers_and_a_hole_give_finite_samples_and_say_what_was_done(penguin, tmp_path: Path):
     mesh, points, normals = penguin
     rng = np.random.default_rng(5)
@@ -198,7 +241,7 @@ def test_noise_outliers_and_a_hole_give_finite_samples_and_say_what_was_done(pen
     outliers = rng.uniform(-1, 1, (200, 3))
     np.save(tmp_path / "scan.npy", np.vstack([noisy, outliers]))
     config = SamplingConfig(num_points=20_000, num_surface=2_000)
-    samples, info = prepare_points(tmp_path / "scan.npy", config)
+    samples, info, _ = prepare_points(tmp_path / "scan.npy", config)
     assert np.isfinite(samples.sdf).all() and len(samples.points) == 20_000
     assert info["outliers_removed"] >= 100
     assert info["normals"] == "estimated" and "closed" in info["gaps"]
