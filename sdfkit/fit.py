@@ -84,6 +84,9 @@ class FitRequest:
     """Encoder file for ``init`` encoder (None: the shipped one)."""
     normals: str = "auto"
     """Point clouds: ``auto`` (the file's normals, else estimated), ``given`` or ``estimate``."""
+    denoise: str = "auto"
+    """Point clouds: project the points onto their neighbours' planes: ``auto`` (when the cloud looks noisy),
+    ``on`` or ``off``."""
 
 
 @dataclasses.dataclass
@@ -243,6 +246,8 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
     opts = opts or FitRequest()
     if opts.normals not in ("auto", "given", "estimate"):
         raise SdfkitError(f"--normals must be auto, given or estimate, got '{opts.normals}'")
+    if opts.denoise not in ("auto", "on", "off"):
+        raise SdfkitError(f"--denoise must be auto, on or off, got '{opts.denoise}'")
     mesh_path, out = Path(mesh_path), Path(out_dir)
     fmt = opts.format.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
@@ -265,34 +270,37 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
         cfg = fit_settings(base_cfg, opts, dec_id)
         sampling = cfg.sampling.resolve(seed=cfg.fit.seed)
         if scan:  # no faces: signs from the cloud's (given or estimated) normals, scored against its points
-            samples, cloud, cloud_info, gt_unit = prepare_cloud(mesh_path, sampling, opts.normals)
+            samples, cloud, cloud_info, gt_unit, exact_sdf = prepare_cloud(mesh_path, sampling, opts.normals,
+                                                                           opts.denoise)
             mesh_hash = samples.mesh_hash
         else:
             assert gt is not None  # read above
             gt_unit, normalization = normalize_mesh(gt, sampling.radius)
             samples = sample_unit_mesh(gt_unit, normalization, sampling, str(mesh_path.resolve()), mesh_hash)
+            exact_sdf = MeshSDF(gt_unit)
         scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
         decoder = decoder.to(dev)
         timings["prepare"] = time.perf_counter() - t
         stage.done()
 
         refinement: dict = {}
-        # The encoder reads the exact SDF of a mesh; a point cloud starts from random codes.
-        encode = cfg.fit.init == "encoder" and not scan
+        # The encoder reads a mesh's exact SDF, or a cloud's estimate of it (winding-number signs).
+        encode = cfg.fit.init == "encoder"
         if encode:
             t = time.perf_counter()
             with torch.no_grad():
-                scene.grid.codes.copy_(encoder_codes(scene, dec_id, MeshSDF(gt_unit), opts.encoder))
+                scene.grid.codes.copy_(encoder_codes(scene, dec_id, exact_sdf, opts.encoder))
             timings["init"] = time.perf_counter() - t
 
         t = time.perf_counter()
         stage = bar.stage("fit", total=cfg.fit.steps, budget_s=opts.max_seconds)
+        extra = (cloud_loss(decoder, scene.grid, samples.surface_points, samples.surface_normals,
+                            cloud_info["normals"], cfg.loss.band, cfg.fit.seed) if scan else None)
         if encode:
             steps_done, l1, refinement = refine_no_worse(
-                decoder, scene, cfg, lambda: fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage))
+                decoder, scene, cfg,
+                lambda: fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage, extra_loss=extra))
         else:
-            extra = (cloud_loss(decoder, scene.grid, samples.surface_points, samples.surface_normals,
-                                cloud_info["normals"], cfg.loss.band, cfg.fit.seed) if scan else None)
             steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage, extra_loss=extra)
         stage.update(completed=steps_done, loss=l1)  # fit_codes reports every few steps; the log's last line is exact
         stage.done()

@@ -83,11 +83,11 @@ def load_many(items: list[tuple[str, int, int]], section: SamplingChoice, cache_
         return list(pool.map(_load_job, jobs))
 
 
-def prepare_cloud(path: str | Path, sampling, normals: str = "auto"):
+def prepare_cloud(path: str | Path, sampling, normals: str = "auto", denoise: str = "auto"):
     """Samples of the point cloud at ``path`` (:mod:`data_prep.points`), read once.
 
     sampling : the resolved :class:`~data_prep.sampling.SamplingConfig`; normals : ``auto``, ``given`` or
-    ``estimate``.
+    ``estimate``; denoise : ``auto``, ``on`` or ``off`` (:class:`data_prep.points.PointsConfig`).
 
     Returns
     -------
@@ -96,13 +96,16 @@ def prepare_cloud(path: str | Path, sampling, normals: str = "auto"):
     info : what was done to the cloud, and how far its signs can be trusted (for ``report.json``).
     bounds_unit : a box over the cloud in the unit frame, standing in for the mesh when the grid resolution
         is chosen (the whole cloud counts as one object).
+    sdf : (q, 3) unit-frame points -> (q,) the cloud's signed distance estimates, negative inside (the
+        encoder's input, as a mesh's exact SDF is).
     """
     import trimesh
 
     from data_prep.points import PointsConfig, prepare_points, read_points
 
     cloud = read_points(path)
-    samples, info = prepare_points(path, sampling, PointsConfig(normals=normals), cloud=cloud)
+    samples, info, oriented = prepare_points(path, sampling, PointsConfig(normals=normals, denoise=denoise),
+                                             cloud=cloud)
     surface = np.asarray(samples.surface_points, dtype=np.float64)
     bounds_unit = trimesh.creation.box(bounds=np.stack([surface.min(axis=0), surface.max(axis=0)]))
-    return samples, cloud, info, bounds_unit
+    return samples, cloud, info, bounds_unit, oriented.sdf

@@ -65,6 +65,9 @@ def fit(
     seed: Annotated[int | None, typer.Option(help="Random seed for sampling and batches.")] = None,
     normals: Annotated[str, typer.Option(
         help="Point clouds: auto (the file's normals, else estimated), given (required) or estimate.")] = "auto",
+    denoise: Annotated[str, typer.Option(
+        help="Point clouds: move each point onto its neighbours' plane: auto (when the cloud looks noisy), on or off."
+    )] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
     preview: Annotated[bool, typer.Option("--preview/--no-preview", help="Write preview.png.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -85,7 +88,7 @@ def fit(
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile,
         grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, faces=faces, keep_full=keep_full, force=force, preview=preview, seed=seed, init=init,
-        encoder=str(encoder) if encoder else None, normals=normals,
+        encoder=str(encoder) if encoder else None, normals=normals, denoise=denoise,
     )
     if is_batch_source(mesh):
         from sdfkit.cli.batch import fit_folder_command
