@@ -13,7 +13,14 @@ the file: sdfkit estimates and orients its own (``data_prep.points``), Poisson g
 Orientation correctness (share of normals within 90 degrees of the source face's) is recorded for the normals
 each method used.
 
-    python -m benchmarks.points                                    # the full matrix (hours on a 2-core CPU)
+Designs: ``factorial`` every count x normals x noise (plus the holed clouds with --cap); ``ofat`` one factor at a
+time around a base cloud (--base-count points, exact normals, clean, closed): each other count, each other normals
+condition, each other noise level and the holed cloud, one change at a time, ordered condition by condition over
+all meshes so that a run cut short has whole conditions. --million-meshes limits the 1,000,000-point clouds to
+those meshes (they take longest).
+
+    python -m benchmarks.points --design ofat --million-meshes torus      # every val mesh, one factor at a time
+    python -m benchmarks.points --design factorial --cap                   # the full matrix (days on a 2-core CPU)
     python -m benchmarks.points --meshes penguin torus --counts 10000 --normals exact none \\
         --noise 0 0.01 --cap --max-seconds 30 --name points-subset
 """
@@ -24,7 +31,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,20 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, RESULTS, SHARED, write_result
+from benchmarks.common import SHARED, git_commit, write_result
 
 #: Share of the mesh's height removed from the top for the holed condition.
 CAP_FRACTION = 0.15
 #: Open3D's documented trimming: drop vertices whose Poisson density is below this quantile.
 DENSITY_QUANTILE = 0.01
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def make_cloud(mesh, count: int, noise: float, cap: bool, seed: int = 0):
@@ -193,7 +191,12 @@ def main() -> None:
                         choices=["exact", "estimated", "none"])
     parser.add_argument("--noise", nargs="*", type=float, default=[0.0, 0.0025, 0.01],
                         help="Gaussian noise std as a fraction of the bounding-box diagonal")
-    parser.add_argument("--cap", action="store_true", help="also a clean cloud of each count with its top cap cut")
+    parser.add_argument("--cap", action="store_true", help="factorial: also a clean cloud of each count with its top cap "
+                        "cut (ofat always has one)")
+    parser.add_argument("--design", choices=["factorial", "ofat"], default="factorial")
+    parser.add_argument("--base-count", type=int, default=100_000, help="ofat: the base cloud's points")
+    parser.add_argument("--million-meshes", nargs="*", default=None,
+                        help="ofat: run clouds of 1,000,000 points or more only on these meshes (default: all)")
     parser.add_argument("--depths", nargs="*", type=int, default=[9, 10])
     parser.add_argument("--steps", type=int, default=None, help="sdfkit fit steps (default: the fit default)")
     parser.add_argument("--max-seconds", type=float, default=None, help="sdfkit fit time budget")
@@ -201,39 +204,59 @@ def main() -> None:
     parser.add_argument("--num-points", type=int, default=None, help="sdfkit samples per cloud (default: the fit's)")
     parser.add_argument("--volume-points", type=int, default=1_000_000, help="IoU samples (protocol: 1,000,000)")
     parser.add_argument("--name", default="points")
-    parser.add_argument("--markdown-only", action="store_true", help="only rewrite results/NAME.md from its .json")
+    parser.add_argument("--markdown-only", type=Path, default=None, metavar="JSON",
+                        help="only rewrite the table beside this result .json")
     args = parser.parse_args()
     if args.markdown_only:
-        write_markdown(args.name)
+        write_markdown(args.markdown_only)
         return
 
     names = args.meshes or sorted(p.stem for p in (SHARED / "val").glob("*.obj"))
     meshes = [SHARED / "val" / f"{name}.obj" for name in names]
-    conditions = [(c, n, s, False) for c in args.counts for n in args.normals for s in args.noise]
-    if args.cap:
-        conditions += [(c, "exact", 0.0, True) for c in args.counts]
+    runs = design_runs(args, names)
     load_before = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     rows = []
     meta = {"command": "python -m benchmarks.points " + " ".join(sys.argv[1:]), "commit": git_commit(),
-            "date": started, "load_before": round(load_before, 2),
+            "date": started, "load_before": round(load_before, 2), "design": args.design,
             "threads": os.environ.get("OMP_NUM_THREADS", "all")}
     with tempfile.TemporaryDirectory() as tmp:
         args.config = fit_config(Path(tmp), args.num_points)
-        for mesh_path in meshes:
-            for count, normals_kind, noise, cap in conditions:
-                rows.extend(run_one(mesh_path, count, normals_kind, noise, cap, args, Path(tmp)))
-                shutil.rmtree(Path(tmp) / "fit", ignore_errors=True)
-                # Written after every cloud, so that a run cut short keeps what it measured.
-                meta["load_after"] = round(os.getloadavg()[0], 2)
-                write_result(args.name, {**meta, "finished": False, "rows": rows})
-    write_result(args.name, {**meta, "finished": True, "rows": rows})
-    write_markdown(args.name)
+        for mesh_index, (count, normals_kind, noise, cap) in runs:
+            rows.extend(run_one(meshes[mesh_index], count, normals_kind, noise, cap, args, Path(tmp)))
+            shutil.rmtree(Path(tmp) / "fit", ignore_errors=True)
+            # Written after every cloud, so that a run cut short keeps what it measured.
+            meta["load_after"] = round(os.getloadavg()[0], 2)
+            write_markdown(write_result(args.name, {**meta, "finished": False, "rows": rows}))
+    write_markdown(write_result(args.name, {**meta, "finished": True, "rows": rows}))
 
 
-def write_markdown(name: str) -> None:
-    """``results/<name>.md`` from ``results/<name>.json`` (also for a run cut short: its rows so far)."""
-    data = json.loads((RESULTS / f"{name}.json").read_text())
+def design_runs(args, names: list[str]) -> list[tuple[int, tuple[int, str, float, bool]]]:
+    """(mesh index, (points, normals, noise, cap cut)) of every cloud to run, in running order."""
+    if args.design == "factorial":
+        conditions = [(c, n, s, False) for c in args.counts for n in args.normals for s in args.noise]
+        if args.cap:
+            conditions += [(c, "exact", 0.0, True) for c in args.counts]
+        return [(m, cond) for m in range(len(names)) for cond in conditions]
+    base = (args.base_count, "exact", 0.0, False)
+    conditions = [base]
+    conditions += [(base[0], "exact", s, False) for s in args.noise if s != base[2]]
+    conditions += [(c, "exact", 0.0, False) for c in args.counts if c < base[0]]
+    conditions += [(base[0], "exact", 0.0, True)]
+    conditions += [(base[0], n, 0.0, False) for n in args.normals if n != base[1]]
+    conditions += [(c, "exact", 0.0, False) for c in args.counts if c > base[0]]  # the slowest last
+    runs = []
+    for cond in conditions:
+        for m, name in enumerate(names):
+            if cond[0] >= 1_000_000 and args.million_meshes is not None and name not in args.million_meshes:
+                continue
+            runs.append((m, cond))
+    return runs
+
+
+def write_markdown(json_path: Path) -> None:
+    """The table beside a result's .json (also for a run cut short: its rows so far)."""
+    data = json.loads(json_path.read_text())
     header = (f"`{data['command']}` at commit {data['commit']}, {data['date']}, on {data['machine']} "
               f"(load average {data['load_before']} before, {data['load_after']} after"
               f"{'' if data.get('finished') else '; the run was stopped after the rows below'}). CD: squared "
@@ -241,8 +264,8 @@ def write_markdown(name: str) -> None:
               "seconds to the mesh (sdfkit: prepare + fit + extract; Poisson: reconstruction + trimming, plus "
               "Open3D's normal estimation when the file has none); normals right: share of the normals used within "
               "90 degrees of the source face's.")
-    (RESULTS / f"{name}.md").write_text(markdown(data["rows"], header), encoding="utf-8")
-    print(f"wrote {RESULTS / (name + '.json')} and .md")
+    json_path.with_suffix(".md").write_text(markdown(data["rows"], header), encoding="utf-8")
+    print(f"wrote {json_path} and .md")
 
 
 if __name__ == "__main__":
