@@ -3,7 +3,8 @@
 Readers
     vertex-only PLY (with or without ``nx ny nz``), ``.xyz`` / ``.pts`` / ``.txt`` (``x y z [nx ny nz]`` per line,
     ``#`` comments, an optional first line holding only the point count), ``.npy`` ((n, 3) or (n, 6)) and ``.npz``
-    (``points`` (n, 3), optional ``normals`` (n, 3)). A cloud above :data:`MAX_POINTS` is refused from its header,
+    (``points`` (n, 3), optional ``normals`` (n, 3)); ``.las`` / ``.laz`` through laspy (and lazrs), an optional
+    extra. A cloud above :data:`MAX_POINTS` is refused from its header,
     before its points are read.
 
 Normals
@@ -41,7 +42,10 @@ from data_prep.errors import SdfkitError
 from data_prep.mesh import FLAT_TOLERANCE, Normalization, file_hash
 
 #: Suffixes always read as point clouds; a ``.ply`` is a point cloud when its header declares no faces.
-POINT_SUFFIXES = (".xyz", ".pts", ".txt", ".npy", ".npz")
+POINT_SUFFIXES = (".xyz", ".pts", ".txt", ".npy", ".npz", ".las", ".laz")
+
+#: How to get the optional LAS/LAZ readers (``pyproject.toml``'s ``las`` extra).
+LAS_EXTRA = "pip install 'sdfkit[las]'"
 
 #: Larger clouds are refused (from the header, before reading): kNN graphs, normal estimation and the winding
 #: number's tree take a few hundred bytes a point. Subsample larger scans first.
@@ -234,6 +238,27 @@ def _read_npz(path: Path) -> PointCloud:
                       None if normals is None else np.asarray(normals, dtype=np.float64))
 
 
+def _read_las(path: Path) -> PointCloud:
+    """A LAS or LAZ file's points, in its own (scaled and offset) coordinates; LAS holds no normals."""
+    try:
+        import laspy
+    except ImportError:
+        raise SdfkitError(f"reading {path.suffix} files needs laspy ({LAS_EXTRA})") from None
+    try:
+        with laspy.open(path) as reader:
+            _check_count(int(reader.header.point_count), path)
+            data = reader.read()
+    except laspy.errors.LaspyException as exc:
+        if path.suffix.lower() == ".laz" and "backend" in str(exc).lower():
+            raise SdfkitError(f"reading .laz files needs lazrs ({LAS_EXTRA})") from None
+        raise SdfkitError(f"cannot read point cloud {path}: {str(exc).strip().splitlines()[0][:120]}") from None
+    except (SdfkitError, PermissionError, MemoryError):
+        raise  # reported by read_points
+    except Exception as exc:  # laspy and lazrs raise many types for truncated or damaged files
+        raise SdfkitError(f"cannot read point cloud {path}: not a valid LAS/LAZ file ({type(exc).__name__})") from None
+    return PointCloud(np.stack([np.asarray(data.x), np.asarray(data.y), np.asarray(data.z)], axis=1).astype(np.float64))
+
+
 def validate_cloud(cloud: PointCloud, name: str = "point cloud") -> PointCloud:
     """Refuse (one-line :class:`SdfkitError`) a cloud that cannot define a solid; return it with unit normals.
 
@@ -270,7 +295,7 @@ def read_points(path: str | Path) -> PointCloud:
 
     Parameters
     ----------
-    path : a vertex-only ``.ply``, ``.xyz``, ``.pts``, ``.txt``, ``.npy`` or ``.npz``.
+    path : a vertex-only ``.ply``, ``.xyz``, ``.pts``, ``.txt``, ``.npy``, ``.npz``, ``.las`` or ``.laz``.
 
     Returns
     -------
@@ -293,6 +318,8 @@ def read_points(path: str | Path) -> PointCloud:
             cloud = _read_npy(path)
         elif suffix == ".npz":
             cloud = _read_npz(path)
+        elif suffix in (".las", ".laz"):
+            cloud = _read_las(path)
         else:
             cloud = _read_text(path)
     except PermissionError:

@@ -98,6 +98,42 @@ def test_each_format_reads_the_points_and_their_normals(kind: str, tmp_path: Pat
         assert cloud.normals is None
 
 
+@pytest.mark.parametrize("suffix", [".las", ".laz"])
+def test_las_and_laz_read_their_points(suffix: str, tmp_path: Path):
+    laspy = pytest.importorskip("laspy")
+    points, _ = sphere_cloud()
+    header = laspy.LasHeader(point_format=3, version="1.2")
+    header.scales, header.offsets = [1e-5] * 3, [0.0] * 3
+    data = laspy.LasData(header)
+    data.x, data.y, data.z = points.T
+    data.write(tmp_path / f"cloud{suffix}")
+    assert is_point_cloud(tmp_path / f"cloud{suffix}")
+    cloud = read_points(tmp_path / f"cloud{suffix}")
+    np.testing.assert_allclose(cloud.points, points, atol=1e-5)  # LAS stores integers of 1e-5 here
+    assert cloud.normals is None
+
+
+def test_without_laspy_a_las_file_is_one_line(tmp_path: Path):
+    import subprocess
+    import sys
+
+    (tmp_path / "scan.las").write_bytes(b"LASF" + bytes(300))
+    # A None entry in sys.modules makes the import fail, as in an installation without the extra.
+    code = ("import sys; sys.modules['laspy'] = None\n"
+            "from data_prep.points import read_points\n"
+            f"read_points({str(tmp_path / 'scan.las')!r})")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "needs laspy (pip install 'sdfkit[las]')" in done.stderr
+
+
+def test_a_damaged_las_file_is_refused_in_one_line(tmp_path: Path):
+    pytest.importorskip("laspy")
+    (tmp_path / "scan.las").write_bytes(b"LASF" + bytes(300))
+    with pytest.raises(SdfkitError, match="not a valid LAS/LAZ file"):
+        read_points(tmp_path / "scan.las")
+
+
 def test_a_ply_with_faces_is_a_mesh_and_one_without_is_a_cloud(tmp_path: Path):
     mesh = trimesh.creation.icosphere(subdivisions=2)
     mesh.export(tmp_path / "mesh.ply")
