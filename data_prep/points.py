@@ -243,14 +243,14 @@ def _read_las(path: Path) -> PointCloud:
     try:
         import laspy
     except ImportError:
-        raise SdfkitError(f"reading {path.suffix} files needs laspy ({LAS_EXTRA})") from None
+        raise SdfkitError(f"cannot read point cloud {path}: .las and .laz files need laspy ({LAS_EXTRA})") from None
     try:
         with laspy.open(path) as reader:
             _check_count(int(reader.header.point_count), path)
             data = reader.read()
     except laspy.errors.LaspyException as exc:
         if path.suffix.lower() == ".laz" and "backend" in str(exc).lower():
-            raise SdfkitError(f"reading .laz files needs lazrs ({LAS_EXTRA})") from None
+            raise SdfkitError(f"cannot read point cloud {path}: .laz files need lazrs ({LAS_EXTRA})") from None
         raise SdfkitError(f"cannot read point cloud {path}: {str(exc).strip().splitlines()[0][:120]}") from None
     except (SdfkitError, PermissionError, MemoryError):
         raise  # reported by read_points

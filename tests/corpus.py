@@ -209,6 +209,13 @@ def build_cloud_three(folder: Path) -> Path:
     return _write_xyz(CENTER + np.eye(3), folder, "three.xyz")
 
 
+def build_cloud_damaged_las(folder: Path) -> Path:
+    """A LAS signature and 300 zero bytes: no valid header (read through the optional laspy)."""
+    path = folder / "scan.las"
+    path.write_bytes(b"LASF" + bytes(300))
+    return path
+
+
 def build_cloud_huge(folder: Path) -> Path:
     """A 50-million-point .npy (600 MB declared) written as a sparse file: its header and a hole."""
     path = folder / "huge.npy"
@@ -411,6 +418,10 @@ CASES: tuple[Case, ...] = (
          _all(fails("unsupported mesh format"), prep=fails("is flat"), fit=fails("is flat"))),
     Case("cloud_three_points", "points", "an .xyz cloud of 3 points", build_cloud_three,
          _all(fails("unsupported mesh format"), prep=fails("only 3 points"), fit=fails("only 3 points"))),
+    # Without the las extra the same line names laspy instead of the damage.
+    Case("cloud_damaged_las", "points", "a .las file holding its signature and 300 zero bytes", build_cloud_damaged_las,
+         _all(fails("unsupported mesh format"), prep=fails("cannot read point cloud"),
+              fit=fails("cannot read point cloud"))),
     Case("cloud_50_million", "points", "a .npy cloud of 50,000,000 points (a sparse file)", build_cloud_huge,
          _all(fails("unsupported mesh format"), prep=fails("more than the limit"), fit=fails("more than the limit"))),
     Case("directory", "file", "a directory named folder.obj", build_directory,

@@ -124,7 +124,7 @@ def test_without_laspy_a_las_file_is_one_line(tmp_path: Path):
             f"read_points({str(tmp_path / 'scan.las')!r})")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode != 0
-    assert "needs laspy (pip install 'sdfkit[las]')" in done.stderr
+    assert "files need laspy (pip install 'sdfkit[las]')" in done.stderr
 
 
 def test_a_damaged_las_file_is_refused_in_one_line(tmp_path: Path):
