@@ -17,6 +17,7 @@ from data_prep.points import (
     PointCloud,
     PointsConfig,
     is_point_cloud,
+    jet_project,
     neighbour_distances,
     neighbour_planes,
     orient_cloud,
@@ -242,6 +243,24 @@ def test_neighbour_planes_match_a_per_point_svd():
         assert np.isclose(spread[i], sv[-1] / np.sqrt(len(group)))
 
 
+def test_jet_projection_matches_a_per_point_least_squares_fit():
+    points, _ = sphere_cloud(300)
+    points = points + np.random.default_rng(11).normal(size=points.shape) * 0.01
+    tree, _, idx = neighbour_distances(points, 12)
+    projected = jet_project(points, tree, 12)
+    for i in range(len(points)):
+        group = np.vstack([points[i], points[idx[i]]])
+        center = group.mean(axis=0)
+        normal = np.linalg.svd(group - center)[2][-1]
+        t1 = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
+        t1 /= np.linalg.norm(t1)
+        t2 = np.cross(normal, t1)
+        u, v, h = ((group - center) @ t for t in (t1, t2, normal))
+        coef = np.linalg.lstsq(np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1), h, rcond=None)[0]
+        height = coef @ [1.0, u[0], v[0], u[0] ** 2, u[0] * v[0], v[0] ** 2]
+        np.testing.assert_allclose(projected[i], center + u[0] * t1 + v[0] * t2 + height * normal, atol=1e-9)
+
+
 def test_noisy_points_are_denoised_and_clean_ones_kept(penguin):
     from data_prep.sdf import unsigned_distance
 
@@ -253,7 +272,7 @@ def test_noisy_points_are_denoised_and_clean_ones_kept(penguin):
     assert cloud.denoised and cloud.noise > 2 * clean.noise
     before = np.median(unsigned_distance(mesh.vertices, mesh.faces, noisy))
     after = np.median(unsigned_distance(mesh.vertices, mesh.faces, cloud.points))
-    # Projected onto the plane of its 16 neighbours a point keeps about a quarter of its noise.
+    # Measured: the median distance to the surface falls from 0.0033 to 0.0014.
     assert after < 0.5 * before
 
 
@@ -263,7 +282,7 @@ def test_denoising_makes_estimated_signs_agree_with_the_mesh_under_noise(penguin
     cloud = orient_cloud(noisy, PointsConfig(outlier_std=0.0))
     kept = orient_cloud(noisy, PointsConfig(outlier_std=0.0, denoise="off"))
     assert cloud.denoised and not kept.denoised
-    # Measured: 0.979 of the signs right on the denoised points, 0.950 on the noisy ones (orientation flips
+    # Measured: 0.976 of the signs right on the denoised points, 0.950 on the noisy ones (orientation flips
     # more regions when the normals scatter).
     agreement = _sign_agreement(cloud, mesh, np.random.default_rng(10))
     assert agreement >= 0.97 and agreement > _sign_agreement(kept, mesh, np.random.default_rng(10)) + 0.01
