@@ -16,7 +16,7 @@ each method used.
 Designs: ``factorial`` every count x normals x noise (plus the holed clouds with --cap); ``ofat`` one factor at a
 time around a base cloud (--base-count points, exact normals, clean, closed): each other count, each other normals
 condition, each other noise level and the holed cloud, one change at a time, ordered condition by condition over
-all meshes so that a run cut short has whole conditions. --million-meshes limits the 1,000,000-point clouds to
+all meshes so that a run cut short has whole conditions (or, with --order mesh, mesh by mesh). --million-meshes limits the 1,000,000-point clouds to
 those meshes (they take longest).
 
     python -m benchmarks.points --design ofat --million-meshes torus      # every val mesh, one factor at a time
@@ -194,6 +194,9 @@ def main() -> None:
     parser.add_argument("--cap", action="store_true", help="factorial: also a clean cloud of each count with its top cap "
                         "cut (ofat always has one)")
     parser.add_argument("--design", choices=["factorial", "ofat"], default="factorial")
+    parser.add_argument("--order", choices=["condition", "mesh"], default="condition",
+                        help="ofat: every mesh for one condition before the next, or every condition of one mesh "
+                        "(--meshes order) before the next mesh")
     parser.add_argument("--base-count", type=int, default=100_000, help="ofat: the base cloud's points")
     parser.add_argument("--million-meshes", nargs="*", default=None,
                         help="ofat: run clouds of 1,000,000 points or more only on these meshes (default: all)")
@@ -245,13 +248,10 @@ def design_runs(args, names: list[str]) -> list[tuple[int, tuple[int, str, float
     conditions += [(base[0], "exact", 0.0, True)]
     conditions += [(base[0], n, 0.0, False) for n in args.normals if n != base[1]]
     conditions += [(c, "exact", 0.0, False) for c in args.counts if c > base[0]]  # the slowest last
-    runs = []
-    for cond in conditions:
-        for m, name in enumerate(names):
-            if cond[0] >= 1_000_000 and args.million_meshes is not None and name not in args.million_meshes:
-                continue
-            runs.append((m, cond))
-    return runs
+    pairs = ([(m, cond) for cond in conditions for m in range(len(names))] if args.order == "condition"
+             else [(m, cond) for m in range(len(names)) for cond in conditions])
+    return [(m, cond) for m, cond in pairs
+            if cond[0] < 1_000_000 or args.million_meshes is None or names[m] in args.million_meshes]
 
 
 def write_markdown(json_path: Path) -> None:
