@@ -63,8 +63,8 @@ CHUNK = 1 << 18
 NOISE_RATIO = 0.05
 
 #: Denoising fits each point's neighbourhood out to this many times the median off-plane spread of its k nearest
-#: neighbours. Chosen on the penguin at 10,000 and 100,000 points with noise of 0.25% and 1% of the diagonal
-#: (``benchmarks/points_denoise.py``): it picks the best or next-best of 16 to 256 neighbours in each case.
+#: neighbours. On the penguin with noise of 0.25% and 1% of the diagonal (``benchmarks/points_denoise.py``) it
+#: picks the best of 16 to 256 neighbours at 100,000 points and one size too many at 10,000.
 DENOISE_REACH = 6.0
 
 
