@@ -14,6 +14,11 @@ Normals
     connected part of that graph is then turned to face outwards: the part's enclosed volume by the divergence
     theorem, ``1/3 sum a_i (p_i - c) . n_i``, must be positive.
 
+Denoising
+    when the off-plane spread of each point's k neighbours is large against their reach (:data:`NOISE_RATIO`),
+    every point moves onto a quadratic height field fitted to its neighbourhood (:func:`jet_project`), sized from
+    the noise (:func:`denoise_neighbours`); normals are then oriented over the points on their k-neighbour planes.
+
 Signs and distances without faces
     the sign is the fast winding number of the oriented cloud (Barill et al. 2018, point-cloud-utils' libigl
     binding), inside where it exceeds 1/2; each point stands for a disc of area ``pi r_k^2 / k`` (r_k: distance
