@@ -48,7 +48,7 @@ SCALES = {
     "cpu": {
         "model": {}, "deepsdf_hidden": None, "num_points": 100000, "train_steps": 300, "train_batch": 8192,
         "cells_per_object": 12.0, "fit_batch": None, "fit_steps": 150, "fit_cap_s": 90.0, "resolution": 128,
-        "num_surface": 30000, "num_volume": 300000, "train_shapes": 8, "val_shapes": 6, "scene_b": None,
+        "num_surface": 30000, "num_volume": 300000, "train_shapes": 8, "val_shapes": 8, "scene_b": None,
         "deepsdf": True,
     },
 }
