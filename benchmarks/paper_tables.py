@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import LOAD_BEFORE, SHARED, write_result, write_result_text
+from benchmarks.common import LOAD_BEFORE, SHARED, git_commit, write_result, write_result_text
 from benchmarks.run import CD_UNIT, LABELS, fit_and_score, method_settings, prepare, score, train_method
 
 #: The paper's Table 3 rows, in its order: four global codes, then the local method.
@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
             scale[key] = value
     name = args.name or f"baselines-{args.table}-{scale_name}"
     t0 = time.perf_counter()
+    commit = git_commit()  # the code the run started with (the tree may move on while it runs)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             doc = table6(scale, work, log)
     command = " ".join(["python -m benchmarks.paper_tables", *(argv if argv is not None else sys.argv[1:])])
-    doc = {"command": command, "scale": scale_name, "settings": scale, **doc,
+    doc = {"command": command, "commit": commit, "scale": scale_name, "settings": scale, **doc,
            "seconds_total": round(time.perf_counter() - t0, 1)}
     path = write_result(name, doc, args.out, load_before=LOAD_BEFORE)
     doc = json.loads(path.read_text())
