@@ -12,6 +12,9 @@ all on one machine in one invocation:
   and mean CD and IoU.
 - equal time: the scene's quality after each wall-clock fit budget (PNG plot).
 
+Tables 3 and 6 with the paper's own protocols (CAD categories; each global baseline overfitted per scene) are
+``benchmarks/paper_tables.py``, built on the functions here.
+
     python -m benchmarks.run --quick     # tiny models, few steps, 2 val shapes, 64^3: a few minutes
     python -m benchmarks.run             # the small CPU scale (see SCALES["full"])
 """
