@@ -125,7 +125,7 @@ def table3(scale: dict, work: Path, categories: tuple[str, ...], methods: tuple[
     return doc
 
 
-def table6(scale: dict, work: Path, log=print) -> dict:
+def table6(scale: dict, work: Path, methods: tuple[str, ...] = TABLE6_GLOBAL + TABLE6_LOCAL, log=print) -> dict:
     """Scene A and Scene B for every method: global baselines overfitted per scene, local methods codes-only on B."""
     from data_prep.compose import compose_scene
     from sdfkit.export import export_mesh
@@ -138,7 +138,7 @@ def table6(scale: dict, work: Path, log=print) -> dict:
     base = method_settings("method", scale)
     npz_a, npz_b = prepare([scene_a, scene_b], base, work)
     rows: dict[str, dict] = {}
-    for name in TABLE6_GLOBAL + TABLE6_LOCAL:
+    for name in methods:
         cfg = cfg_at(name, scale)
         trained = train_method(cfg, [npz_a], work / "table6" / name / "A")
         row = {"label": LABELS[name], "layout": cfg.grid.layout, "A": score_trained(trained, cfg, npz_a, scene_a, scale)}
@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--categories", nargs="+", default=list(CATEGORIES), choices=CATEGORIES)
     parser.add_argument("--methods", nargs="+", default=list(TABLE3_METHODS), choices=TABLE3_METHODS,
                         help="Table 3's methods")
+    parser.add_argument("--scene-methods", nargs="+", default=list(TABLE6_GLOBAL + TABLE6_LOCAL),
+                        choices=TABLE6_GLOBAL + TABLE6_LOCAL, help="Table 6's methods")
     parser.add_argument("--out", type=Path, default=None, help="folder for the result files (default: results)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--name", default=None, help="result file name (default baselines-<table>-<scale>)")
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.table == "table3":
             doc = table3(scale, work, tuple(args.categories), tuple(args.methods), log)
         else:
-            doc = table6(scale, work, log)
+            doc = table6(scale, work, tuple(args.scene_methods), log)
     command = " ".join(["python -m benchmarks.paper_tables", *(argv if argv is not None else sys.argv[1:])])
     doc = {"command": command, "commit": commit, "scale": scale_name, "settings": scale, **doc,
            "seconds_total": round(time.perf_counter() - t0, 1)}
