@@ -333,7 +333,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
         field = NeuralField(decoder, scene.grid, cfg.loss.band)
         lo, hi = scene.grid.spec.bounds
         recon = extract_mesh(field, resolution=cfg.fit.resolution, bounds=(lo, hi), normalization=samples.normalization,
-                             progress=bar)
+                             progress=bar, region=field.may_cross)
         timings["extract"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -15,7 +15,7 @@ from sdfkit.lm import (
 )
 from sdfkit.loss import scene_loss
 from sdfkit.models.latent_grid import GridSpec, LatentGrid, blend_tiles
-from tests.helpers import random_decoder, small_config
+from helpers import random_decoder, small_config
 
 
 def _dense_grid(seed: int = 0) -> LatentGrid:
