@@ -15,6 +15,7 @@ from sdfkit.lm import (
 )
 from sdfkit.loss import scene_loss
 from sdfkit.models.latent_grid import GridSpec, LatentGrid, blend_tiles
+
 from helpers import random_decoder, small_config
 
 
