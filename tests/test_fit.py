@@ -71,7 +71,8 @@ def test_an_unknown_optimizer_is_one_line(sphere_mesh_file, tmp_path):
     from sdfkit.errors import SdfkitError
 
     try:
-        fit_mesh(sphere_mesh_file, tmp_path / "out", FitRequest(optimizer="sgd", device="cpu"), progress=False)
+        fit_mesh(sphere_mesh_file, tmp_path / "out", FitRequest(config=str(small_fit_config(tmp_path)), optimizer="sgd",
+                                                                device="cpu", preview=False), progress=False)
     except SdfkitError as exc:
         assert "optimizer" in str(exc) and "\n" not in str(exc)
     else:
