@@ -162,8 +162,8 @@ def row_from_json(data: dict) -> ManifestRow:
     Raises TypeError or KeyError for a row of another manifest version.
     """
     floats = {"sign_conflicts", "winding_ambiguous"}
-    values = {k: (float("nan") if k in floats and v is None else v) for k, v in data.items()}
-    return ManifestRow(**{**values, "center": tuple(values["center"])})
+    values: dict = {k: (float("nan") if k in floats and v is None else v) for k, v in data.items()}
+    return ManifestRow(**{**values, "center": tuple(data["center"])})
 
 
 def read_manifest(out_dir: str | Path, suffix: str = "") -> dict[str, dict]:
