@@ -4,7 +4,8 @@ Each variant is the command a user runs (``sdfkit fit MESH --out DIR`` on the CP
 the default 256^3, scored under docs/metrics.md), with some settings changed:
 
     steps=N        ``--steps N`` (after the encoder unless init=random)
-    cpo=C          the decoder's settings with ``grid.cells_per_object: C`` (a ``--config`` file; the default is 40)
+    cpo=C          the decoder's settings with ``grid.cells_per_object: C`` (a ``--config`` file without a fit
+                   section; the default is 40)
     decoder=PATH   ``--decoder PATH`` (its own settings, the encoder only when one serves it)
     init=random    ``--init random``
     seconds=S      ``--max-seconds S``
@@ -52,6 +53,8 @@ def variant_options(spec: str, work: Path) -> list[str]:
         elif key == "cpo":
             cfg = yaml.safe_load(SHIPPED_CONFIG.read_text())
             cfg["grid"]["cells_per_object"] = float(value)
+            # Without its fit section the file keeps the step count of the command (and of the other settings).
+            cfg.pop("fit", None)
             path = work / f"cpo{value}.yaml"
             path.write_text(yaml.safe_dump(cfg))
             options += ["--config", str(path)]
