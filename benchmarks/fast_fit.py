@@ -13,6 +13,7 @@ compare rows of one run as ratios.
     python -m benchmarks.fast_fit                                  # penguin: reference, encoder alone, 25/50/100 steps
     python -m benchmarks.fast_fit --meshes ../shared/meshes/val/*.obj --variants random:600 encoder:0 encoder:100
     python -m benchmarks.fast_fit --variants encoder:0 encoder:600@5 encoder:600@10   # steps@max-seconds
+    python -m benchmarks.fast_fit --variants encoder:300 encoder:3+lm   # +lm: --optimizer lm (steps are sweeps)
 """
 
 from __future__ import annotations
@@ -28,19 +29,24 @@ from pathlib import Path
 from benchmarks.common import RESULTS, SHARED, git_commit, timed_fit_command, write_result
 
 
-def parse_variant(text: str) -> tuple[str, int, float | None]:
-    """``init:steps`` or ``init:steps@max_seconds``."""
+def parse_variant(text: str) -> tuple[str, int, float | None, str]:
+    """``init:steps[@max_seconds][+optimizer]`` -> (init, steps, max_seconds, optimizer); the optimizer is adam unless
+    named."""
+    text, _, optimizer = text.partition("+")
     init, _, rest = text.partition(":")
     steps, _, budget = rest.partition("@")
-    return init, int(steps), float(budget) if budget else None
+    return init, int(steps), float(budget) if budget else None, optimizer or "adam"
 
 
-def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, threads: int | None) -> dict:
+def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, threads: int | None,
+            optimizer: str = "adam") -> dict:
     """``sdfkit fit`` in a fresh process on the CPU; its report with the command's wall-clock seconds."""
     options = ["--init", init, "--steps", str(steps)] + (["--max-seconds", str(budget)] if budget is not None else [])
+    options += ["--optimizer", optimizer] if optimizer != "adam" else []
     report, wall, load_before = timed_fit_command(mesh, out, options, threads)
     return {
-        "mesh": mesh.name, "init": init, "steps_asked": steps, "max_seconds": budget, "steps": report["steps"],
+        "mesh": mesh.name, "init": init, "optimizer": report.get("optimizer", "adam"), "steps_asked": steps,
+        "max_seconds": budget, "steps": report["steps"],
         "codes": report["tiles"]["active"], "stages_s": report["seconds"], "wall_s": round(wall, 1),
         "chamfer": report["metrics"]["chamfer"], "iou": report["metrics"]["iou"],
         "refinement": report.get("refinement", {}), "load_before": round(load_before, 2),
@@ -56,13 +62,13 @@ def oracle_chamfer(mesh: Path, fit_dir: Path, resolution: int) -> float:
 
 
 def markdown(rows: list[dict], header: str) -> str:
-    lines = [header, "", "| mesh | codes | init | steps (asked) | --max-seconds | prepare s | init s | fit s | extract s "
+    lines = [header, "", "| mesh | codes | init | optimizer | steps (asked) | --max-seconds | prepare s | init s | fit s | extract s "
              "| score s | preview s | whole command s | CD | CD / oracle | CD / 600-step | IoU | load before/after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["stages_s"]
         lines.append(
-            f"| {r['mesh']} | {r['codes']} | {r['init']} | {r['steps']} ({r['steps_asked']}) | {r['max_seconds'] or '-'} | "
+            f"| {r['mesh']} | {r['codes']} | {r['init']} | {r.get('optimizer', 'adam')} | {r['steps']} ({r['steps_asked']}) | {r['max_seconds'] or '-'} | "
             f"{s['prepare']:.1f} | {s.get('init', 0.0):.1f} | {s['fit']:.1f} | {s['extract']:.1f} | {s['score']:.1f} | "
             f"{s.get('preview', 0.0):.1f} | {r['wall_s']:.1f} | {r['chamfer']:.3e} | {r['cd_over_oracle']:.2f} | "
             f"{r['cd_over_reference']:.2f} | {r['iou']:.4f} | {r['load_before']}/{r['load_after']} |")
@@ -123,9 +129,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for m, mesh in enumerate(args.meshes):
             oracle = None
-            for v, (init, steps, budget) in enumerate(variants):
+            for v, (init, steps, budget, optimizer) in enumerate(variants):
                 out = Path(tmp) / f"m{m}v{v}"
-                row = run_fit(mesh, out, init, steps, budget, args.threads)
+                row = run_fit(mesh, out, init, steps, budget, args.threads, optimizer)
                 if oracle is None:
                     oracle = oracle_chamfer(mesh, out, args.resolution)
                 row["oracle_chamfer"] = oracle

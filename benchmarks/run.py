@@ -12,6 +12,9 @@ all on one machine in one invocation:
   and mean CD and IoU.
 - equal time: the scene's quality after each wall-clock fit budget (PNG plot).
 
+Tables 3 and 6 with the paper's own protocols (CAD categories; each global baseline overfitted per scene) are
+``benchmarks/paper_tables.py``, built on the functions here.
+
     python -m benchmarks.run --quick     # tiny models, few steps, 2 val shapes, 64^3: a few minutes
     python -m benchmarks.run             # the small CPU scale (see SCALES["full"])
 """
@@ -107,7 +110,11 @@ def train_method(cfg, data: list[Path], out_dir: Path):
 
 
 def score(field, bounds, samples, gt, resolution: int, scale: dict) -> dict:
-    """Extract ``field`` on ``bounds`` and score it against ``gt``; a field with no surface scores NaN."""
+    """Extract ``field`` on ``bounds`` and score it against ``gt``; a field with no surface scores NaN.
+
+    A scale with ``"deepsdf": True`` adds ``deepsdf_chamfer`` (DeepSDF's convention, :mod:`sdfkit.conventions`).
+    """
+    from sdfkit.conventions import deepsdf_metrics
     from sdfkit.errors import SdfkitError
     from sdfkit.extract import extract_mesh
     from sdfkit.metrics import evaluate_meshes
@@ -115,9 +122,13 @@ def score(field, bounds, samples, gt, resolution: int, scale: dict) -> dict:
     try:
         recon = extract_mesh(field, resolution=resolution, bounds=bounds, normalization=samples.normalization)
         m = evaluate_meshes(recon, gt, num_surface=scale["num_surface"], num_volume=scale["num_volume"])
+        if scale.get("deepsdf"):
+            m.update(deepsdf_metrics(recon, gt))
     except SdfkitError as exc:
-        return {"chamfer": math.nan, "iou": math.nan, "fscore_1pct": math.nan, "error": str(exc)}
-    return {"chamfer": m["chamfer"], "iou": m["iou"], "fscore_1pct": m["fscore_1pct"]}
+        failed = {"chamfer": math.nan, "iou": math.nan, "fscore_1pct": math.nan, "error": str(exc)}
+        return {**failed, "deepsdf_chamfer": math.nan} if scale.get("deepsdf") else failed
+    keys = ("chamfer", "iou", "fscore_1pct") + (("deepsdf_chamfer",) if scale.get("deepsdf") else ())
+    return {k: m[k] for k in keys}
 
 
 def fit_and_score(name: str, cfg, decoder, npz: Path, mesh: Path, budget: float, scale: dict) -> dict:

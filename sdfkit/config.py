@@ -169,6 +169,13 @@ class FitConfig:
     points_per_code: float = 3.0
     lr: float = 2e-2
     lr_final_fraction: float = 0.05
+    optimizer: Literal["adam", "lm"] = "adam"
+    """How the codes are refined: ``adam`` (``steps`` gradient steps) or ``lm``, Levenberg-Marquardt sweeps over
+    the tiles colour by colour (:mod:`sdfkit.lm`; ``steps`` then counts sweeps, ``lm_sweeps`` after the encoder
+    unless ``steps`` is asked for)."""
+    lm_sweeps: int = 4
+    lm_points_per_code: float = 16.0
+    """Samples drawn per code for each LM sweep."""
     resolution: int = 256
     """Marching-cubes resolution of the extracted mesh."""
     seed: int = 0
@@ -181,6 +188,10 @@ class FitConfig:
         check_precision(self.precision)
         # The encoder's codes are a fit of their own: zero refinement steps is a valid request.
         fewest = 0 if self.init == "encoder" else 1
+        if self.optimizer not in ("adam", "lm"):
+            raise SdfkitError(f"unknown fit optimizer '{self.optimizer}' (use adam or lm)")
+        if self.lm_sweeps < 0 or not self.lm_points_per_code > 0:
+            raise SdfkitError("fit.lm_sweeps must be at least 0 and fit.lm_points_per_code positive")
         if self.steps < fewest or self.refine_steps < 0 or (self.batch_points is not None and self.batch_points < 1):
             raise SdfkitError("fit steps and batch points (--steps, --batch-points) must be at least 1 "
                               "(steps 0 with --init encoder)")

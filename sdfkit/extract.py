@@ -24,6 +24,10 @@ from sdfkit.errors import SdfkitError
 from sdfkit.progress import ProgressArg, stage_of
 
 Field = Callable[[np.ndarray], np.ndarray]
+#: Which boxes the field may cross its iso level in: (B, 3) lows, (B, 3) highs, unit frame -> (B,) bool.
+#: A False box is never evaluated inside; the field must hold one sign there (e.g. a latent grid away from its
+#: active tiles, :meth:`sdfkit.field.NeuralField.may_cross`).
+Region = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #: A box corner: three floats, as a sequence or a (3,) array.
 Corner = Sequence[float] | np.ndarray
 Bounds = tuple[Corner, Corner]
@@ -185,6 +189,7 @@ def evaluate_grid_coarse_to_fine(
     lipschitz_factor: float = LIPSCHITZ_FACTOR,
     level: float = 0.0,
     progress: ProgressArg = False,
+    region: Region | None = None,
 ) -> tuple[np.ndarray, int]:
     """The field on a ``resolution``^3 lattice over ``bounds``, evaluated only near the iso level.
 
@@ -201,6 +206,10 @@ def evaluate_grid_coarse_to_fine(
     own values. For a 1-Lipschitz field with ``lipschitz_factor`` >= 1 every
     cell the surface crosses is fully evaluated, so marching cubes gives the
     same triangles as on :func:`evaluate_grid`.
+
+    ``region`` (optional) also skips every block it rules out, whatever its
+    corners say: the work is then bounded by the region's volume even for a
+    field whose values change sign everywhere (a poorly fitted one).
 
     Returns
     -------
@@ -249,6 +258,8 @@ def evaluate_grid_coarse_to_fine(
                 reach = np.abs(offset)
                 skip = one_side & ((reach.max(axis=1) >= lipschitz_factor * diagonal)
                                    | (reach.min(axis=1) >= lipschitz_factor * diagonal / 2))
+                if region is not None:
+                    skip |= ~np.asarray(region(lo + starts_ * step, lo + ends * step), dtype=bool)
                 level_skipped.append((starts_[skip], offset[skip].mean(axis=1) + np.float32(level)))
                 half = size // 2
                 children = (starts_[~skip][:, None, :] + corner_offsets[None] * half).reshape(-1, 3)
@@ -312,6 +323,7 @@ def extract_mesh(
     smooth_iterations: int = 0,
     normalization=None,
     progress: ProgressArg = False,
+    region: Region | None = None,
 ) -> trimesh.Trimesh:
     """Marching cubes of ``field`` on a ``resolution``^3 lattice over ``bounds`` (unit frame).
 
@@ -330,6 +342,7 @@ def extract_mesh(
     normalization : a :class:`data_prep.mesh.Normalization`; when given the mesh
         is returned in the input's own units, else in the unit frame.
     progress : show a progress bar (True), add a stage to a caller's :class:`~sdfkit.progress.Reporter`, or not.
+    region : with ``coarse_to_fine``, the boxes where the field may cross ``level`` (:data:`Region`).
 
     Returns
     -------
@@ -337,7 +350,8 @@ def extract_mesh(
     """
     if coarse_to_fine:
         grid, _ = evaluate_grid_coarse_to_fine(field, resolution, bounds, batch_size,
-                                               lipschitz_factor=lipschitz_factor, level=level, progress=progress)
+                                               lipschitz_factor=lipschitz_factor, level=level, progress=progress,
+                                               region=region)
     else:
         grid = evaluate_grid(field, resolution, bounds, batch_size, progress=progress)
     mesh = marching_cubes(grid, bounds, level)

@@ -37,6 +37,7 @@ from sdfkit.extract import extract_mesh
 from sdfkit.field import NeuralField
 from sdfkit.fit_output import LATENTS, PREVIEW, REPORT, mesh_file_name, write_latents, write_report
 from sdfkit.io import describe_os_error, make_temp_dir, refuse_existing, replace_dir
+from sdfkit.lm import lm_fit_codes
 from sdfkit.metrics import evaluate_meshes, evaluate_to_points
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
@@ -80,6 +81,8 @@ class FitRequest:
     seed: int | None = None
     init: str | None = None
     """auto, encoder or random (:data:`sdfkit.code_init.INITS`)."""
+    optimizer: str | None = None
+    """adam or lm (:attr:`sdfkit.config.FitConfig.optimizer`)."""
     encoder: str | None = None
     """Encoder file for ``init`` encoder (None: the shipped one)."""
     normals: str = "auto"
@@ -165,12 +168,31 @@ def fit_codes(
     return step, float(l1)
 
 
+def lm_refine(decoder: ModulatedSiren, scene: Scene, cfg: SdfkitConfig, max_seconds: float | None = None,
+              progress=None, task=None) -> tuple[int, float]:
+    """:func:`sdfkit.lm.lm_fit_codes` with the fit's settings: ``cfg.fit.steps`` sweeps of
+    ``cfg.fit.lm_points_per_code`` samples per code. Returns (sweeps done, last L1 in cell units)."""
+
+    def report(sweep: int, l1: float) -> None:
+        if progress is not None:
+            progress.update(task, completed=sweep, loss=l1)
+
+    batch = max(int(cfg.fit.lm_points_per_code * scene.grid.num_codes), 1)
+    with torch.no_grad():
+        done = lm_fit_codes(decoder, scene.grid, scene.points, scene.sdf, cfg.loss.band, cfg.loss.code_reg,
+                            cfg.fit.steps, batch, cfg.fit.seed, max_seconds, report)
+    if not torch.isfinite(scene.grid.codes).all():
+        raise SdfkitError("fitting diverged (non-finite latent codes); try --optimizer adam")
+    return done
+
+
 def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None) -> SdfkitConfig:
     """The decoder's model, grid, sampling and loss settings with the package's fit defaults, then a
     config file's ``fit``/``grid``/``sampling`` sections, then CLI options.
 
     ``fit.init`` ``auto`` becomes ``encoder`` when an encoder serves the decoder named ``dec_id``, else ``random``;
-    after the encoder the step count is ``fit.refine_steps`` unless the config file or ``opts`` sets ``steps``.
+    after the encoder the step count is ``fit.refine_steps`` (``fit.lm_sweeps`` with the ``lm`` optimizer) unless
+    the config file or ``opts`` sets ``steps``.
     """
     cfg = dataclasses.replace(base, fit=FitConfig())
     steps_asked = opts.steps is not None
@@ -184,8 +206,10 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
             raise SdfkitError(f"{opts.config}: its model section does not match the decoder's architecture")
     cfg = replace_section(cfg, "fit", init=check_init(opts.init) if opts.init else None)
     cfg = replace_section(cfg, "fit", init=resolve_init(cfg.fit.init, dec_id, opts.encoder))
+    cfg = replace_section(cfg, "fit", optimizer=opts.optimizer)
     if cfg.fit.init == "encoder" and not steps_asked:
-        cfg = replace_section(cfg, "fit", steps=cfg.fit.refine_steps)
+        refine = cfg.fit.lm_sweeps if cfg.fit.optimizer == "lm" else cfg.fit.refine_steps
+        cfg = replace_section(cfg, "fit", steps=refine)
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
     # Each section checks its own values when built (FitConfig, GridConfig __post_init__); the time budget
@@ -287,7 +311,14 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
 
         t = time.perf_counter()
         stage = bar.stage("fit", total=cfg.fit.steps, budget_s=opts.max_seconds)
-        if encode:
+        # The LM sweeps fit the clamped L1 alone; a point cloud's normal terms need Adam.
+        lm = cfg.fit.optimizer == "lm" and not scan
+        if lm and encode:
+            steps_done, l1, refinement = refine_no_worse(
+                decoder, scene, cfg, lambda: lm_refine(decoder, scene, cfg, opts.max_seconds, bar, stage))
+        elif lm:
+            steps_done, l1 = lm_refine(decoder, scene, cfg, opts.max_seconds, bar, stage)
+        elif encode:
             steps_done, l1, refinement = refine_no_worse(
                 decoder, scene, cfg, lambda: fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage))
         else:
@@ -302,7 +333,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
         field = NeuralField(decoder, scene.grid, cfg.loss.band)
         lo, hi = scene.grid.spec.bounds
         recon = extract_mesh(field, resolution=cfg.fit.resolution, bounds=(lo, hi), normalization=samples.normalization,
-                             progress=bar)
+                             progress=bar, region=field.may_cross)
         timings["extract"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -342,6 +373,7 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
                 "scored": "full",
                 "meshes": meshes,
                 "init": cfg.fit.init,
+                "optimizer": "lm" if lm else "adam",
                 "steps": steps_done,
                 "refinement": refinement,
                 "batch_points": fit_batch_points(cfg, scene.grid.num_codes),

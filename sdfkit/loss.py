@@ -24,9 +24,14 @@ def clamped_l1(pred: Tensor, target: Tensor, band: float) -> Tensor:
     one side (most samples of a scene lie outside its surfaces) could never come
     back; here it is pulled back. Both losses have the same minimisers.
     """
+    return clamped_l1_terms(pred, target, band).sum()
+
+
+def clamped_l1_terms(pred: Tensor, target: Tensor, band: float) -> Tensor:
+    """(N,) the per-point terms of :func:`clamped_l1` (0 where both lie beyond the band on one side)."""
     goal = torch.clamp(target, -band, band)
     settled = ((target >= band) & (pred >= band)) | ((target <= -band) & (pred <= -band))
-    return torch.where(settled, torch.zeros_like(pred), (pred - goal).abs()).sum()
+    return torch.where(settled, torch.zeros_like(pred), (pred - goal).abs())
 
 
 def scene_loss(

@@ -56,3 +56,25 @@ def test_the_input_mesh_is_read_from_disk_once(sphere_mesh_file, tmp_path):
     assert json.loads((tmp_path / "out" / "report.json").read_text()) == result.report
     assert load_torch(tmp_path / "out" / "latents.pt")["mesh_hash"] == file_hash(sphere_mesh_file)
     assert len(result.mesh.faces) == 1280 and result.report["steps"] == 3
+
+
+def test_the_lm_optimizer_refines_the_encoders_codes_no_worse(sphere_mesh_file, tmp_path):
+    """``--optimizer lm`` after the shipped encoder: sweeps counted as steps, refinement kept only when no worse."""
+    opts = FitRequest(config=str(small_fit_config(tmp_path)), device="cpu", init="encoder", optimizer="lm", steps=2,
+                      preview=False)
+    report = fit_mesh(sphere_mesh_file, tmp_path / "out", opts, progress=False).report
+    assert report["optimizer"] == "lm" and report["steps"] == 2
+    assert report["refinement"]["end_l1"] <= report["refinement"]["start_l1"]
+
+
+def test_an_unknown_optimizer_is_one_line(sphere_mesh_file, tmp_path):
+    from sdfkit.errors import SdfkitError
+
+    try:
+        fit_mesh(sphere_mesh_file, tmp_path / "out", FitRequest(config=str(small_fit_config(tmp_path)), optimizer="sgd",
+                                                                device="cpu", preview=False), progress=False)
+    except SdfkitError as exc:
+        assert "optimizer" in str(exc) and "\n" not in str(exc)
+    else:
+        raise AssertionError("an unknown optimizer was accepted")
+    assert not (tmp_path / "out").exists()

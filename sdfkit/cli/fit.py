@@ -40,8 +40,12 @@ def fit(
              "then a few refinement steps; random: codes from noise, then the full steps.")] = None,
     encoder: Annotated[Path | None, typer.Option(
         help="Encoder file for --init encoder (default: the shipped one).")] = None,
+    optimizer: Annotated[str | None, typer.Option(
+        help="adam: gradient steps on the codes; lm: Levenberg-Marquardt sweeps over the tiles (--steps then "
+             "counts sweeps).")] = None,
     steps: Annotated[int | None, typer.Option(
-        help="Optimisation steps on the latent codes (default 300 after the encoder, 600 from noise).")] = None,
+        help="Optimisation steps on the latent codes (default 300 after the encoder, 600 from noise; LM: "
+             "sweeps).")] = None,
     batch_points: Annotated[
         int | None, typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")
     ] = None,
@@ -85,7 +89,7 @@ def fit(
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile,
         grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, faces=faces, keep_full=keep_full, force=force, preview=preview, seed=seed, init=init,
-        encoder=str(encoder) if encoder else None, normals=normals,
+        optimizer=optimizer, encoder=str(encoder) if encoder else None, normals=normals,
     )
     if is_batch_source(mesh):
         from sdfkit.cli.batch import fit_folder_command
