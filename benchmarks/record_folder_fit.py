@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--command", required=True, help="the sdfkit command that produced the folder")
     parser.add_argument("--load-before", type=float, default=float("nan"))
+    parser.add_argument("--note", default="", help="what the run covers when it was stopped early, and why")
     args = parser.parse_args()
     with open(args.folder / SUMMARY_CSV, newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -33,7 +34,8 @@ def main() -> None:
     info = provenance(args.load_before if args.load_before == args.load_before else os.getloadavg()[0])
     info["command"] = args.command
     fitted = sum(r["status"] != "failed" for r in rows)
-    write_result(args.name, {**info, "meshes": len(rows), "fitted": fitted, "stats": stats})
+    write_result(args.name, {**info, "meshes": len(rows), "fitted": fitted, "stats": stats,
+                             **({"note": args.note} if args.note else {})})
     shutil.copy(args.folder / SUMMARY_CSV, RESULTS / f"{args.name}.csv")
     shutil.copy(args.folder / SUMMARY_MD, RESULTS / f"{args.name}.md")
     print(f"{fitted} of {len(rows)} fitted; median IoU {stats['iou']['median']:.4f}, "

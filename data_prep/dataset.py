@@ -4,7 +4,7 @@ Parallel over shapes, resumable (a shape whose output exists with the same mesh
 hash, settings and format version is skipped), and tolerant: one bad mesh is
 reported in the summary and does not stop the others. ``shard="i/n"`` splits
 the work so any scheduler can run shards on different machines;
-:func:`combine_shards` merges their split files.
+:func:`combine_shards` merges their split files and manifests (the last shard to finish calls it).
 
 Layout and split files follow DeepSDF: a split file maps
 ``{dataset: {class: [instance, ...]}}`` and a shape's samples live at
@@ -37,6 +37,7 @@ from data_prep.manifest import (
     inspect_shape,
     read_manifest,
     rejection,
+    row_from_json,
     sign_conflicts,
     write_manifest,
 )
@@ -87,6 +88,8 @@ class PrepSummary:
     """Wall time per output name (written shapes only)."""
     rejected: dict[str, str] = dataclasses.field(default_factory=dict)
     """Shapes sampled but left out of the split file, and why (:mod:`data_prep.manifest`)."""
+    combined: list[Path] = dataclasses.field(default_factory=list)
+    """The merged ``split.json`` and manifest, written by the last shard to finish (:func:`combine_shards`)."""
 
     @property
     def ok(self) -> bool:
@@ -221,8 +224,8 @@ def prep_shape(shape: Shape, out_dir: Path, config: SamplingConfig, force: bool 
                           "(pass --force to replace it)")
                 return "failed", reason, 0.0, failed_row(shape.output_name, shape.path, reason)
             try:
-                row = ManifestRow(**{**known, "center": tuple(known["center"])})  # type: ignore[arg-type]
-            except (TypeError, KeyError):  # no earlier row, or one of another manifest version
+                row = row_from_json(known) if known else None
+            except (TypeError, KeyError):  # a row of another manifest version
                 row = None
             if row is None or row.mesh != str(shape.path):
                 row = _manifest_row(shape, SdfSamples.load(out), config)
@@ -309,7 +312,8 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
         processes; a single shape splits its distance queries instead.
     synsets : ShapeNet synsets to keep.
     shard : ``"i/n"``: only shapes whose sorted index is ``i`` mod ``n``; the
-        split file is then ``split.shard-i-of-n.json``.
+        split file and manifest are then ``split.shard-i-of-n.json`` and ``manifest.shard-i-of-n.csv/json``,
+        and the shard that finishes last merges every shard's into ``split.json`` and ``manifest.csv/json``.
     force : resample shapes that already have samples (without it, current samples are kept and samples of
         another mesh file or other settings are reported as failed, not replaced).
     progress : a reporter whose ``stage(name, total, unit=...)`` shows the shapes done (the CLI passes a
@@ -354,6 +358,14 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
     # A run where every shape failed writes nothing: its one-line errors are the whole answer.
     if any(results[s][0] != "failed" for s in shapes):
         write_manifest(out_dir, [results[s][3] for s in shapes], suffix)
+    combined: list[Path] = []
+    if shard_n > 1:
+        try:
+            _finished_shards(out_dir)
+        except SdfkitError:
+            pass  # other shards have not finished: the last one to finish combines
+        else:
+            combined = combine_shards(out_dir)
     failed = {str(s.path): results[s][1] for s in shapes if results[s][0] == "failed"}
     failed.update({entry: "listed in the split file but not found" for entry in missing})
     return PrepSummary(
@@ -364,6 +376,7 @@ def prep_dataset(path: str | Path, out_dir: str | Path, config: SamplingConfig, 
         seconds={s.output_name: results[s][2] for s in shapes if results[s][0] == "written"},
         rejected={s.output_name: results[s][3].reason for s in shapes
                   if results[s][0] != "failed" and results[s][3].rejected},
+        combined=combined,
     )
 
 
@@ -371,33 +384,69 @@ def _shard_suffix(i: int, n: int) -> str:
     return f".shard-{i}-of-{n}"
 
 
-def combine_shards(out_dir: str | Path) -> Path:
-    """Merge ``split.shard-*-of-*.json`` in ``out_dir`` into one ``split.json``; returns its path."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise SdfkitError(f"not a folder: {out_dir}")
-    parts = {}
-    for p in sorted(out_dir.glob("split.shard-*-of-*.json")):
-        match = re.fullmatch(r"split\.shard-(\d+)-of-(\d+)\.json", p.name)
+def _shard_files(out_dir: Path, kind: str) -> dict[tuple[int, int], Path]:
+    """``{(i, n): path}`` of the ``<kind>.shard-i-of-n.json`` files in ``out_dir`` (kind: split or manifest)."""
+    found = {}
+    for p in sorted(out_dir.glob(f"{kind}.shard-*-of-*.json")):
+        match = re.fullmatch(rf"{kind}\.shard-(\d+)-of-(\d+)\.json", p.name)
         if match:
-            parts[(int(match[1]), int(match[2]))] = p
-    if not parts:
+            found[(int(match[1]), int(match[2]))] = p
+    return found
+
+
+def _finished_shards(out_dir: Path) -> tuple[int, dict[tuple[int, int], Path], dict[tuple[int, int], Path]]:
+    """(n, split files, manifest files) of the shards in ``out_dir``; a shard has finished when it wrote either.
+
+    Raises :class:`SdfkitError` when there are none, when they come from different shard counts, or when a
+    shard has not finished.
+    """
+    splits, manifests = _shard_files(out_dir, "split"), _shard_files(out_dir, "manifest")
+    finished = set(splits) | set(manifests)
+    if not finished:
         raise SdfkitError(f"no shard split files (split.shard-i-of-n.json) in {out_dir}")
-    counts = sorted({n for _, n in parts})
+    counts = sorted({n for _, n in finished})
     if len(counts) != 1:
         raise SdfkitError(f"shard split files in {out_dir} come from different shard counts "
                           f"({', '.join(map(str, counts))})")
     n = counts[0]
-    absent = sorted(set(range(n)) - {i for i, _ in parts})
+    absent = sorted(set(range(n)) - {i for i, _ in finished})
     if absent:
         missing = ", ".join(f"{i}/{n}" for i in absent)
         raise SdfkitError(f"shard split files missing in {out_dir}: shard {missing} has not finished")
-    merged: dict[str, dict[str, set[str]]] = {}
-    for part in parts.values():
-        for dataset, groups in read_split(part).items():
-            for group, names in groups.items():
-                merged.setdefault(dataset, {}).setdefault(group, set()).update(names)
-    path = out_dir / "split.json"
-    content = {d: {g: sorted(n) for g, n in sorted(groups.items())} for d, groups in sorted(merged.items())}
-    atomic_write_text(path, json.dumps(content, indent=2) + "\n")
-    return path
+    return n, splits, manifests
+
+
+def combine_shards(out_dir: str | Path) -> list[Path]:
+    """Merge the shards' files in ``out_dir``: ``split.shard-*-of-*.json`` into ``split.json`` and
+    ``manifest.shard-*-of-*.json`` into ``manifest.csv`` / ``manifest.json`` (one row per shape of every shard).
+
+    Returns the paths written. Raises :class:`SdfkitError` unless every shard of one count has finished.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise SdfkitError(f"not a folder: {out_dir}")
+    _, splits, manifests = _finished_shards(out_dir)
+    written = []
+    if splits:  # a shard whose shapes were all rejected lists none
+        merged: dict[str, dict[str, set[str]]] = {}
+        for part in splits.values():
+            for dataset, groups in read_split(part).items():
+                for group, names in groups.items():
+                    merged.setdefault(dataset, {}).setdefault(group, set()).update(names)
+        path = out_dir / "split.json"
+        content = {d: {g: sorted(n) for g, n in sorted(groups.items())} for d, groups in sorted(merged.items())}
+        atomic_write_text(path, json.dumps(content, indent=2) + "\n")
+        written.append(path)
+    if manifests:
+        rows: dict[str, ManifestRow] = {}
+        for (i, n) in sorted(manifests):
+            shard_rows = read_manifest(out_dir, _shard_suffix(i, n))
+            if not shard_rows:
+                raise SdfkitError(f"cannot read {manifests[(i, n)]}; rerun shard {i}/{n}")
+            try:
+                rows.update({shape: row_from_json(row) for shape, row in shard_rows.items()})
+            except (TypeError, KeyError):
+                raise SdfkitError(f"{manifests[(i, n)]} is of another sdfkit version; rerun shard {i}/{n}") from None
+        write_manifest(out_dir, [rows[shape] for shape in sorted(rows)])
+        written += [out_dir / "manifest.csv", out_dir / "manifest.json"]
+    return written

@@ -156,6 +156,16 @@ def write_manifest(out_dir: str | Path, rows: list[ManifestRow], suffix: str = "
     atomic_write_text(Path(out_dir) / f"manifest{suffix}.json", text_json)
 
 
+def row_from_json(data: dict) -> ManifestRow:
+    """A :class:`ManifestRow` from its ``manifest.json`` form (``None`` for a figure that was not measured).
+
+    Raises TypeError or KeyError for a row of another manifest version.
+    """
+    floats = {"sign_conflicts", "winding_ambiguous"}
+    values: dict = {k: (float("nan") if k in floats and v is None else v) for k, v in data.items()}
+    return ManifestRow(**{**values, "center": tuple(data["center"])})
+
+
 def read_manifest(out_dir: str | Path, suffix: str = "") -> dict[str, dict]:
     """The rows of ``<out_dir>/manifest<suffix>.json`` by shape (empty when there is none or it is unreadable)."""
     try:

@@ -23,6 +23,9 @@ from scipy.sparse.csgraph import connected_components
 
 #: Default gap between part boxes that still joins them into one object, as a fraction of the mesh's box diagonal.
 OBJECT_GAP = 0.01
+#: Parts of a typical object from which a mesh is a CAD model (fuselage, wings, gear, each its own component);
+#: every scanned or sculpted mesh of ``meshes/train``, ``meshes/val`` and ``scene_a.obj`` has one part per object.
+CAD_MIN_PARTS = 4
 
 #: Rows of the pairwise box test done at once (memory: rows x parts x 3 booleans).
 _PAIR_ROWS = 1024
@@ -64,8 +67,9 @@ def group_boxes(lo: np.ndarray, hi: np.ndarray, tolerance: float) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def object_diagonals(mesh: trimesh.Trimesh, gap: float = OBJECT_GAP) -> np.ndarray:
-    """(K,) bounding-box diagonals of the mesh's objects: parts grouped by :func:`group_boxes`.
+def object_sizes(mesh: trimesh.Trimesh, gap: float = OBJECT_GAP) -> tuple[np.ndarray, np.ndarray]:
+    """(K,) bounding-box diagonals of the mesh's objects (parts grouped by :func:`group_boxes`) and (K,) int,
+    how many parts each object has.
 
     gap : parts whose boxes come within ``gap`` x the mesh's box diagonal are one
     object; 0 joins only overlapping or touching boxes.
@@ -77,4 +81,9 @@ def object_diagonals(mesh: trimesh.Trimesh, gap: float = OBJECT_GAP) -> np.ndarr
     obj_lo, obj_hi = np.full((count, 3), np.inf), np.full((count, 3), -np.inf)
     np.minimum.at(obj_lo, labels, lo)
     np.maximum.at(obj_hi, labels, hi)
-    return np.linalg.norm(obj_hi - obj_lo, axis=1)
+    return np.linalg.norm(obj_hi - obj_lo, axis=1), np.bincount(labels, minlength=count)
+
+
+def object_diagonals(mesh: trimesh.Trimesh, gap: float = OBJECT_GAP) -> np.ndarray:
+    """(K,) bounding-box diagonals of the mesh's objects (see :func:`object_sizes`)."""
+    return object_sizes(mesh, gap)[0]

@@ -69,6 +69,9 @@ class GridConfig:
     (the median of the mesh's large objects, an object being parts whose boxes touch or
     overlap: ``data_prep/objects.py``), so a scene of many objects gets as fine tiles per
     object as a single one, and a CAD model of many parts is one object."""
+    cells_per_cad_object: float | None = None
+    """Automatic resolution of a CAD model (a typical object of at least ``data_prep.objects.CAD_MIN_PARTS``
+    parts): cells along its diagonal, instead of ``cells_per_object``; unset: ``cells_per_object`` for every mesh."""
     max_resolution: int = 160
     """Upper bound of the automatic resolution."""
     padding_cells: int = 1
@@ -80,6 +83,10 @@ class GridConfig:
 
     def __post_init__(self) -> None:
         lo, hi = GRID_RESOLUTION_RANGE
+        for name in ("cells_per_object", "cells_per_cad_object"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise SdfkitError(f"grid {name} must be positive, got {value}")
         if self.resolution is not None and not lo <= self.resolution <= hi:
             raise SdfkitError(f"grid resolution (--grid-resolution) must be between {lo} and {hi}, "
                               f"got {self.resolution}")

@@ -49,7 +49,8 @@ def grid_resolution(samples: SdfSamples, cfg: SdfkitConfig, mesh_unit: trimesh.T
             raise SdfkitError(f"cannot choose a grid resolution: the source mesh {samples.source} is not readable "
                               "(set grid.resolution)") from None
         mesh_unit = trimesh.Trimesh(samples.normalization.to_unit(mesh.vertices), mesh.faces, process=False)
-    return auto_resolution(mesh_unit, cfg.grid.cells_per_object, cfg.grid.max_resolution)
+    return auto_resolution(mesh_unit, cfg.grid.cells_per_object, cfg.grid.max_resolution,
+                           cells_per_cad_object=cfg.grid.cells_per_cad_object)
 
 
 def grid_for_samples(samples: SdfSamples, cfg: SdfkitConfig, seed: int = 0,

@@ -80,7 +80,7 @@ def test_shapenet_layout_synsets_and_shards(tmp_path):
     out = tmp_path / "out"
     for i in range(2):
         prep_dataset(root, out, SMALL, workers=1, shard=f"{i}/2", progress=False)
-    merged = json.loads(combine_shards(out).read_text())
+    merged = json.loads(combine_shards(out)[0].read_text())
     assert merged == {"ShapeNetV2": {"02691156": ["a1", "a2"], "03001627": ["c1"]}}
     # Shard k takes sorted indices k, k + n, ...: a1 and c1 in shard 0, a2 in shard 1.
     assert json.loads((out / "split.shard-0-of-2.json").read_text()) == {"ShapeNetV2": {"02691156": ["a1"], "03001627": ["c1"]}}
@@ -154,7 +154,10 @@ def test_cli_options_config_shards_and_reproducibility(folder, tmp_path):
         proc = sdfkit("prep", str(folder), "--out", str(out), "--config", str(config), "--points", "1500",
                       "--volume", "bbox", "--seed", "3", "--shard", f"{i}/2", "--workers", "1", "--quiet")
         assert proc.returncode == 0, proc.stderr
-    assert not (out / "split.json").exists()
+        # The last shard to finish merges every shard's split file and manifest.
+        assert ("every shard has finished" in proc.stdout) == (i == 1)
+    assert json.loads((out / "split.json").read_text()) == {"meshes": {".": ["shape0", "shape1", "shape2"]}}
+    (out / "split.json").unlink()
     proc = sdfkit("prep", "--combine", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "split.json").read_text()) == {"meshes": {".": ["shape0", "shape1", "shape2"]}}
@@ -184,6 +187,37 @@ def test_cli_bad_options_are_one_line(folder, tmp_path, args, message):
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_shard_manifests_merge_into_the_unsharded_manifest(folder, tmp_path):
+    (folder / "broken.obj").write_text("garbage\n")  # a failed mesh keeps its row in the merged manifest
+    whole = tmp_path / "whole"
+    prep_dataset(folder, whole, SMALL, workers=1, progress=False)
+    out = tmp_path / "sharded"
+    first = prep_dataset(folder, out, SMALL, workers=1, shard="1/3", progress=False)
+    assert not first.combined and not (out / "manifest.json").exists()
+    second = prep_dataset(folder, out, SMALL, workers=1, shard="0/3", progress=False)
+    assert not second.combined
+    last = prep_dataset(folder, out, SMALL, workers=1, shard="2/3", progress=False)
+    assert [p.name for p in last.combined] == ["split.json", "manifest.csv", "manifest.json"]
+    for name in ("manifest.csv", "manifest.json", "split.json"):
+        assert (out / name).read_text() == (whole / name).read_text(), name
+    # An explicit --combine writes the same files again.
+    for name in ("manifest.csv", "manifest.json", "split.json"):
+        (out / name).unlink()
+    proc = sdfkit("prep", "--combine", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("manifest.csv", "manifest.json", "split.json"):
+        assert (out / name).read_text() == (whole / name).read_text(), name
+
+
+def test_combine_refuses_an_unreadable_shard_manifest(folder, tmp_path):
+    for i in range(2):
+        prep_dataset(folder, tmp_path, SMALL, workers=1, shard=f"{i}/2", progress=False)
+    (tmp_path / "manifest.shard-1-of-2.json").write_text("{not json")
+    proc = sdfkit("prep", "--combine", "--out", str(tmp_path))
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "manifest.shard-1-of-2.json" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_combine_without_shards_fails(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from data_prep.mesh import load_mesh
-from data_prep.objects import group_boxes, object_diagonals, part_boxes
+from data_prep.objects import CAD_MIN_PARTS, group_boxes, object_diagonals, object_sizes, part_boxes
 from sdfkit.models.latent_grid import auto_resolution
 
 
@@ -61,3 +61,31 @@ def test_every_cad_model_gets_a_single_objects_resolution(shared_meshes, categor
     resolutions = {p.name: auto_resolution(load_mesh(p), 40.0, 160) for p in paths}
     outside = {name: r for name, r in resolutions.items() if not 20 <= r <= 40}
     assert not outside, f"resolutions outside a single object's 20-40: {outside}"
+
+
+def _resolution_by_hand(mesh: trimesh.Trimesh, cells: float) -> int:
+    """A single object's resolution: its longest side over (its diagonal / cells)."""
+    extent = np.ptp(np.asarray(mesh.vertices), axis=0)
+    return int(round(extent.max() / (np.linalg.norm(extent) / cells)))
+
+
+def test_cad_objects_get_their_own_cells_and_one_part_objects_do_not():
+    cad = _boxes([(0, 0, 0), (0.9, 0, 0), (1.8, 0, 0), (2.7, 0, 0), (3.6, 0, 0)])  # five touching parts
+    assert object_sizes(cad)[1].tolist() == [5]
+    assert auto_resolution(cad, 40.0, 160, cells_per_cad_object=60.0) == _resolution_by_hand(cad, 60.0)
+    assert auto_resolution(cad, 40.0, 160) == _resolution_by_hand(cad, 40.0)
+    three = _boxes([(0, 0, 0), (0.9, 0, 0), (1.8, 0, 0)])  # fewer parts than CAD_MIN_PARTS
+    assert CAD_MIN_PARTS > 3 and auto_resolution(three, 40.0, 160, cells_per_cad_object=60.0) == \
+        _resolution_by_hand(three, 40.0)
+    single = trimesh.creation.capsule(height=3.0, radius=0.4)
+    assert auto_resolution(single, 40.0, 160, cells_per_cad_object=60.0) == _resolution_by_hand(single, 40.0)
+
+
+def test_the_cad_rule_leaves_scanned_meshes_and_the_scene_alone_and_takes_every_airplane(shared_meshes):
+    plain = sorted((shared_meshes / "val").glob("*.obj")) + sorted((shared_meshes / "train").glob("*.obj"))
+    for path in [*plain, shared_meshes / "scene_a.obj"]:
+        mesh = load_mesh(path)
+        assert auto_resolution(mesh, 40.0, 160, cells_per_cad_object=60.0) == auto_resolution(mesh, 40.0, 160), path
+    for path in sorted((shared_meshes / "airplanes" / "val").glob("*.ply")):
+        mesh = load_mesh(path)
+        assert auto_resolution(mesh, 40.0, 160, cells_per_cad_object=60.0) > auto_resolution(mesh, 40.0, 160), path

@@ -43,7 +43,8 @@ def prep(
         str | None, typer.Option(help="Take shard i of n (i/n, 0-based): shapes whose sorted index is i mod n.")
     ] = None,
     combine: Annotated[
-        bool, typer.Option("--combine", help="Merge the shards' split files in --out (or PATH) into split.json.")
+        bool, typer.Option("--combine", help="Merge the shards' split files and manifests in --out (or PATH) into "
+                                             "split.json and manifest.csv/json (the last shard to finish does it too).")
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Resample shapes that already have samples (without it, "
@@ -58,7 +59,7 @@ def prep(
     from sdfkit.progress import Reporter
 
     if combine:
-        typer.echo(f"wrote {combine_shards(path if path is not None else out)}")
+        typer.echo(f"wrote {', '.join(map(str, combine_shards(path if path is not None else out)))}")
         return
     if path is None:
         raise SdfkitError("prep needs a PATH (a mesh, a folder of meshes or a ShapeNet root), or --combine")
@@ -100,3 +101,5 @@ def _print_summary(summary, out: Path) -> None:
     split = f", split file {summary.split_file}" if summary.split_file else ""
     typer.echo(f"{len(summary.written)} written, {len(summary.skipped)} up to date, {len(summary.failed)} failed, "
                f"{len(summary.rejected)} rejected (manifest.csv, manifest.json){split}")
+    if summary.combined:
+        typer.echo(f"every shard has finished: merged into {', '.join(p.name for p in summary.combined)}")

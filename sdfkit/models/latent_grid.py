@@ -29,7 +29,7 @@ import torch
 from scipy.spatial import KDTree
 from torch import Tensor, nn
 
-from data_prep.objects import OBJECT_GAP, object_diagonals
+from data_prep.objects import CAD_MIN_PARTS, OBJECT_GAP, object_sizes
 from sdfkit.errors import SdfkitError
 from sdfkit.models.siren import ModulatedSiren
 
@@ -100,7 +100,7 @@ class GridSpec:
 
 
 def auto_resolution(mesh, cells_per_object: float, max_resolution: int, min_resolution: int = 8,
-                    object_gap: float = OBJECT_GAP) -> int:
+                    object_gap: float = OBJECT_GAP, cells_per_cad_object: float | None = None) -> int:
     """Grid resolution (cells along the longest axis) giving ``cells_per_object`` cells per object.
 
     An object is a group of parts whose bounding boxes touch, overlap or come
@@ -110,10 +110,17 @@ def auto_resolution(mesh, cells_per_object: float, max_resolution: int, min_reso
     largest one's are typical; the cell is their median diagonal over
     ``cells_per_object``. A single shape gets about ``cells_per_object`` cells
     along its diagonal, and a scene of nine shapes as many per shape.
+
+    cells_per_cad_object : used instead of ``cells_per_object`` when the typical
+    object is made of at least :data:`~data_prep.objects.CAD_MIN_PARTS` parts (a
+    CAD model, whose wings, tails and slats are thinner than a scanned shape's
+    limbs); None: ``cells_per_object`` for every mesh.
     """
-    diagonals = object_diagonals(mesh, object_gap)
-    objects = diagonals[diagonals >= 0.25 * diagonals.max()]
-    cell = float(np.median(objects)) / cells_per_object
+    diagonals, parts = object_sizes(mesh, object_gap)
+    large = diagonals >= 0.25 * diagonals.max()
+    cad = cells_per_cad_object is not None and float(np.median(parts[large])) >= CAD_MIN_PARTS
+    cells = cells_per_cad_object if cad and cells_per_cad_object is not None else cells_per_object
+    cell = float(np.median(diagonals[large])) / cells
     longest = float(np.max(np.ptp(np.asarray(mesh.vertices), axis=0)))
     return int(np.clip(round(longest / cell), min_resolution, max_resolution))
 
