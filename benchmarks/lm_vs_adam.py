@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -79,19 +80,16 @@ def main() -> None:
         with torch.no_grad():
             scene.grid.codes.copy_(encoder_codes(scene, dec_id, MeshSDF(unit)))
         start_codes = scene.grid.codes.detach().clone()
-        for ppc in args.lm_points_per_code:
+        runs = [(f"lm {ppc:g} points/code", partial(lm_curve, decoder, scene, cfg, args.sweeps, ppc))
+                for ppc in args.lm_points_per_code]
+        runs += [(f"adam lr {lr:g}", partial(adam_curve, decoder, scene, cfg, args.adam_steps, lr))
+                 for lr in args.adam_lr]
+        for optimizer, run_curve in runs:
+            # Every optimiser starts from the same encoder codes.
             with torch.no_grad():
                 scene.grid.codes.copy_(start_codes)
-            curve = lm_curve(decoder, scene, cfg, args.sweeps, ppc)
-            rows.append({"mesh": mesh.name, "codes": scene.grid.num_codes, "optimizer": f"lm {ppc:g} points/code",
-                         "curve": curve, "load": load_average()})
-            print(json.dumps(rows[-1]), flush=True)
-        for lr in args.adam_lr:
-            with torch.no_grad():
-                scene.grid.codes.copy_(start_codes)
-            curve = adam_curve(decoder, scene, cfg, args.adam_steps, lr)
-            rows.append({"mesh": mesh.name, "codes": scene.grid.num_codes, "optimizer": f"adam lr {lr:g}",
-                         "curve": curve, "load": load_average()})
+            rows.append({"mesh": mesh.name, "codes": scene.grid.num_codes, "optimizer": optimizer,
+                         "curve": run_curve(), "load": load_average()})
             print(json.dumps(rows[-1]), flush=True)
     write_result(args.name, {"threads": os.environ.get("OMP_NUM_THREADS"), "rows": rows})
     lines = ["| mesh | codes | optimiser | (seconds, held-out L1 cells, steps or sweeps) ... |", "|---|---|---|---|"]
