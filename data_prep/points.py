@@ -62,9 +62,10 @@ MIN_POINTS = 100
 #: Points per call to the winding-number kernel and per block of plane fits; bounds their memory.
 CHUNK = 1 << 18
 
-#: ``denoise: auto`` projects the points onto their neighbours' planes when the median distance of a point's
-#: neighbours from their plane exceeds this share of the median k-th-neighbour distance. A clean cloud's
-#: off-plane spread is the surface's curvature over a neighbourhood, a few percent of its radius.
+#: ``denoise: auto`` moves the points onto their neighbourhoods' height fields (:func:`jet_project`) when the
+#: median distance of a point's neighbours from their plane exceeds this share of the median k-th-neighbour
+#: distance. A clean cloud's off-plane spread is the surface's curvature over a neighbourhood, a few percent of
+#: its radius.
 NOISE_RATIO = 0.05
 
 #: Denoising fits each point's neighbourhood out to this many times the median off-plane spread of its k nearest
@@ -514,7 +515,8 @@ class OrientedCloud:
 
     points, normals : (n, 3) float64; areas, radius : (n,) disc area and radius per point; tree : KD-tree of
     points; normals_source : ``given`` or ``estimated``; outliers : points dropped; noise : the cloud's
-    :func:`noise_ratio` as read; denoised : whether the points were projected onto their neighbours' planes.
+    :func:`noise_ratio` as read; denoised : whether the points were moved onto their neighbourhoods'
+    quadratic height fields (:func:`jet_project`).
     """
 
     points: np.ndarray

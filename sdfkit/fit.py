@@ -88,8 +88,8 @@ class FitRequest:
     normals: str = "auto"
     """Point clouds: ``auto`` (the file's normals, else estimated), ``given`` or ``estimate``."""
     denoise: str = "auto"
-    """Point clouds: project the points onto their neighbours' planes: ``auto`` (when the cloud looks noisy),
-    ``on`` or ``off``."""
+    """Point clouds: move the points onto quadratic surfaces fitted to their neighbours: ``auto`` (when the cloud
+    looks noisy), ``on`` or ``off``."""
 
 
 @dataclasses.dataclass

@@ -70,7 +70,8 @@ def fit(
     normals: Annotated[str, typer.Option(
         help="Point clouds: auto (the file's normals, else estimated), given (required) or estimate.")] = "auto",
     denoise: Annotated[str, typer.Option(
-        help="Point clouds: move each point onto its neighbours' plane: auto (when the cloud looks noisy), on or off."
+        help="Point clouds: move each point onto a quadratic surface fitted to its neighbours: auto (when the "
+             "cloud looks noisy), on or off."
     )] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
     preview: Annotated[bool, typer.Option("--preview/--no-preview", help="Write preview.png.")] = True,
