@@ -14,6 +14,8 @@ compare rows of one run as ratios.
     python -m benchmarks.fast_fit --meshes ../shared/meshes/val/*.obj --variants random:600 encoder:0 encoder:100
     python -m benchmarks.fast_fit --variants encoder:0 encoder:600@5 encoder:600@10   # steps@max-seconds
     python -m benchmarks.fast_fit --variants encoder:300 encoder:3+lm   # +lm: --optimizer lm (steps are sweeps)
+    python -m benchmarks.fast_fit --variants encoder:150/lr=0.05,points_per_code=1.5   # /key=value: fit settings
+    python -m benchmarks.fast_fit --meshes ../shared/meshes/scene_a.obj --composed --variants encoder:0 encoder:300
 """
 
 from __future__ import annotations
@@ -29,24 +31,34 @@ from pathlib import Path
 from benchmarks.common import RESULTS, SHARED, git_commit, timed_fit_command, write_result
 
 
-def parse_variant(text: str) -> tuple[str, int, float | None, str]:
-    """``init:steps[@max_seconds][+optimizer]`` -> (init, steps, max_seconds, optimizer); the optimizer is adam unless
-    named."""
+def parse_variant(text: str) -> tuple[str, int, float | None, str, dict[str, float]]:
+    """``init:steps[@max_seconds][+optimizer][/key=value,...]`` -> (init, steps, max_seconds, optimizer, fit settings);
+    the optimizer is adam unless named, the settings are the ``fit`` section's (``lr``, ``points_per_code``, ...)."""
+    text, _, settings = text.partition("/")
     text, _, optimizer = text.partition("+")
     init, _, rest = text.partition(":")
     steps, _, budget = rest.partition("@")
-    return init, int(steps), float(budget) if budget else None, optimizer or "adam"
+    fit = {key: float(value) for key, _, value in (item.partition("=") for item in settings.split(",") if item)}
+    return init, int(steps), float(budget) if budget else None, optimizer or "adam", fit
 
 
 def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, threads: int | None,
-            optimizer: str = "adam") -> dict:
-    """``sdfkit fit`` in a fresh process on the CPU; its report with the command's wall-clock seconds."""
+            optimizer: str = "adam", fit: dict[str, float] | None = None) -> dict:
+    """``sdfkit fit`` in a fresh process on the CPU; its report with the command's wall-clock seconds.
+
+    fit : settings of the config's ``fit`` section, passed through a ``--config`` file beside ``out``.
+    """
     options = ["--init", init, "--steps", str(steps)] + (["--max-seconds", str(budget)] if budget is not None else [])
     options += ["--optimizer", optimizer] if optimizer != "adam" else []
+    if fit:
+        config = out.with_suffix(".yaml")
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text("fit:\n" + "".join(f"  {key}: {value:g}\n" for key, value in fit.items()))
+        options += ["--config", str(config)]
     report, wall, load_before = timed_fit_command(mesh, out, options, threads)
     return {
         "mesh": mesh.name, "init": init, "optimizer": report.get("optimizer", "adam"), "steps_asked": steps,
-        "max_seconds": budget, "steps": report["steps"],
+        "fit_settings": fit or {}, "max_seconds": budget, "steps": report["steps"],
         "codes": report["tiles"]["active"], "stages_s": report["seconds"], "wall_s": round(wall, 1),
         "chamfer": report["metrics"]["chamfer"], "iou": report["metrics"]["iou"],
         "refinement": report.get("refinement", {}), "load_before": round(load_before, 2),
@@ -62,13 +74,14 @@ def oracle_chamfer(mesh: Path, fit_dir: Path, resolution: int) -> float:
 
 
 def markdown(rows: list[dict], header: str) -> str:
-    lines = [header, "", "| mesh | codes | init | optimizer | steps (asked) | --max-seconds | prepare s | init s | fit s | extract s "
+    lines = [header, "", "| mesh | codes | init | optimizer | fit settings | steps (asked) | --max-seconds | prepare s | init s | fit s | extract s "
              "| score s | preview s | whole command s | CD | CD / oracle | CD / 600-step | IoU | load before/after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["stages_s"]
+        settings = ", ".join(f"{key} {value:g}" for key, value in r.get("fit_settings", {}).items())
         lines.append(
-            f"| {r['mesh']} | {r['codes']} | {r['init']} | {r.get('optimizer', 'adam')} | {r['steps']} ({r['steps_asked']}) | {r['max_seconds'] or '-'} | "
+            f"| {r['mesh']} | {r['codes']} | {r['init']} | {r.get('optimizer', 'adam')} | {settings or '-'} | {r['steps']} ({r['steps_asked']}) | {r['max_seconds'] or '-'} | "
             f"{s['prepare']:.1f} | {s.get('init', 0.0):.1f} | {s['fit']:.1f} | {s['extract']:.1f} | {s['score']:.1f} | "
             f"{s.get('preview', 0.0):.1f} | {r['wall_s']:.1f} | {r['chamfer']:.3e} | {r['cd_over_oracle']:.2f} | "
             f"{r['cd_over_reference']:.2f} | {r['iou']:.4f} | {r['load_before']}/{r['load_after']} |")
@@ -82,7 +95,8 @@ def with_ratios(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
     depend on the machine's load, so it compares across runs; times do not).
     """
     reference = {r["mesh"]: r["chamfer"] for r in [*earlier, *rows]
-                 if r["init"] == "random" and r["steps_asked"] == 600 and r["max_seconds"] is None}
+                 if r["init"] == "random" and r["steps_asked"] == 600 and r["max_seconds"] is None
+                 and not r.get("fit_settings")}
     return [{**r, "reference_chamfer": reference.get(r["mesh"]),
              "cd_over_reference": r["chamfer"] / reference[r["mesh"]] if r["mesh"] in reference else float("nan")}
             for r in rows]
@@ -111,7 +125,9 @@ def main() -> None:
     parser.add_argument("--meshes", nargs="*", type=Path, default=[SHARED / "val" / "penguin.obj"])
     parser.add_argument("--variants", nargs="*", default=["random:600", "encoder:0", "encoder:25", "encoder:50",
                                                           "encoder:100"],
-                        help="init:steps[@max_seconds]; the first random:600 of a mesh is its reference")
+                        help="init:steps[@max_seconds][+optimizer][/key=value,...]; a mesh's random:600 is its reference")
+    parser.add_argument("--composed", action="store_true",
+                        help="also fit the scene composed from every mesh of ../shared/meshes/val (data_prep.compose)")
     parser.add_argument("--resolution", type=int, default=256, help="the fits' marching-cubes resolution (default)")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the runs (default: torch's)")
     parser.add_argument("--name", default=None, help="results file name (default: fast_fit-<UTC date and time>)")
@@ -127,11 +143,18 @@ def main() -> None:
             "threads": args.threads, "load_start": [round(x, 2) for x in os.getloadavg()]}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
+        if args.composed:
+            from data_prep.compose import compose_scene
+            from sdfkit.export import export_mesh
+
+            scene = Path(tmp) / "scene_val.obj"
+            export_mesh(compose_scene(sorted((SHARED / "val").glob("*.obj"))), scene)
+            args.meshes = [*args.meshes, scene]
         for m, mesh in enumerate(args.meshes):
             oracle = None
-            for v, (init, steps, budget, optimizer) in enumerate(variants):
+            for v, (init, steps, budget, optimizer, fit) in enumerate(variants):
                 out = Path(tmp) / f"m{m}v{v}"
-                row = run_fit(mesh, out, init, steps, budget, args.threads, optimizer)
+                row = run_fit(mesh, out, init, steps, budget, args.threads, optimizer, fit)
                 if oracle is None:
                     oracle = oracle_chamfer(mesh, out, args.resolution)
                 row["oracle_chamfer"] = oracle

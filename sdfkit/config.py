@@ -158,16 +158,21 @@ class FitConfig:
     """Fitting a new scene: decoder frozen, codes only."""
 
     init: Literal["auto", "encoder", "random"] = "auto"
-    """Where the codes start: ``encoder``, the encoder's prediction (then ``refine_steps`` unless ``steps`` is
-    asked for), or ``random``, noise (then ``steps``, the auto-decoder's way); ``auto``: the encoder when one
-    serves the decoder (the shipped decoder has one), else random."""
+    """Where the codes start: ``encoder``, the encoder's prediction (then the ``refine_*`` settings where ``steps``,
+    ``lr`` and ``points_per_code`` are not asked for), or ``random``, noise (then ``steps``, the auto-decoder's way);
+    ``auto``: the encoder when one serves the decoder (the shipped decoder has one), else random."""
     steps: int = 600
-    refine_steps: int = 300
-    """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``."""
     batch_points: int | None = None
     """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
     points_per_code: float = 3.0
     lr: float = 2e-2
+    refine_steps: int = 400
+    """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``."""
+    refine_lr: float = 5e-2
+    refine_points_per_code: float = 1.0
+    """After the encoder: the peak rate and the points per code, where the config file sets no ``lr`` or
+    ``points_per_code`` (and ``--lr`` is not given). Codes that start near the answer take more, cheaper steps at a
+    higher rate than codes from noise: ``benchmarks/results/fast_fit-sweep*-penguin-20261129.md``."""
     lr_final_fraction: float = 0.05
     optimizer: Literal["adam", "lm"] = "adam"
     """How the codes are refined: ``adam`` (``steps`` gradient steps) or ``lm``, Levenberg-Marquardt sweeps over
@@ -192,6 +197,9 @@ class FitConfig:
             raise SdfkitError(f"unknown fit optimizer '{self.optimizer}' (use adam or lm)")
         if self.lm_sweeps < 0 or not self.lm_points_per_code > 0:
             raise SdfkitError("fit.lm_sweeps must be at least 0 and fit.lm_points_per_code positive")
+        if not (self.lr > 0 and self.refine_lr > 0 and self.points_per_code > 0 and self.refine_points_per_code > 0):
+            raise SdfkitError("fit rates and points per code (lr, refine_lr, points_per_code, "
+                              "refine_points_per_code) must be positive")
         if self.steps < fewest or self.refine_steps < 0 or (self.batch_points is not None and self.batch_points < 1):
             raise SdfkitError("fit steps and batch points (--steps, --batch-points) must be at least 1 "
                               "(steps 0 with --init encoder)")

@@ -194,14 +194,14 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
     config file's ``fit``/``grid``/``sampling`` sections, then CLI options.
 
     ``fit.init`` ``auto`` becomes ``encoder`` when an encoder serves the decoder named ``dec_id``, else ``random``;
-    after the encoder the step count is ``fit.refine_steps`` (``fit.lm_sweeps`` with the ``lm`` optimizer) unless
-    the config file or ``opts`` sets ``steps``.
+    after the encoder, ``steps``, ``lr`` and ``points_per_code`` take their ``refine_*`` values (``fit.lm_sweeps``
+    for the steps with the ``lm`` optimizer) unless the config file or ``opts`` sets them.
     """
     cfg = dataclasses.replace(base, fit=FitConfig())
-    steps_asked = opts.steps is not None
+    file_fit: dict = {}
     if opts.config:
         user = load_settings(opts.config)
-        steps_asked = steps_asked or "steps" in (load_yaml(opts.config).get("fit") or {})
+        file_fit = load_yaml(opts.config).get("fit") or {}
         # The code layout belongs to the decoder; a config file may tune the grid, not change its kind.
         cfg = dataclasses.replace(cfg, fit=user.fit, grid=dataclasses.replace(user.grid, layout=base.grid.layout),
                                   sampling=user.sampling)
@@ -210,9 +210,13 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
     cfg = replace_section(cfg, "fit", init=check_init(opts.init) if opts.init else None)
     cfg = replace_section(cfg, "fit", init=resolve_init(cfg.fit.init, dec_id, opts.encoder))
     cfg = replace_section(cfg, "fit", optimizer=opts.optimizer)
-    if cfg.fit.init == "encoder" and not steps_asked:
+    if cfg.fit.init == "encoder":
         refine = cfg.fit.lm_sweeps if cfg.fit.optimizer == "lm" else cfg.fit.refine_steps
-        cfg = replace_section(cfg, "fit", steps=refine)
+        asked = {"steps": opts.steps is not None or "steps" in file_fit, "lr": opts.lr is not None or "lr" in file_fit,
+                 "points_per_code": "points_per_code" in file_fit}
+        cfg = replace_section(cfg, "fit", **{key: value for key, value in (
+            ("steps", refine), ("lr", cfg.fit.refine_lr), ("points_per_code", cfg.fit.refine_points_per_code))
+            if not asked[key]})
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
     # Each section checks its own values when built (FitConfig, GridConfig __post_init__); the time budget
