@@ -27,7 +27,7 @@ from data_prep.mesh import Normalization, normalize_mesh, read_mesh
 from data_prep.points import is_point_cloud
 from data_prep.sampling import sample_unit_mesh
 from data_prep.sdf import MeshSDF
-from data_prep.yaml_io import load_yaml
+from data_prep.yaml_io import from_dict, load_yaml, to_dict
 from sdfkit.code_init import check_init, encoder_codes, refine_no_worse, resolve_init
 from sdfkit.config import FitConfig, SdfkitConfig, load_settings, replace_section
 from sdfkit.decoder_io import load_decoder
@@ -200,12 +200,16 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
     cfg = dataclasses.replace(base, fit=FitConfig())
     file_fit: dict = {}
     if opts.config:
-        user = load_settings(opts.config)
-        file_fit = load_yaml(opts.config).get("fit") or {}
+        load_settings(opts.config)  # every key of every section checked by name
+        raw = load_yaml(opts.config)
+        file_fit = raw.get("fit") or {}
+        # A file's section changes the keys it names: the decoder's other settings (its sampling, its grid) stay.
+        cfg = dataclasses.replace(cfg, **{name: from_dict(type(getattr(cfg, name)),
+                                                          {**to_dict(getattr(cfg, name)), **(raw.get(name) or {})})
+                                          for name in ("fit", "grid", "sampling", "model")})
         # The code layout belongs to the decoder; a config file may tune the grid, not change its kind.
-        cfg = dataclasses.replace(cfg, fit=user.fit, grid=dataclasses.replace(user.grid, layout=base.grid.layout),
-                                  sampling=user.sampling)
-        if user.model != base.model:
+        cfg = replace_section(cfg, "grid", layout=base.grid.layout)
+        if cfg.model != base.model:
             raise SdfkitError(f"{opts.config}: its model section does not match the decoder's architecture")
     cfg = replace_section(cfg, "fit", init=check_init(opts.init) if opts.init else None)
     cfg = replace_section(cfg, "fit", init=resolve_init(cfg.fit.init, dec_id, opts.encoder))

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from data_prep.mesh import file_hash
 from data_prep.yaml_io import to_dict
 from sdfkit.decoder_io import load_decoder
+from sdfkit.errors import SdfkitError
 from sdfkit.fit import FitRequest, FitResult, fit_mesh
 from sdfkit.io import load_torch
 
@@ -68,8 +71,6 @@ def test_the_lm_optimizer_refines_the_encoders_codes_no_worse(sphere_mesh_file, 
 
 
 def test_an_unknown_optimizer_is_one_line(sphere_mesh_file, tmp_path):
-    from sdfkit.errors import SdfkitError
-
     try:
         fit_mesh(sphere_mesh_file, tmp_path / "out", FitRequest(config=str(small_fit_config(tmp_path)), optimizer="sgd",
                                                                 device="cpu", preview=False), progress=False)
@@ -98,3 +99,23 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     config.write_text(yaml.safe_dump({"fit": {"lr": 0.003, "points_per_code": 5.0}}))
     from_file = fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit
     assert (from_file.steps, from_file.lr, from_file.points_per_code) == (defaults.refine_steps, 0.003, 5.0)
+
+
+def test_a_config_file_changes_only_the_keys_it_names(tmp_path):
+    from sdfkit.config import SdfkitConfig
+    from sdfkit.fit import fit_settings
+
+    _, shipped, _ = load_decoder(None)
+    config = tmp_path / "fit.yaml"
+    config.write_text(yaml.safe_dump({"fit": {"lr": 0.003}, "sampling": {"num_points": 4000}}))
+    cfg = fit_settings(shipped, FitRequest(config=str(config)))
+    assert cfg.fit.lr == 0.003 and cfg.sampling.num_points == 4000
+    # The decoder's own sampling and grid settings stay where the file is silent.
+    assert cfg.sampling.volume == shipped.sampling.volume == "bbox"
+    assert cfg.grid == shipped.grid and cfg.model == shipped.model
+    other = dataclasses.replace(SdfkitConfig(), model=dataclasses.replace(SdfkitConfig().model, hidden=32))
+    config.write_text(yaml.safe_dump({"model": {"hidden": 48}}))
+    with pytest.raises(SdfkitError, match="model section does not match"):
+        fit_settings(other, FitRequest(config=str(config)))
+    config.write_text(yaml.safe_dump({"fit": {"steps": 5}}))
+    assert fit_settings(other, FitRequest(config=str(config))).model.hidden == 32
