@@ -102,17 +102,17 @@ def with_ratios(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
             for r in rows]
 
 
-def render(name: str, reference_from: str | None = None) -> str:
+def render(name: str, reference_from: list[str] = ()) -> str:
     """The markdown table of a results file (also of a run stopped part way), written beside it.
 
-    reference_from : another results file whose 600-step rows give CD / 600-step where this run has none.
+    reference_from : other results files whose 600-step rows give CD / 600-step where this run has none.
     """
     data = json.loads((RESULTS / f"{name}.json").read_text())
-    earlier = json.loads((RESULTS / f"{reference_from}.json").read_text())["rows"] if reference_from else []
+    earlier = [row for other in reference_from for row in json.loads((RESULTS / f"{other}.json").read_text())["rows"]]
     header = (f"Machine: {data['machine']}; commit {data['commit']}; {data['date']}; `{data['command']}`; "
               f"load average at start {data['load_start']}, at end {data.get('load_end', 'not reached (stopped)')}")
     if reference_from:
-        header += f"; CD / 600-step against the reference rows of {reference_from}"
+        header += f"; CD / 600-step against the reference rows of {', '.join(reference_from)}"
     text = markdown(with_ratios(data["rows"], earlier), header)
     (RESULTS / f"{name}.md").write_text(text)
     return text
@@ -121,7 +121,8 @@ def render(name: str, reference_from: str | None = None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--render", metavar="NAME", help="only rewrite results/NAME.md from results/NAME.json")
-    parser.add_argument("--reference-from", metavar="NAME", help="with --render: the 600-step rows of results/NAME.json")
+    parser.add_argument("--reference-from", metavar="NAME", nargs="*", default=[],
+                        help="with --render: the 600-step rows of results/NAME.json")
     parser.add_argument("--meshes", nargs="*", type=Path, default=[SHARED / "val" / "penguin.obj"])
     parser.add_argument("--variants", nargs="*", default=["random:600", "encoder:0", "encoder:25", "encoder:50",
                                                           "encoder:100"],
