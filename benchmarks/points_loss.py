@@ -2,13 +2,14 @@
 
 The fit's loss is the clamped L1 of every fit; for a cloud, the on-surface zero level enters as samples on the
 cloud's points with signed distance 0 (``PointsConfig.surface_fraction``); normal alignment and the Eikonal term
-(:mod:`sdfkit.points_loss`) are added at the cloud's points. A variant is ``SHARE:NORMAL:EIKONAL`` (the on-surface
-share and the two weights). For each variant and cloud (mesh, points, noise), the same fixed number of steps (not a
+(:mod:`sdfkit.points_loss`) are added at the cloud's points. A variant is ``SHARE:NORMAL:EIKONAL[:POINTS]`` (the
+on-surface share, the two weights, and the cloud points the two terms see per step, default 4,096). For each variant and cloud (mesh, points, noise), the same fixed number of steps (not a
 time budget, so that load on the machine does not change the result), the shipped decoder, scored against the
 original mesh.
 
     python -m benchmarks.points_loss --meshes penguin --variants 0:0:0 0.1:0:0 0.3:0:0 --noise 0 0.01 --steps 60
     python -m benchmarks.points_loss --meshes penguin --variants 0.1:0:0 0.1:0.1:0 0.1:0:0.1 --noise 0.01
+    python -m benchmarks.points_loss --meshes penguin --variants 0.1:0.1:0:4096 0.1:0.1:0:1024 --noise 0 0.01
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from benchmarks.points import git_commit, make_cloud
 
 
 def fit_cloud(cloud_file: Path, fraction: float, steps: int, resolution: int, num_points: int | None,
-              normal: float = 0.0, eikonal: float = 0.0):
+              normal: float = 0.0, eikonal: float = 0.0, surface_points: int = 4096):
     """The steps of ``sdfkit fit CLOUD`` with ``surface_fraction`` set: (mesh in input units, seconds)."""
     import dataclasses
 
@@ -52,7 +53,7 @@ def fit_cloud(cloud_file: Path, fraction: float, steps: int, resolution: int, nu
     surface = samples.surface_points.astype(np.float64)
     box = trimesh.creation.box(bounds=np.stack([surface.min(axis=0), surface.max(axis=0)]))
     scene = make_scene(samples, cfg, seed=cfg.fit.seed, mesh_unit=box)
-    weights = SurfaceWeights(normal=normal, eikonal=eikonal)
+    weights = SurfaceWeights(normal=normal, eikonal=eikonal, points=surface_points)
     extra = None
     if weights.active:
         extra = surface_loss(decoder, scene.grid, torch.from_numpy(samples.surface_points),
@@ -75,7 +76,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--noise", nargs="*", type=float, default=[0.0, 0.01])
     parser.add_argument("--variants", nargs="*", default=["0:0:0", "0.1:0:0", "0.3:0:0"],
-                        help="SHARE:NORMAL:EIKONAL: on-surface share of samples, normal and Eikonal weights")
+                        help="SHARE:NORMAL:EIKONAL[:POINTS]: on-surface share of samples, normal and Eikonal weights, "
+                             "cloud points per step for the two terms")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--num-points", type=int, default=None, help="samples per cloud (default: the fit's)")
@@ -95,17 +97,18 @@ def main() -> None:
                 cloud_file = Path(tmp) / f"{name}-{noise}.npz"
                 np.savez(cloud_file, points=points, normals=normals)
                 for variant in args.variants:
-                    fraction, normal, eikonal = (float(v) for v in variant.split(":"))
+                    fraction, normal, eikonal, *count = (float(v) for v in variant.split(":"))
+                    surface_points = int(count[0]) if count else 4096
                     recon, seconds = fit_cloud(cloud_file, fraction, args.steps, args.resolution, args.num_points,
-                                               normal, eikonal)
+                                               normal, eikonal, surface_points)
                     m = evaluate_meshes(recon, mesh, num_volume=args.volume_points)
                     row = {"mesh": name, "points": args.count, "noise": noise, "surface_fraction": fraction,
-                           "normal_weight": normal, "eikonal_weight": eikonal,
+                           "normal_weight": normal, "eikonal_weight": eikonal, "surface_points": surface_points,
                            "chamfer": m["chamfer"], "iou": m["iou"], "fscore_1pct": m["fscore_1pct"],
                            "seconds": seconds}
                     rows.append(row)
                     print(f"{name:10s} noise {noise:<6g} on-surface {fraction:<4g} normal {normal:<4g} "
-                          f"eikonal {eikonal:<4g} CD {m['chamfer']:.3e}  IoU {m['iou']:.4f}  "
+                          f"eikonal {eikonal:<4g} at {surface_points} CD {m['chamfer']:.3e}  IoU {m['iou']:.4f}  "
                           f"F@1% {m['fscore_1pct']:.4f}  {seconds:.1f} s", flush=True)
     meta = {"command": "python -m benchmarks.points_loss " + " ".join(sys.argv[1:]), "commit": commit,
             "date": started, "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
@@ -114,11 +117,12 @@ def main() -> None:
     lines = [f"`{meta['command']}` at commit {meta['commit']}, {meta['date']}, on {machine()} (load average "
              f"{meta['load_before']} before, {meta['load_after']} after); exact normals; {args.steps} steps; "
              f"{args.resolution}^3.", "",
-             "| mesh | points | noise | on-surface share | normal weight | Eikonal weight | CD | IoU | F@1% | s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| mesh | points | noise | on-surface share | normal weight | Eikonal weight | points per step | CD | IoU | "
+             "F@1% | s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['mesh']} | {r['points']} | {r['noise']:g} | {r['surface_fraction']:g} | "
-                     f"{r['normal_weight']:g} | {r['eikonal_weight']:g} | "
+                     f"{r['normal_weight']:g} | {r['eikonal_weight']:g} | {r.get('surface_points', 4096)} | "
                      f"{r['chamfer']:.3e} | {r['iou']:.4f} | {r['fscore_1pct']:.4f} | {r['seconds']:.1f} |")
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS / (args.name + '.json')} and .md")
