@@ -44,10 +44,11 @@ def fit(
         help="adam: gradient steps on the codes; lm: Levenberg-Marquardt sweeps over the tiles (--steps then "
              "counts sweeps).")] = None,
     steps: Annotated[int | None, typer.Option(
-        help="Optimisation steps on the latent codes (default 300 after the encoder, 600 from noise; LM: "
+        help="Optimisation steps on the latent codes (default 400 after the encoder, 600 from noise; LM: "
              "sweeps).")] = None,
     batch_points: Annotated[
-        int | None, typer.Option(help="Points per step (default: 3 per code, 8,192 to 262,144).")
+        int | None, typer.Option(help="Points per step (default: 1 per code after the encoder, 3 from noise; "
+                                      "8,192 to 262,144).")
     ] = None,
     max_seconds: Annotated[float | None, typer.Option(
         help="Time budget of the fitting stage: the learning rate anneals over it and fitting stops when it is "
