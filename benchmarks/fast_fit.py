@@ -15,6 +15,7 @@ compare rows of one run as ratios.
     python -m benchmarks.fast_fit --variants encoder:0 encoder:600@5 encoder:600@10   # steps@max-seconds
     python -m benchmarks.fast_fit --variants encoder:300 encoder:3+lm   # +lm: --optimizer lm (steps are sweeps)
     python -m benchmarks.fast_fit --variants encoder:150/lr=0.05,points_per_code=1.5   # /key=value: fit settings
+    python -m benchmarks.fast_fit --variants encoder:400/grid.cells_per_object=80     # /section.key=value: others
     python -m benchmarks.fast_fit --meshes ../shared/meshes/scene_a.obj --composed --variants encoder:0 encoder:300
 """
 
@@ -46,14 +47,20 @@ def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, 
             optimizer: str = "adam", fit: dict[str, float] | None = None) -> dict:
     """``sdfkit fit`` in a fresh process on the CPU; its report with the command's wall-clock seconds.
 
-    fit : settings of the config's ``fit`` section, passed through a ``--config`` file beside ``out``.
+    fit : config settings passed through a ``--config`` file beside ``out``: ``key`` is the ``fit`` section's,
+        ``section.key`` another section's (``grid.cells_per_object``).
     """
     options = ["--init", init, "--steps", str(steps)] + (["--max-seconds", str(budget)] if budget is not None else [])
     options += ["--optimizer", optimizer] if optimizer != "adam" else []
     if fit:
         config = out.with_suffix(".yaml")
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text("fit:\n" + "".join(f"  {key}: {value:g}\n" for key, value in fit.items()))
+        sections: dict[str, dict[str, float]] = {}
+        for key, value in fit.items():
+            section, _, name = key.rpartition(".")
+            sections.setdefault(section or "fit", {})[name] = value
+        config.write_text("".join(f"{section}:\n" + "".join(f"  {name}: {value:g}\n" for name, value in keys.items())
+                                  for section, keys in sections.items()))
         options += ["--config", str(config)]
     report, wall, load_before = timed_fit_command(mesh, out, options, threads)
     return {
