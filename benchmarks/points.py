@@ -198,6 +198,7 @@ def main() -> None:
                         help="ofat: every mesh for one condition before the next, or every condition of one mesh "
                         "(--meshes order) before the next mesh")
     parser.add_argument("--base-count", type=int, default=100_000, help="ofat: the base cloud's points")
+    parser.add_argument("--no-base", action="store_true", help="ofat: only the changed conditions, not the base cloud")
     parser.add_argument("--million-meshes", nargs="*", default=None,
                         help="ofat: run clouds of 1,000,000 points or more only on these meshes (default: all)")
     parser.add_argument("--depths", nargs="*", type=int, default=[9, 10])
@@ -242,7 +243,7 @@ def design_runs(args, names: list[str]) -> list[tuple[int, tuple[int, str, float
             conditions += [(c, "exact", 0.0, True) for c in args.counts]
         return [(m, cond) for m in range(len(names)) for cond in conditions]
     base = (args.base_count, "exact", 0.0, False)
-    conditions = [base]
+    conditions = [] if args.no_base else [base]
     conditions += [(base[0], "exact", s, False) for s in args.noise if s != base[2]]
     conditions += [(c, "exact", 0.0, False) for c in args.counts if c < base[0]]
     conditions += [(base[0], "exact", 0.0, True)]
