@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.common import RESULTS, SHARED, git_commit, timed_fit_command, write_result
@@ -95,7 +96,7 @@ def markdown(rows: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_ratios(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
+def with_ratios(rows: list[dict], earlier: Sequence[dict] = ()) -> list[dict]:
     """Rows with CD / 600-step: each mesh's ``random:600`` row without a budget is its reference.
 
     ``earlier``: rows of another results file whose references serve meshes this run has none for (Chamfer does not
@@ -109,7 +110,7 @@ def with_ratios(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
             for r in rows]
 
 
-def render(name: str, reference_from: list[str] = ()) -> str:
+def render(name: str, reference_from: Sequence[str] = ()) -> str:
     """The markdown table of a results file (also of a run stopped part way), written beside it.
 
     reference_from : other results files whose 600-step rows give CD / 600-step where this run has none.
