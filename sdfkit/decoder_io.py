@@ -20,6 +20,9 @@ from sdfkit.models.siren import ModulatedSiren
 #: The decoder that ships inside the package.
 SHIPPED_DECODER = Path(__file__).resolve().parent / "pretrained" / "decoder.pt"
 FORMAT_VERSION = 1
+#: Config sections that are not a decoder's settings: neither written with one nor read back (files written before
+#: this rule hold the encoder section of their day, whose keys may since have changed).
+NOT_DECODER_SETTINGS = ("encoder",)
 
 
 def decoder_id(decoder: ModulatedSiren) -> str:
@@ -36,7 +39,7 @@ def decoder_payload(decoder: ModulatedSiren, cfg: SdfkitConfig, **info) -> dict:
     return {
         "sdfkit": {"kind": "decoder", "version": FORMAT_VERSION},
         "decoder_id": decoder_id(decoder),
-        "config": to_dict(cfg),
+        "config": {k: v for k, v in to_dict(cfg).items() if k not in NOT_DECODER_SETTINGS},
         "state_dict": {k: v.detach().cpu() for k, v in decoder.state_dict().items()},
         "info": info,
     }
@@ -52,7 +55,7 @@ def save_decoder(path: str | Path, decoder: ModulatedSiren, cfg: SdfkitConfig, *
 def decoder_from_payload(payload: dict, source: str) -> tuple[ModulatedSiren, SdfkitConfig, str]:
     """Rebuild (decoder, settings, decoder id) from :func:`decoder_payload`'s output."""
     try:
-        cfg = settings_from_dict(payload["config"])
+        cfg = settings_from_dict({k: v for k, v in payload["config"].items() if k not in NOT_DECODER_SETTINGS})
         decoder = make_decoder(cfg.model)
         decoder.load_state_dict(payload["state_dict"])
         ident = str(payload["decoder_id"])

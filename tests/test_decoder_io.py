@@ -59,3 +59,17 @@ def test_bad_decoder_files_are_one_line(tmp_path):
         load_decoder(tmp_path / "mismatched.pt")
     with pytest.raises(SdfkitError, match="decoder not found"):
         load_decoder(tmp_path / "missing.pt")
+
+
+def test_a_file_holding_an_encoder_section_of_another_day_still_loads(tmp_path):
+    """Fit outputs and decoders written before the encoder's training keys changed hold them; a decoder's
+    settings do not include the encoder's, so those keys are neither read nor written."""
+    cfg = small_config()
+    decoder = random_decoder(cfg)
+    save_decoder(tmp_path / "d.pt", decoder, cfg)
+    payload = load_torch(tmp_path / "d.pt")
+    assert "encoder" not in payload["config"]
+    payload["config"]["encoder"] = {"train": {"tiles_per_step": 2048, "rows_per_tile": 32}}
+    save_torch(payload, tmp_path / "old.pt")
+    _, again, _ = load_decoder(tmp_path / "old.pt")
+    assert again.model == cfg.model and again.grid == cfg.grid
