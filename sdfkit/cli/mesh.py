@@ -28,7 +28,8 @@ def mesh(
     coarse_to_fine: Annotated[bool, typer.Option(
         "--coarse-to-fine/--no-coarse-to-fine", help="Evaluate the field only near the surface (same mesh, faster).")
     ] = True,
-    lipschitz_factor: Annotated[float, typer.Option(help="Safety factor of the coarse-to-fine skip test.")] = 1.5,
+    lipschitz_factor: Annotated[float | None, typer.Option(
+        help="Safety factor of the coarse-to-fine skip test (default 1.0: exact for distance fields).")] = None,
     faces: Annotated[int, typer.Option(help="Simplify to about this many faces (0: keep every face).")
                      ] = DEFAULT_FACES,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (fitted fields).")] = "auto",
@@ -39,7 +40,7 @@ def mesh(
 
     from sdfkit.errors import SdfkitError
     from sdfkit.export import check_faces, check_format, export_mesh, simplify_mesh
-    from sdfkit.extract import check_resolution, extract_mesh, padded_bounds
+    from sdfkit.extract import LIPSCHITZ_FACTOR, check_resolution, extract_mesh, padded_bounds
     from sdfkit.io import refuse_existing
     from sdfkit.progress import Reporter
 
@@ -68,7 +69,8 @@ def mesh(
         field, norm, bounds = fitted.field, fitted.normalization, fitted.bounds
     with Reporter() as progress:  # one display for extraction and simplification
         result = extract_mesh(field, resolution=resolution, level=level / norm.scale, bounds=bounds,
-                              coarse_to_fine=coarse_to_fine, lipschitz_factor=lipschitz_factor,
+                              coarse_to_fine=coarse_to_fine,
+                              lipschitz_factor=LIPSCHITZ_FACTOR if lipschitz_factor is None else lipschitz_factor,
                               keep_largest=keep_largest, min_component_faces=min_component_faces,
                               smooth_iterations=smooth, normalization=norm, progress=progress)
         full_faces = len(result.faces)
