@@ -231,7 +231,9 @@ class EncoderTrainConfig:
     """Training through the frozen decoder on the training meshes' tiles."""
 
     data: list[str] = field(default_factory=list)
-    """Training meshes."""
+    """Training meshes: files, folders, glob patterns or split files (:mod:`data_prep.sources`)."""
+    val_data: list[str] = field(default_factory=list)
+    """Held-out meshes whose blended L1 is logged every ``val_every`` steps (none: no held-out figure)."""
     rotations: int = 0
     """Extra copies of every mesh under random rotations."""
     num_points: int = 200000
@@ -239,14 +241,22 @@ class EncoderTrainConfig:
     steps: int = 2000
     max_seconds: float | None = None
     """Stop when this time is spent (the cosine learning rate anneals over it)."""
-    tiles_per_step: int = 2048
-    """Tiles encoded per step, drawn from every mesh's tiles."""
-    rows_per_tile: int = 32
-    """Samples per drawn tile and step."""
+    cells_per_step: int = 512
+    """Grid cells drawn per step from every mesh's cells; their corner tiles are encoded."""
+    samples_per_cell: int = 16
+    """Samples per drawn cell and step, scored on the blend of the cell's 8 tiles."""
     lr: float = 1e-3
     lr_final_fraction: float = 0.05
     seed: int = 0
     log_every: int = 50
+    val_every: int = 500
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.cells_per_step, self.samples_per_cell, self.log_every, self.val_every) < 1:
+            raise SdfkitError("encoder train steps, cells_per_step, samples_per_cell, log_every and val_every "
+                              "must be at least 1")
+        if self.rotations < 0 or not self.lr > 0:
+            raise SdfkitError("encoder train rotations must be at least 0 and lr positive")
 
 
 @dataclass

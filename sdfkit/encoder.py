@@ -28,13 +28,14 @@ from torch import Tensor, nn
 from data_prep.mesh import load_mesh, normalize_mesh
 from data_prep.sampling import sample_unit_mesh
 from data_prep.sdf import MeshSDF
+from data_prep.sources import resolve_data, source_mesh
 from data_prep.yaml_io import from_dict, to_dict
 from sdfkit.config import EncoderConfig, EncoderModelConfig, SdfkitConfig, load_settings
 from sdfkit.decoder_io import SHIPPED_DECODER, decoder_id
 from sdfkit.errors import SdfkitError
 from sdfkit.io import load_torch, save_torch
 from sdfkit.loss import clamped_l1
-from sdfkit.models.latent_grid import LatentGrid, blend_tiles
+from sdfkit.models.latent_grid import LatentGrid, blend_tiles, corner_coordinates
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import cosine_factor
 from sdfkit.samples import random_rotation
@@ -131,8 +132,9 @@ def load_encoder(path: str | Path | None = None) -> tuple[CodeEncoder, str]:
     if payload.get("sdfkit", {}).get("kind") != "encoder":
         raise SdfkitError(f"{path} is not an encoder file")
     try:
-        cfg = from_dict(EncoderConfig, payload["config"])
-        encoder = CodeEncoder(cfg.model, int(payload["latent_dim"]))
+        # The network is all a fit needs; how it was trained is a record (and its keys may have changed since).
+        model = from_dict(EncoderModelConfig, payload["config"]["model"])
+        encoder = CodeEncoder(model, int(payload["latent_dim"]))
         encoder.load_state_dict(payload["state_dict"])
         return encoder, str(payload["decoder_id"])
     except SdfkitError as exc:
@@ -142,104 +144,144 @@ def load_encoder(path: str | Path | None = None) -> tuple[CodeEncoder, str]:
 
 
 @dataclass
-class TileSamples:
-    """Training rows of many tiles: each a sample seen from one of the 8 tiles around it.
+class CellSamples:
+    """Training samples of many scenes, grouped by the grid cell that holds them.
 
-    features : (T, lattice^3) every tile's encoder input; ptr : (T + 1,) rows of tile t are
-    ``ptr[t]:ptr[t + 1]``; local : (R, 3) the sample in that tile's coordinates; target : (R,)
-    exact SDF in cell units (negative inside); weight : (R,) the tile's trilinear weight there.
+    A sample's blended value depends on the 8 tiles at its cell's corners and on nothing else, so a step that
+    draws whole cells encodes only those cells' tiles and still scores the blend exactly.
+
+    features : (T, lattice^3) the encoder input of every active tile of every scene;
+    tiles : (C, 8) long, the row of ``features`` at each corner of cell c (-1: the corner has no code);
+    side : (C, 8) -1/+1, the side of corners without a code;
+    ptr : (C + 1,) the samples of cell c are rows ``ptr[c]:ptr[c + 1]``;
+    frac : (R, 3) each sample's place in its cell, in [0, 1]^3;
+    target : (R,) exact SDF in cell units (negative inside).
     """
 
     features: Tensor
+    tiles: Tensor
+    side: Tensor
     ptr: Tensor
-    local: Tensor
+    frac: Tensor
     target: Tensor
-    weight: Tensor
 
     @property
-    def num_tiles(self) -> int:
-        return len(self.features)
+    def num_cells(self) -> int:
+        return len(self.tiles)
 
 
-def tile_rows(scene: Scene, features: Tensor, min_weight: float = 0.02, chunk: int = 1 << 16) -> TileSamples:
-    """Every (sample, active tile) pair of ``scene`` with blending weight >= ``min_weight``, grouped by tile."""
-    grid, rows = scene.grid, []
+def cell_samples(scene: Scene, features: Tensor) -> CellSamples:
+    """``scene``'s samples grouped by cell, for the cells with at least one active corner."""
+    grid = scene.grid
     with torch.no_grad():
-        for s in range(0, len(scene.points), chunk):
-            code, local, weight, _ = grid.corners(scene.points[s : s + chunk])
-            keep = (code >= 0) & (weight >= min_weight)
-            target = (scene.sdf[s : s + chunk] / grid.spec.cell)[:, None].expand_as(code)
-            rows.append((code[keep], local[keep], target[keep], weight[keep]))
-    code, local, target, weight = (torch.cat(t) for t in zip(*rows))
-    order = torch.argsort(code, stable=True)
-    counts = torch.bincount(code, minlength=grid.num_codes)
-    ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
-    return TileSamples(features, ptr, local[order].contiguous(), target[order].contiguous(), weight[order].contiguous())
+        base, frac = grid.cells_of(scene.points)
+        cells = torch.tensor(grid.spec.cells)
+        flat = (base * torch.stack([cells[1] * cells[2], cells[2], torch.tensor(1)])).sum(-1)
+        ids, inverse = torch.unique(flat, return_inverse=True)
+        order = torch.argsort(inverse, stable=True)
+        first = order[torch.searchsorted(inverse[order], torch.arange(len(ids)))]  # one sample of each cell
+        tiles, side = grid.cell_tiles(base[first])
+    keep = (tiles >= 0).any(dim=1)  # samples of cells without a code carry no gradient
+    counts = torch.bincount(inverse, minlength=len(ids))
+    rows = keep[inverse[order]]
+    ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts[keep], 0)])
+    return CellSamples(features, tiles[keep], side[keep], ptr, frac[order][rows].contiguous(),
+                       (scene.sdf / grid.spec.cell)[order][rows].contiguous())
 
 
-def join_tiles(parts: list[TileSamples]) -> TileSamples:
-    """One table of the tiles of several scenes."""
-    offsets = np.cumsum([0] + [int(p.ptr[-1]) for p in parts[:-1]])
-    ptr = torch.cat([parts[0].ptr[:1]] + [p.ptr[1:] + int(o) for p, o in zip(parts, offsets)])
-    return TileSamples(torch.cat([p.features for p in parts]), ptr, torch.cat([p.local for p in parts]),
-                       torch.cat([p.target for p in parts]), torch.cat([p.weight for p in parts]))
+def join_cells(parts: list[CellSamples]) -> CellSamples:
+    """One table of the cells of several scenes (their tile rows offset into one feature table)."""
+    tile_offsets = np.cumsum([0] + [len(p.features) for p in parts[:-1]])
+    row_offsets = np.cumsum([0] + [int(p.ptr[-1]) for p in parts[:-1]])
+    tiles = [torch.where(p.tiles >= 0, p.tiles + int(o), p.tiles) for p, o in zip(parts, tile_offsets)]
+    ptr = torch.cat([parts[0].ptr[:1]] + [p.ptr[1:] + int(o) for p, o in zip(parts, row_offsets)])
+    return CellSamples(torch.cat([p.features for p in parts]), torch.cat(tiles), torch.cat([p.side for p in parts]),
+                       ptr, torch.cat([p.frac for p in parts]), torch.cat([p.target for p in parts]))
 
 
-def tile_loss(
-    decoder: ModulatedSiren, encoder: CodeEncoder, data: TileSamples, tiles: Tensor, rows_per_tile: int, band: float,
-    code_reg: float, gen: torch.Generator,
+def cell_loss(
+    decoder: ModulatedSiren, encoder: CodeEncoder, data: CellSamples, cells: Tensor, samples_per_cell: int,
+    band: float, code_reg: float, gen: torch.Generator,
 ) -> tuple[Tensor, Tensor]:
-    """Weighted per-tile clamped L1 of ``tiles``' encoded codes on ``rows_per_tile`` of their rows each.
+    """The fitting objective of the encoded codes on ``samples_per_cell`` samples of each cell in ``cells`` (B,).
 
-    sum_k w_k |f_k(x) - s(x)| bounds the blended error |sum_k w_k f_k(x) - s(x)| from above
-    (the weights sum to 1), and costs one decoder row per (sample, tile) instead of eight
-    per sample; the fit's refinement then works on the blend itself.
-    tiles : (B,) tile indices with at least one row. Returns (total, weighted L1) scalars.
+    The blended clamped L1 of :func:`sdfkit.loss.scene_loss`, with each used tile's code from the encoder:
+    the auto-encoder's training objective. A per-tile objective (each tile fitted on its own region) is
+    cheaper but aims elsewhere: codes fitted by the blend score 0.25 cells on it against 0.005 on the
+    blend, and its own optimum blends to 0.03 (penguin, ``benchmarks/results/encoder-objective-*.md``).
+    Returns (total, L1) scalars.
     """
-    start, count = data.ptr[tiles], data.ptr[tiles + 1] - data.ptr[tiles]
-    pick = torch.rand(len(tiles), rows_per_tile, generator=gen)
+    start, count = data.ptr[cells], data.ptr[cells + 1] - data.ptr[cells]
+    pick = torch.rand(len(cells), samples_per_cell, generator=gen)
     rows = (start[:, None] + (pick * count[:, None]).long()).reshape(-1)
-    codes = encoder(data.features[tiles])
-    amps = decoder.amplitudes(codes)
-    slot = torch.arange(len(tiles)).repeat_interleave(rows_per_tile)
-    pred = decoder.synthesis(data.local[rows], amps, slot)
-    goal = torch.clamp(data.target[rows], -band, band)
-    target = data.target[rows]
-    settled = ((target >= band) & (pred >= band)) | ((target <= -band) & (pred <= -band))
-    err = torch.where(settled, torch.zeros_like(pred), (pred - goal).abs())
-    weight = data.weight[rows]
-    l1 = (err * weight).sum() / weight.sum()
+    local, weight = corner_coordinates(data.frac[rows])
+    tiles = data.tiles[cells].repeat_interleave(samples_per_cell, dim=0)
+    side = data.side[cells].repeat_interleave(samples_per_cell, dim=0)
+    active = tiles >= 0
+    used, slot = torch.unique(tiles[active], return_inverse=True)
+    code = torch.full_like(tiles, -1).masked_scatter(active, slot)
+    codes = encoder(data.features[used])
+    pred = blend_tiles(decoder, code, local, weight, side, band, amps=decoder.amplitudes(codes))
+    l1 = clamped_l1(pred, data.target[rows], band) / len(rows)
     return l1 + code_reg * codes.pow(2).sum(-1).mean(), l1
 
 
-def training_tiles(cfg: EncoderConfig, dec_cfg: SdfkitConfig, log: Callable[[str], None] = print) -> TileSamples:
-    """The tiles of every training mesh and rotation, on the decoder's grid settings."""
-    scfg = dataclasses.replace(dec_cfg.sampling.resolve(seed=cfg.train.seed), num_points=cfg.train.num_points)
+def encoder_scene(path: str | Path, dec_cfg: SdfkitConfig, cfg: EncoderConfig, rotation: int = 0,
+                  num_points: int | None = None) -> tuple[Scene, Tensor]:
+    """One mesh (under random rotation number ``rotation``; 0: as it is) as a scene on the decoder's grid
+    settings, with its tiles' encoder features."""
+    sampling = dec_cfg.sampling.resolve(seed=cfg.train.seed)
+    scfg = dataclasses.replace(sampling, num_points=num_points or cfg.train.num_points)
+    mesh = load_mesh(path)
+    if rotation:
+        mesh.vertices = np.asarray(mesh.vertices) @ random_rotation(rotation).T
+    unit, norm = normalize_mesh(mesh, scfg.radius)
+    samples = sample_unit_mesh(unit, norm, scfg, str(path), "")
+    scene = make_scene(samples, dec_cfg, name=f"{Path(path).stem}-r{rotation}", mesh_unit=unit)
+    return scene, tile_features(MeshSDF(unit), scene.grid, cfg.model)
+
+
+def training_cells(cfg: EncoderConfig, dec_cfg: SdfkitConfig, log: Callable[[str], None] = print) -> CellSamples:
+    """The cells of every training mesh and rotation (``train.data``: meshes, folders, globs, split files)."""
     parts = []
-    for path in cfg.train.data:
-        mesh = load_mesh(path)
+    for path in resolve_data(cfg.train.data):
         for rotation in range(cfg.train.rotations + 1):
-            turned = mesh.copy()
-            if rotation:
-                turned.vertices = np.asarray(mesh.vertices) @ random_rotation(rotation).T
-            unit, norm = normalize_mesh(turned, scfg.radius)
-            samples = sample_unit_mesh(unit, norm, scfg, str(path), "")
-            scene = make_scene(samples, dec_cfg, name=f"{Path(path).stem}-r{rotation}", mesh_unit=unit)
-            parts.append(tile_rows(scene, tile_features(MeshSDF(unit), scene.grid, cfg.model)))
-            log(f"{scene.name}: {scene.grid.num_codes} tiles, {int(parts[-1].ptr[-1])} rows")
+            scene, features = encoder_scene(source_mesh(path), dec_cfg, cfg, rotation)
+            parts.append(cell_samples(scene, features))
+            log(f"{scene.name}: {scene.grid.num_codes} tiles, {parts[-1].num_cells} cells, "
+                f"{int(parts[-1].ptr[-1])} samples")
     if not parts:
         raise SdfkitError("encoder training needs at least one mesh (train.data)")
-    return join_tiles(parts)
+    return join_cells(parts)
+
+
+def validation_scenes(cfg: EncoderConfig, dec_cfg: SdfkitConfig) -> list[tuple[Scene, Tensor]]:
+    """``train.val_data``'s meshes as scenes with their features, sampled as a fit samples them."""
+    return [encoder_scene(source_mesh(path), dec_cfg, cfg, num_points=dec_cfg.sampling.resolve().num_points)
+            for path in resolve_data(cfg.train.val_data)] if cfg.train.val_data else []
+
+
+def validation_l1(decoder: ModulatedSiren, encoder: CodeEncoder, scenes: list[tuple[Scene, Tensor]],
+                  band: float) -> list[float]:
+    """The blended L1 (cells) of each held-out scene's encoded codes (:func:`sample_l1`)."""
+    out = []
+    for scene, features in scenes:
+        with torch.no_grad():
+            scene.grid.codes.copy_(encode_codes(encoder, features))
+        out.append(sample_l1(decoder, scene, band))
+    encoder.train()
+    return out
 
 
 def train_encoder(
-    decoder: ModulatedSiren, dec_cfg: SdfkitConfig, cfg: EncoderConfig, data: TileSamples,
-    log: Callable[[str], None] = print,
+    decoder: ModulatedSiren, dec_cfg: SdfkitConfig, cfg: EncoderConfig, data: CellSamples,
+    log: Callable[[str], None] = print, val: list[tuple[Scene, Tensor]] | None = None,
 ) -> tuple[CodeEncoder, dict]:
-    """Train an encoder through the frozen ``decoder`` on ``data`` (from :func:`training_tiles`).
+    """Train an encoder through the frozen ``decoder`` on ``data`` (from :func:`training_cells`).
 
-    Each step draws ``tiles_per_step`` tiles with samples and ``rows_per_tile`` of their rows.
-    Returns the encoder and a summary (steps, seconds, last weighted L1 in cells).
+    Each step draws ``cells_per_step`` cells and ``samples_per_cell`` samples of each (:func:`cell_loss`).
+    ``val`` (from :func:`validation_scenes`): held-out scenes whose blended L1 is logged every
+    ``val_every`` steps. Returns the encoder and a summary (steps, seconds, last L1 in cells, held-out L1).
     """
     torch.manual_seed(cfg.train.seed)
     for p in decoder.parameters():
@@ -247,31 +289,38 @@ def train_encoder(
     encoder = CodeEncoder(cfg.model, dec_cfg.model.latent_dim)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=cfg.train.lr)
     gen = torch.Generator().manual_seed(cfg.train.seed)
-    usable = torch.nonzero(data.ptr[1:] > data.ptr[:-1]).squeeze(1)
-    if len(usable) == 0:
-        raise SdfkitError("no training tile holds a sample")
-    t0, step, smooth = time.perf_counter(), 0, float("nan")
+    if data.num_cells == 0:
+        raise SdfkitError("no training cell holds a sample")
+    t0, step, smooth, held_out = time.perf_counter(), 0, float("nan"), []
     for step in range(1, cfg.train.steps + 1):
         done = (step - 1) / cfg.train.steps
         if cfg.train.max_seconds:
             done = max(done, (time.perf_counter() - t0) / cfg.train.max_seconds)
         for group in optimizer.param_groups:
             group["lr"] = cfg.train.lr * cosine_factor(done, cfg.train.lr_final_fraction)
-        tiles = usable[torch.randint(len(usable), (cfg.train.tiles_per_step,), generator=gen)]
+        cells = torch.randint(data.num_cells, (cfg.train.cells_per_step,), generator=gen)
         optimizer.zero_grad(set_to_none=True)
-        loss, l1 = tile_loss(decoder, encoder, data, tiles, cfg.train.rows_per_tile, dec_cfg.loss.band,
+        loss, l1 = cell_loss(decoder, encoder, data, cells, cfg.train.samples_per_cell, dec_cfg.loss.band,
                              dec_cfg.loss.code_reg, gen)
         loss.backward()
         optimizer.step()
         value = float(l1.detach())
         smooth = value if step == 1 else 0.95 * smooth + 0.05 * value
-        if step % cfg.train.log_every == 0 or step == 1:
-            log(f"step {step}  L1 {smooth:.4f} cells  {time.perf_counter() - t0:.0f} s")
-        if cfg.train.max_seconds and time.perf_counter() - t0 >= cfg.train.max_seconds:
+        last = step == cfg.train.steps or bool(cfg.train.max_seconds
+                                               and time.perf_counter() - t0 >= cfg.train.max_seconds)
+        if val and (step % cfg.train.val_every == 0 or last):
+            held_out = validation_l1(decoder, encoder, val, dec_cfg.loss.band)
+        if step % cfg.train.log_every == 0 or step == 1 or last:
+            shown = f"  held-out L1 {' '.join(f'{v:.4f}' for v in held_out)}" if held_out else ""
+            log(f"step {step}  L1 {smooth:.4f} cells{shown}  {time.perf_counter() - t0:.0f} s")
+        if last:
             break
     if not all(torch.isfinite(p).all() for p in encoder.parameters()):
         raise SdfkitError("encoder training diverged (non-finite weights); try a lower train.lr")
-    return encoder.eval(), {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "final_l1_cells": smooth}
+    summary = {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "final_l1_cells": smooth}
+    if held_out:
+        summary["held_out_l1_cells"] = [round(v, 5) for v in held_out]
+    return encoder.eval(), summary
 
 
 def save_encoder(path: str | Path, encoder: CodeEncoder, cfg: EncoderConfig, decoder: ModulatedSiren, **info) -> None:

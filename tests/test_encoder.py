@@ -16,10 +16,12 @@ from sdfkit.encoder import (
     load_encoder,
     load_encoder_config,
     save_encoder,
+    cell_loss,
+    cell_samples,
+    join_cells,
     tile_features,
-    tile_rows,
     train_encoder,
-    training_tiles,
+    training_cells,
 )
 from sdfkit.errors import SdfkitError
 from sdfkit.models.latent_grid import GridSpec, LatentGrid
@@ -47,7 +49,7 @@ def test_lattice_points_match_a_per_tile_loop():
 
 def test_the_shipped_encoder_config_loads_and_bad_lattices_are_one_line():
     cfg = load_encoder_config(REPO / "configs" / "encoder.yaml")
-    assert cfg.model.lattice == 5 and len(cfg.train.data) == 9
+    assert cfg.model.lattice == 5 and cfg.train.val_data and cfg.train.cells_per_step > 0
     with pytest.raises(SdfkitError, match="odd and at least 3"):
         EncoderModelConfig(lattice=4)
 
@@ -62,22 +64,52 @@ def test_tile_features_are_clamped_cell_units_negative_inside():
     np.testing.assert_allclose(features, expected, rtol=1e-6)
 
 
-def test_tile_rows_hold_every_sample_tile_pair_with_its_weight():
+def _scene(grid: LatentGrid, points: torch.Tensor):
     from sdfkit.scene import Scene
 
+    return Scene("s", grid, points, points.norm(dim=1) - 0.6, normalization=None)
+
+
+def test_cell_samples_group_every_sample_under_its_cells_corner_tiles():
     grid = _small_grid()
-    gen = torch.Generator().manual_seed(0)
-    points = torch.rand(500, 3, generator=gen) * 2 - 1
-    scene = Scene("s", grid, points, points.norm(dim=1) - 0.6, normalization=None)
-    rows = tile_rows(scene, torch.zeros(grid.num_codes, 27), min_weight=0.0)
-    code, local, weight, _ = grid.corners(points)
-    for t in range(grid.num_codes):
-        mine = code == t
-        part = slice(int(rows.ptr[t]), int(rows.ptr[t + 1]))
-        assert part.stop - part.start == int(mine.sum())
-        np.testing.assert_allclose(sorted(rows.weight[part].tolist()), sorted(weight[mine].tolist()), rtol=1e-6)
-        np.testing.assert_allclose(rows.local[part].abs().max(), 1.0, atol=1.0)  # tile coordinates
-    assert int(rows.ptr[-1]) == int((code >= 0).sum())
+    points = torch.rand(500, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    data = cell_samples(_scene(grid, points), torch.zeros(grid.num_codes, 27))
+    code, local, _, side = grid.corners(points)
+    kept = (code >= 0).any(dim=1)
+    assert int(data.ptr[-1]) == int(kept.sum())  # samples of cells without a code are left out
+    seen = 0
+    for c in range(data.num_cells):
+        rows = slice(int(data.ptr[c]), int(data.ptr[c + 1]))
+        for frac, target in zip(data.frac[rows], data.target[rows]):
+            # The point this row came from, found by a loop: same corner tiles and sides, same target.
+            i = int(torch.argmin((local[:, 0] - frac).abs().sum(dim=1)))
+            assert torch.equal(code[i], data.tiles[c]) and torch.equal(side[i], data.side[c])
+            assert float(target) == pytest.approx(float(points[i].norm() - 0.6) / grid.spec.cell, rel=1e-6)
+            seen += 1
+    assert seen == int(kept.sum())
+
+
+def test_cell_loss_is_the_blended_fitting_loss_of_the_encoded_codes():
+    """One sample per cell: every draw picks it, so the loss must equal scene_loss with the encoder's codes."""
+    from sdfkit.loss import scene_loss
+    from sdfkit.models.siren import ModulatedSiren
+
+    grid = _small_grid()
+    base = torch.tensor([[i, j, k] for i in range(4) for j in range(4) for k in range(4)], dtype=torch.float32)
+    jitter = torch.rand(len(base), 3, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1
+    points = torch.tensor(grid.spec.origin) + (base + jitter) * grid.spec.cell
+    scene = _scene(grid, points)
+    features = torch.randn(grid.num_codes, 27, generator=torch.Generator().manual_seed(2))
+    data = join_cells([cell_samples(scene, features)])
+    torch.manual_seed(0)
+    decoder = ModulatedSiren(hidden=16, layers=2, latent_dim=4)
+    encoder = CodeEncoder(EncoderModelConfig(lattice=3, hidden=8, layers=2), latent_dim=4)
+    _, l1 = cell_loss(decoder, encoder, data, torch.arange(data.num_cells), 1, 1.0, 0.0, torch.Generator())
+    with torch.no_grad():
+        grid.codes.copy_(encoder(features))
+    keep = (grid.corners(points)[0] >= 0).any(dim=1)
+    _, expected = scene_loss(decoder, grid, points[keep], scene.sdf[keep], 1.0, 0.0)
+    assert float(l1) == pytest.approx(float(expected), rel=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +130,8 @@ def tiny_encoder(tiny_decoder, shared_meshes, tmp_path_factory):
     decoder, dec_cfg, _ = load_decoder(tiny_decoder)
     cfg = EncoderConfig(model=EncoderModelConfig(lattice=3, hidden=32, layers=2),
                         train=EncoderTrainConfig(data=[str(shared_meshes / "val" / "torus.obj")], num_points=20000,
-                                                 steps=60, tiles_per_step=128, rows_per_tile=16, lr=3e-3))
-    data = training_tiles(cfg, dec_cfg, log=lambda _: None)
+                                                 steps=60, cells_per_step=256, samples_per_cell=8, lr=1e-2))
+    data = training_cells(cfg, dec_cfg, log=lambda _: None)
     encoder, summary = train_encoder(decoder, dec_cfg, cfg, data, log=lambda _: None)
     path = tmp_path_factory.mktemp("encoder") / "encoder.pt"
     save_encoder(path, encoder, cfg, decoder, **summary)

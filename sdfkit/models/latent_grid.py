@@ -156,6 +156,16 @@ def tile_activity(
     return active, side
 
 
+def corner_coordinates(frac: Tensor) -> tuple[Tensor, Tensor]:
+    """A point's coordinates in the 8 tiles at its cell's corners, and their trilinear weights.
+
+    frac : (N, 3) the point's place in its cell, in [0, 1]^3. Returns ``local`` (N, 8, 3) in [-1, 1]
+    and ``weight`` (N, 8), rows summing to 1; corners in :data:`CORNERS` order.
+    """
+    local = frac.unsqueeze(1) - torch.from_numpy(CORNERS).to(device=frac.device, dtype=frac.dtype)
+    return local, (1.0 - local.abs()).prod(dim=-1)
+
+
 class LatentGrid(nn.Module):
     """Sparse tile grid of one scene: codes for active tiles, a side for the rest.
 
@@ -197,6 +207,25 @@ class LatentGrid(nn.Module):
     def num_codes(self) -> int:
         return int(self.codes.shape[0])
 
+    def cells_of(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """The cell holding each point and the point's place in it.
+
+        points : (N, 3) unit frame. Returns ``base`` (N, 3) long, the cell's lowest vertex, and
+        ``frac`` (N, 3) in [0, 1]^3. Points outside the grid's box are clamped onto it.
+        """
+        t = (points - self._origin) / self.spec.cell
+        base = torch.minimum(torch.clamp(torch.floor(t), min=0.0), self._max_cell)
+        return base.long(), torch.clamp(t - base, 0.0, 1.0)
+
+    def cell_tiles(self, base: Tensor) -> tuple[Tensor, Tensor]:
+        """The 8 tiles at the corners of cells ``base`` (N, 3) long (from :meth:`cells_of`).
+
+        Returns ``code`` (N, 8) long, the code row of each tile or -1, and ``side`` (N, 8),
+        -1/+1 for tiles without a code; corners in :data:`CORNERS` order.
+        """
+        vertex = ((base.unsqueeze(1) + self._corners) * self._strides).sum(-1)
+        return self.lookup[vertex], self.side[vertex]
+
     def corners(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The 8 tiles around each point.
 
@@ -207,13 +236,10 @@ class LatentGrid(nn.Module):
         ``side`` (N, 8), -1/+1 for tiles without a code.
         Points outside the grid's box are clamped onto it.
         """
-        t = (points - self._origin) / self.spec.cell
-        base = torch.minimum(torch.clamp(torch.floor(t), min=0.0), self._max_cell)
-        frac = torch.clamp(t - base, 0.0, 1.0)
-        local = frac.unsqueeze(1) - self._corners.to(frac.dtype)  # (N, 8, 3), in [-1, 1]
-        weight = (1.0 - local.abs()).prod(dim=-1)
-        vertex = ((base.long().unsqueeze(1) + self._corners) * self._strides).sum(-1)
-        return self.lookup[vertex], local, weight, self.side[vertex]
+        base, frac = self.cells_of(points)
+        local, weight = corner_coordinates(frac)
+        code, side = self.cell_tiles(base)
+        return code, local, weight, side
 
     def inside_box(self, points: Tensor) -> Tensor:
         """(N,) bool: the point lies in the grid's box."""
