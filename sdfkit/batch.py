@@ -15,11 +15,12 @@ leaves a summary of what it finished.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -29,10 +30,23 @@ from data_prep.files import atomic_write_text
 from data_prep.mesh import load_mesh
 from data_prep.sources import GLOB_CHARS, resolve_shapes, source_mesh
 from sdfkit.conventions import convention_metrics
+from sdfkit.decoder_io import load_decoder
 from sdfkit.errors import SdfkitError
-from sdfkit.fit import Drawer, FitRequest, fit_mesh, output_lock
+from sdfkit.fit import (
+    Drawer,
+    FitRequest,
+    PreparedFit,
+    check_request,
+    finish_fit,
+    fit_mesh,
+    output_lock,
+    prepare_fit,
+    refine_batch,
+)
 from sdfkit.fit_output import REPORT
 from sdfkit.metrics import METRIC_KEYS
+from sdfkit.progress import Reporter
+from sdfkit.runtime import resolve_device
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
@@ -151,6 +165,74 @@ def convention_scores(folder: Path, report: dict, gt_path: Path, convention: str
     return scores
 
 
+def _failure(name: str, exc: BaseException) -> dict:
+    """A failed mesh's summary row: its one-line reason."""
+    if isinstance(exc, SdfkitError):
+        return summary_row(name, None, "failed", str(exc))
+    if isinstance(exc, MemoryError):
+        return summary_row(name, None, "failed", "out of memory")
+    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+    return summary_row(name, None, "failed", f"{type(exc).__name__}: {text}")
+
+
+def batch_size(opts: FitRequest) -> int:
+    """Shapes refined together: ``opts.batch_shapes``, else :data:`GPU_BATCH` on a GPU and 1 on a CPU (where a
+    step's cost grows with its points whatever their shape, so batching saves little:
+    ``benchmarks/results/batch_fit-*.md``)."""
+    if opts.batch_shapes is not None:
+        if opts.batch_shapes < 1:
+            raise SdfkitError(f"--batch-shapes must be at least 1, got {opts.batch_shapes}")
+        return opts.batch_shapes
+    return GPU_BATCH if resolve_device(opts.device).type == "cuda" else 1
+
+
+#: Shapes refined together on a GPU unless ``--batch-shapes`` says otherwise.
+GPU_BATCH = 8
+
+
+def _fit_together(jobs: list[MeshJob], out: Path, opts: FitRequest, progress: bool,
+                  preview: Drawer | None) -> Iterator[tuple[MeshJob, dict | None, dict]]:
+    """Fit ``jobs`` with their codes refined in one batch (:func:`sdfkit.fit.refine_batch`); yields (job,
+    report or None, summary row) as each mesh is written. A mesh that fails to prepare or to write is a row of its
+    own; a failed joint refinement fails every mesh of the batch."""
+    dev = resolve_device(opts.device)
+    loaded = load_decoder(opts.decoder)
+    with contextlib.ExitStack() as held:
+        bar = held.enter_context(Reporter(progress))
+        prepared: list[tuple[MeshJob, PreparedFit]] = []
+        for job in jobs:
+            folder = out / job.name
+            try:
+                fmt = check_request(opts, folder)
+                held.enter_context(output_lock(folder))
+                prepared.append((job, prepare_fit(job.mesh, folder, fmt, opts, dev, bar, loaded)))
+            except Exception as exc:  # a library failing on one odd mesh must not stop the folder
+                yield job, None, _failure(job.name, exc)
+        if not prepared:
+            return
+        try:
+            refine_batch([p for _, p in prepared], opts, bar)
+        except Exception as exc:  # a library failing on one odd mesh must not stop the folder
+            for job, _ in prepared:
+                yield job, None, _failure(job.name, exc)
+            return
+        for job, fit in prepared:
+            try:
+                report = finish_fit(fit, opts, bar, preview).report
+                yield job, report, summary_row(job.name, report, "fitted")
+            except Exception as exc:  # a library failing on one odd mesh must not stop the folder
+                yield job, None, _failure(job.name, exc)
+
+
+def _fit_alone(job: MeshJob, out: Path, opts: FitRequest, progress: bool,
+               preview: Drawer | None) -> Iterator[tuple[MeshJob, dict | None, dict]]:
+    try:
+        report = fit_mesh(job.mesh, out / job.name, opts, progress=progress, preview=preview).report
+        yield job, report, summary_row(job.name, report, "fitted")
+    except Exception as exc:  # a library failing on one odd mesh must not stop the folder
+        yield job, None, _failure(job.name, exc)
+
+
 def fit_folder(source: str | Path, out_dir: str | Path, opts: FitRequest | None = None,
                progress: bool = True, on_mesh: Callable[[dict], None] | None = None,
                preview: Drawer | None = None, conventions: tuple[str, ...] = ()) -> tuple[list[dict], dict]:
@@ -158,7 +240,8 @@ def fit_folder(source: str | Path, out_dir: str | Path, opts: FitRequest | None 
 
     conventions : also score each fitted mesh in these papers' conventions (``deepsdf``, ``occnet``;
     :mod:`sdfkit.conventions`), kept in ``<mesh folder>/metrics-<convention>.json`` so a rerun reuses them.
-    opts : the per-mesh fit options (``force`` refits finished meshes too).
+    opts : the per-mesh fit options (``force`` refits finished meshes too; ``batch_shapes`` meshes have their
+    codes refined together, :func:`batch_size`).
     preview : draws each mesh's ``preview.png`` (see :func:`sdfkit.fit.fit_mesh`).
     on_mesh : called with each summary row as soon as its mesh is done or skipped.
     Returns (rows, statistics), as written to ``summary.csv`` / ``summary.md``.
@@ -170,33 +253,34 @@ def fit_folder(source: str | Path, out_dir: str | Path, opts: FitRequest | None 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise SdfkitError(f"--out {out} exists and is not a folder")
+    size = batch_size(opts)
     jobs = batch_jobs(source)
     rows: dict[str, dict] = {}
+
+    def record(job: MeshJob, report: dict | None, row: dict) -> None:
+        if report is not None and row["status"] != "failed":
+            for convention in conventions:
+                row.update(convention_scores(out / job.name, report, job.mesh, convention))
+        rows[job.name] = row
+        write_summary(out, [rows[j.name] for j in jobs if j.name in rows])
+        if on_mesh is not None:
+            on_mesh(row)
+
     with output_lock(out):
         out.mkdir(parents=True, exist_ok=True)
+        pending = []
         for job in jobs:
-            folder = out / job.name
-            report = None if opts.force else read_report(folder)
+            report = None if opts.force else read_report(out / job.name)
             if report is not None:
-                row = summary_row(job.name, report, "skipped (finished before)")
+                record(job, report, summary_row(job.name, report, "skipped (finished before)"))
             else:
-                try:
-                    report = fit_mesh(job.mesh, folder, dataclasses.replace(opts, force=True), progress=progress,
-                                      preview=preview).report
-                    row = summary_row(job.name, report, "fitted")
-                except SdfkitError as exc:
-                    row = summary_row(job.name, None, "failed", str(exc))
-                except MemoryError:
-                    row = summary_row(job.name, None, "failed", "out of memory")
-                except Exception as exc:  # a library failing on one odd mesh must not stop the folder
-                    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-                    row = summary_row(job.name, None, "failed", f"{type(exc).__name__}: {text}")
-            if report is not None and row["status"] != "failed":
-                for convention in conventions:
-                    row.update(convention_scores(folder, report, job.mesh, convention))
-            rows[job.name] = row
-            write_summary(out, list(rows.values()))
-            if on_mesh is not None:
-                on_mesh(row)
-    ordered = list(rows.values())
+                pending.append(job)
+        each = dataclasses.replace(opts, force=True)
+        for start in range(0, len(pending), size):
+            group = pending[start : start + size]
+            fits = (_fit_alone(group[0], out, each, progress, preview) if len(group) == 1
+                    else _fit_together(group, out, each, progress, preview))
+            for job, report, row in fits:
+                record(job, report, row)
+    ordered = [rows[job.name] for job in jobs]
     return ordered, summary_stats(ordered)

@@ -8,7 +8,7 @@ number of steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -66,23 +66,27 @@ def encoder_codes(
 
 
 def refine_no_worse(
-    decoder: ModulatedSiren, scene: Scene, cfg: SdfkitConfig, run: Callable[[], tuple[int, float]],
-) -> tuple[int, float, dict]:
-    """Run ``run`` (the refinement, which updates ``scene.grid.codes``) and keep its codes only if they are better.
+    decoder: ModulatedSiren, scene: Scene | Sequence[Scene], cfg: SdfkitConfig, run: Callable[[], tuple[int, float]],
+) -> tuple[int, float, list[dict]]:
+    """Run ``run`` (the refinement, which updates the scenes' codes) and keep each scene's codes only if better.
 
-    Both code tables are scored by :func:`sdfkit.encoder.sample_l1` on the same
+    Both code tables of a scene are scored by :func:`sdfkit.encoder.sample_l1` on the same
     fixed draw of samples; when the refinement scored worse (a time budget cut
     it short while its learning rate was still high), the starting codes come
     back, so a budget never leaves a worse field than the start.
-    Returns (steps, last batch L1, {"start_l1", "end_l1", "kept"}).
+    Returns (steps, last batch L1, per scene {"start_l1", "end_l1", "kept"}).
     """
-    start = scene.grid.codes.detach().clone()
-    start_l1 = sample_l1(decoder, scene, cfg.loss.band, seed=cfg.fit.seed)
+    scenes = [scene] if isinstance(scene, Scene) else list(scene)
+    starts = [s.grid.codes.detach().clone() for s in scenes]
+    start_l1 = [sample_l1(decoder, s, cfg.loss.band, seed=cfg.fit.seed) for s in scenes]
     steps, l1 = run()
-    end_l1 = sample_l1(decoder, scene, cfg.loss.band, seed=cfg.fit.seed)
-    kept = "refined"
-    if not end_l1 <= start_l1:
-        with torch.no_grad():
-            scene.grid.codes.copy_(start)
-        kept = "start"
-    return steps, l1, {"start_l1": round(start_l1, 6), "end_l1": round(end_l1, 6), "kept": kept}
+    outcomes = []
+    for s, start, before in zip(scenes, starts, start_l1):
+        after = sample_l1(decoder, s, cfg.loss.band, seed=cfg.fit.seed)
+        kept = "refined"
+        if not after <= before:
+            with torch.no_grad():
+                s.grid.codes.copy_(start)
+            kept = "start"
+        outcomes.append({"start_l1": round(before, 6), "end_l1": round(after, 6), "kept": kept})
+    return steps, l1, outcomes

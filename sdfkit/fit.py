@@ -15,7 +15,7 @@ import glob
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,8 +24,8 @@ import torch
 import trimesh
 
 from data_prep.mesh import Normalization, normalize_mesh, read_mesh
-from data_prep.points import is_point_cloud
-from data_prep.sampling import sample_unit_mesh
+from data_prep.points import PointCloud, is_point_cloud
+from data_prep.sampling import SdfSamples, sample_unit_mesh
 from data_prep.sdf import MeshSDF
 from data_prep.yaml_io import from_dict, load_yaml, to_dict
 from sdfkit.code_init import check_init, encoder_codes, refine_no_worse, resolve_init
@@ -87,6 +87,8 @@ class FitRequest:
     """Encoder file for ``init`` encoder (None: the shipped one)."""
     normals: str = "auto"
     """Point clouds: ``auto`` (the file's normals, else estimated), ``given`` or ``estimate``."""
+    batch_shapes: int | None = None
+    """Folder fits: meshes whose codes are refined together in one batch (None: 8 on a GPU, 1 on a CPU)."""
     denoise: str = "auto"
     """Point clouds: move the points onto quadratic surfaces fitted to their neighbours: ``auto`` (when the cloud
     looks noisy), ``on`` or ``off``."""
@@ -121,7 +123,7 @@ def fit_batch_points(cfg: SdfkitConfig, num_codes: int) -> int:
 
 def fit_codes(
     decoder: ModulatedSiren,
-    scene: Scene,
+    scene: Scene | Sequence[Scene],
     cfg: SdfkitConfig,
     max_seconds: float | None = None,
     progress=None,
@@ -131,6 +133,10 @@ def fit_codes(
 ) -> tuple[int, float]:
     """Optimise only ``scene``'s codes against its samples; the decoder stays frozen.
 
+    Several scenes (a batch of shapes) are fitted together: each step draws every scene's own batch
+    (:func:`fit_batch_points`) and one decoder pass serves them all, while each scene's codes get the
+    gradient of its own loss (:func:`sdfkit.optim.backward_in_chunks`), so each ends as it would alone.
+
     Stops after ``cfg.fit.steps`` steps or ``max_seconds``, whichever comes
     first. The learning rate follows a cosine over whichever of the two is
     further along, so a fit cut short by its time budget still ends on a
@@ -138,14 +144,16 @@ def fit_codes(
     ``chunk_points`` bounds the points of one backward pass (None: sized to the
     cache on a CPU, :func:`sdfkit.runtime.cpu_chunk_points`; one pass on a GPU).
     ``extra_loss``: a further loss term each step (e.g. :func:`sdfkit.points_loss.surface_loss`).
-    Returns (steps done, last L1 in cell units).
+    Returns (steps done, last L1 in cell units, the scenes' mean).
     """
+    scenes = [scene] if isinstance(scene, Scene) else list(scene)
     for p in decoder.parameters():
         p.requires_grad_(False)
-    optimizer = torch.optim.Adam([scene.grid.codes], lr=cfg.fit.lr)
-    device = scene.points.device
-    gen = torch.Generator(device=device).manual_seed(cfg.fit.seed)
-    batch = fit_batch_points(cfg, scene.grid.num_codes)
+    optimizer = torch.optim.Adam([s.grid.codes for s in scenes], lr=cfg.fit.lr)
+    device = scenes[0].points.device
+    # A generator per scene, seeded alike: each scene draws the batches it would draw alone.
+    gens = [torch.Generator(device=device).manual_seed(cfg.fit.seed) for _ in scenes]
+    batches = [fit_batch_points(cfg, s.grid.num_codes) for s in scenes]
     chunk = chunk_points or (cpu_chunk_points(decoder.hidden) if device.type == "cpu" else None)
     t0, step, l1 = time.perf_counter(), 0, torch.tensor(float("nan"))
     with compiled_synthesis(decoder, cfg.fit.compile):
@@ -155,10 +163,12 @@ def fit_codes(
                 done = max(done, (time.perf_counter() - t0) / max_seconds)
             for group in optimizer.param_groups:
                 group["lr"] = cfg.fit.lr * cosine_factor(done, cfg.fit.lr_final_fraction)
-            idx = torch.randint(len(scene.points), (batch,), generator=gen, device=device)
+            idx = [torch.randint(len(s.points), (b,), generator=g, device=device)
+                   for s, b, g in zip(scenes, batches, gens)]
             optimizer.zero_grad(set_to_none=True)
-            l1 = backward_in_chunks(decoder, scene.grid, scene.points[idx], scene.sdf[idx], cfg.loss.band,
-                                    cfg.loss.code_reg, chunk, cfg.fit.precision)
+            l1 = backward_in_chunks(decoder, [s.grid for s in scenes], [s.points[i] for s, i in zip(scenes, idx)],
+                                    [s.sdf[i] for s, i in zip(scenes, idx)], cfg.loss.band, cfg.loss.code_reg, chunk,
+                                    cfg.fit.precision)
             if extra_loss is not None:
                 extra_loss().backward()
             optimizer.step()
@@ -166,7 +176,7 @@ def fit_codes(
                 progress.update(task, completed=step, loss=float(l1))
             if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
                 break
-    if not torch.isfinite(scene.grid.codes).all():
+    if not all(torch.isfinite(s.grid.codes).all() for s in scenes):
         raise SdfkitError("fitting diverged (non-finite latent codes); try a lower --lr")
     return step, float(l1)
 
@@ -268,6 +278,226 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
+@dataclasses.dataclass
+class PreparedFit:
+    """One input read, sampled and bound to its latent grid, its codes initialised: ready to refine."""
+
+    mesh_path: Path
+    out: Path
+    fmt: str
+    gt: trimesh.Trimesh | None
+    """The cleaned input mesh in its own units (None for a point cloud)."""
+    mesh_hash: str
+    decoder: ModulatedSiren
+    cfg: SdfkitConfig
+    dec_id: str
+    samples: SdfSamples
+    scene: Scene
+    cloud: PointCloud | None
+    """The point cloud as read, in its own units (None for a mesh): what a cloud's fit is scored against."""
+    cloud_info: dict
+    timings: dict[str, float]
+    refinement: dict = dataclasses.field(default_factory=dict)
+    steps_done: int = 0
+    l1: float = float("nan")
+    batch: dict = dataclasses.field(default_factory=dict)
+    """For a shape fitted in a batch: the batch's size and its joint refinement seconds."""
+
+    @property
+    def encode(self) -> bool:
+        return self.cfg.fit.init == "encoder"
+
+
+def check_request(opts: FitRequest, out: Path) -> str:
+    """One-line errors for a bad request, before any work; returns the export format."""
+    if opts.normals not in ("auto", "given", "estimate"):
+        raise SdfkitError(f"--normals must be auto, given or estimate, got '{opts.normals}'")
+    if opts.denoise not in ("auto", "on", "off"):
+        raise SdfkitError(f"--denoise must be auto, on or off, got '{opts.denoise}'")
+    fmt = opts.format.lower().lstrip(".")
+    if fmt not in EXPORT_FORMATS:
+        raise SdfkitError(f"unknown --format '{opts.format}' (choose from {', '.join(EXPORT_FORMATS)})")
+    if out.exists() and not out.is_dir():
+        raise SdfkitError(f"--out {out} exists and is not a folder")
+    refuse_existing(out, opts.force)
+    check_faces(opts.faces)
+    return fmt
+
+
+def prepare_fit(mesh_path: Path, out: Path, fmt: str, opts: FitRequest, dev: torch.device, bar: Reporter,
+                loaded: tuple[ModulatedSiren, SdfkitConfig, str] | None = None) -> PreparedFit:
+    """Read, sample and bind ``mesh_path`` to its grid, and start its codes (the encoder's, or noise).
+
+    loaded : the decoder, its settings and id, when the caller has loaded them already (a batch).
+    """
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    stage = bar.stage("prepare")
+    # One trip for the input: read and cleaned once, normalised once; every stage gets these objects.
+    scan = is_point_cloud(mesh_path)
+    gt, mesh_hash = (None, "") if scan else read_mesh(mesh_path)
+    decoder, base_cfg, dec_id = loaded or load_decoder(opts.decoder)
+    cfg = fit_settings(base_cfg, opts, dec_id)
+    sampling = cfg.sampling.resolve(seed=cfg.fit.seed)
+    cloud, cloud_info = None, {}
+    if scan:  # no faces: signs from the cloud's (given or estimated) normals, scored against its points
+        samples, cloud, cloud_info, gt_unit, exact_sdf = prepare_cloud(mesh_path, sampling, opts.normals,
+                                                                       opts.denoise)
+        mesh_hash = samples.mesh_hash
+    else:
+        assert gt is not None  # read above
+        gt_unit, normalization = normalize_mesh(gt, sampling.radius)
+        samples = sample_unit_mesh(gt_unit, normalization, sampling, str(mesh_path.resolve()), mesh_hash)
+        exact_sdf = MeshSDF(gt_unit)
+    scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
+    decoder = decoder.to(dev)
+    timings["prepare"] = time.perf_counter() - t
+    stage.done()
+    prepared = PreparedFit(mesh_path, out, fmt, gt, mesh_hash, decoder, cfg, dec_id, samples, scene, cloud,
+                           cloud_info, timings)
+    if prepared.encode:  # the encoder reads a mesh's exact SDF, or a cloud's estimate of it (winding-number signs)
+        t = time.perf_counter()
+        with torch.no_grad():
+            scene.grid.codes.copy_(encoder_codes(scene, dec_id, exact_sdf, opts.encoder))
+        timings["init"] = time.perf_counter() - t
+    return prepared
+
+
+def refine_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter) -> None:
+    """Refine one prepared fit's codes (Adam or LM, the decoder frozen), never ending worse than the encoder's."""
+    decoder, scene, cfg, samples = prepared.decoder, prepared.scene, prepared.cfg, prepared.samples
+    t = time.perf_counter()
+    stage = bar.stage("fit", total=cfg.fit.steps, budget_s=opts.max_seconds)
+    scan = prepared.cloud is not None
+    extra = (cloud_loss(decoder, scene.grid, samples.surface_points, samples.surface_normals,
+                        prepared.cloud_info["normals"], cfg.loss.band, cfg.fit.seed) if scan else None)
+    # The LM sweeps fit the clamped L1 alone; a point cloud's normal terms need Adam.
+    lm = cfg.fit.optimizer == "lm" and not scan
+    refinement: list[dict] = [{}]
+    if lm and prepared.encode:
+        steps_done, l1, refinement = refine_no_worse(
+            decoder, scene, cfg, lambda: lm_refine(decoder, scene, cfg, opts.max_seconds, bar, stage))
+    elif lm:
+        steps_done, l1 = lm_refine(decoder, scene, cfg, opts.max_seconds, bar, stage)
+    elif prepared.encode:
+        steps_done, l1, refinement = refine_no_worse(
+            decoder, scene, cfg,
+            lambda: fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage, extra_loss=extra))
+    else:
+        steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage, extra_loss=extra)
+    stage.update(completed=steps_done, loss=l1)  # fit_codes reports every few steps; the log's last line is exact
+    stage.done()
+    prepared.timings["fit"] = time.perf_counter() - t
+    prepared.steps_done, prepared.l1, prepared.refinement = steps_done, l1, refinement[0]
+    prepared.cfg = replace_section(cfg, "fit", optimizer="lm" if lm else "adam")
+
+
+def refine_batch(batch: Sequence[PreparedFit], opts: FitRequest, bar: Reporter) -> None:
+    """Refine several prepared mesh fits' codes together with Adam: one decoder pass a step serves every shape,
+    each shape's codes following its own loss (:func:`fit_codes`). They share the decoder and the fit settings;
+    ``opts.max_seconds`` is a budget per shape, so the batch has their sum."""
+    first = batch[0]
+    decoder, cfg, scenes = first.decoder, first.cfg, [p.scene for p in batch]
+    if any(p.cloud is not None or p.cfg.fit != cfg.fit or p.decoder is not decoder for p in batch):
+        raise SdfkitError("a batch of fits needs meshes (not point clouds) with one decoder and one fit setting")
+    budget = opts.max_seconds * len(batch) if opts.max_seconds is not None else None
+    t = time.perf_counter()
+    stage = bar.stage("fit", total=cfg.fit.steps, budget_s=budget)
+    stage.update(note=f"{len(batch)} shapes")
+    run = lambda: fit_codes(decoder, scenes, cfg, budget, bar, stage)  # noqa: E731
+    if first.encode:
+        steps_done, l1, refinement = refine_no_worse(decoder, scenes, cfg, run)
+    else:
+        (steps_done, l1), refinement = run(), [{} for _ in batch]
+    stage.update(completed=steps_done, loss=l1)
+    stage.done()
+    seconds = time.perf_counter() - t
+    for prepared, outcome in zip(batch, refinement):
+        prepared.timings["fit"] = seconds / len(batch)  # each shape's share of the joint refinement
+        prepared.steps_done, prepared.l1, prepared.refinement = steps_done, l1, outcome
+        prepared.batch = {"shapes": len(batch), "fit_seconds": round(seconds, 3)}
+        prepared.cfg = replace_section(prepared.cfg, "fit", optimizer="adam")
+
+
+def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: Drawer | None = None) -> FitResult:
+    """Extract, score and write a refined fit's output folder (under a temporary name, renamed when complete)."""
+    decoder, scene, cfg, samples, gt = prepared.decoder, prepared.scene, prepared.cfg, prepared.samples, prepared.gt
+    timings, out, fmt = prepared.timings, prepared.out, prepared.fmt
+    t = time.perf_counter()
+    field = NeuralField(decoder, scene.grid, cfg.loss.band)
+    lo, hi = scene.grid.spec.bounds
+    recon = extract_mesh(field, resolution=cfg.fit.resolution, bounds=(lo, hi), normalization=samples.normalization,
+                         progress=bar, region=field.may_cross)
+    timings["extract"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    with bar.stage("score"):
+        if prepared.cloud is not None:
+            metrics = evaluate_to_points(recon, prepared.cloud.points)
+        else:
+            assert gt is not None  # every mesh input was read
+            metrics = evaluate_meshes(recon, gt)
+    timings["score"] = time.perf_counter() - t
+
+    try:
+        tmp = make_temp_dir(out)
+    except OSError as exc:
+        raise SdfkitError(describe_os_error(out, exc)) from None
+    try:
+        t = time.perf_counter()
+        mesh_file = mesh_file_name(fmt)
+        with bar.stage("write"):
+            simplified, meshes = write_simplified(recon, tmp / mesh_file, opts.faces,
+                                                  tmp / mesh_file_name(fmt, full=True) if opts.keep_full else None)
+            # A cloud has no faces to frame by: its reconstruction's own frame serves.
+            meshes["mesh"]["chamfer_to_full"] = simplification_chamfer(simplified, recon,
+                                                                       gt if gt is not None else recon)
+        timings["write"] = time.perf_counter() - t
+        write_latents(tmp / LATENTS, decoder, cfg, scene.grid, samples.normalization, prepared.mesh_path,
+                      prepared.mesh_hash, mesh_file)
+        result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi))
+        if preview is not None and opts.preview:
+            t = time.perf_counter()
+            preview(tmp / PREVIEW, result)
+            timings["preview"] = time.perf_counter() - t
+        dev = scene.points.device
+        result.report = report = {
+            "input": str(prepared.mesh_path.resolve()),
+            "mesh": mesh_file,
+            "metrics": metrics,
+            "scored": "full",
+            "meshes": meshes,
+            "init": cfg.fit.init,
+            "optimizer": cfg.fit.optimizer,
+            "steps": prepared.steps_done,
+            "refinement": prepared.refinement,
+            "batch_points": fit_batch_points(cfg, scene.grid.num_codes),
+            "final_l1_cells": prepared.l1,
+            "seconds": {k: round(v, 3) for k, v in timings.items()},
+            "seconds_total": round(sum(timings.values()), 3),
+            "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+            "machine": f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores",
+            "decoder_id": prepared.dec_id,
+            "tiles": {"grid": list(scene.grid.spec.cells), "active": scene.grid.num_codes},
+            "config": {"fit": dataclasses.asdict(cfg.fit), "grid": dataclasses.asdict(cfg.grid),
+                       "sampling": dataclasses.asdict(cfg.sampling)},
+        }
+        if prepared.batch:
+            report["batch"] = prepared.batch
+        if prepared.cloud is not None:
+            info = prepared.cloud_info
+            report["point_cloud"] = {**info, "loss": describe_cloud_loss(info["normals"])}
+        write_report(tmp / REPORT, report)
+        replace_dir(tmp, out)
+    except OSError as exc:  # disk full, read-only folder: one line, and no half-written folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SdfkitError(describe_os_error(out, exc)) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result
+
+
 def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None = None, progress: bool = True,
              preview: Drawer | None = None) -> FitResult:
     """Fit ``mesh_path`` with a frozen decoder and write ``out_dir`` (mesh, latents, report and, given a
@@ -276,141 +506,11 @@ def fit_mesh(mesh_path: str | Path, out_dir: str | Path, opts: FitRequest | None
     Returns the report (also written to ``out_dir/report.json``) with the meshes and field behind it.
     """
     opts = opts or FitRequest()
-    if opts.normals not in ("auto", "given", "estimate"):
-        raise SdfkitError(f"--normals must be auto, given or estimate, got '{opts.normals}'")
-    if opts.denoise not in ("auto", "on", "off"):
-        raise SdfkitError(f"--denoise must be auto, on or off, got '{opts.denoise}'")
     mesh_path, out = Path(mesh_path), Path(out_dir)
-    fmt = opts.format.lower().lstrip(".")
-    if fmt not in EXPORT_FORMATS:
-        raise SdfkitError(f"unknown --format '{opts.format}' (choose from {', '.join(EXPORT_FORMATS)})")
-    if out.exists() and not out.is_dir():
-        raise SdfkitError(f"--out {out} exists and is not a folder")
-    refuse_existing(out, opts.force)
-    check_faces(opts.faces)
+    fmt = check_request(opts, out)
     dev = resolve_device(opts.device)
-    timings: dict[str, float] = {}
     bar = Reporter(progress)
-
     with output_lock(out), bar:
-        t = time.perf_counter()
-        stage = bar.stage("prepare")
-        # One trip for the input: read and cleaned once, normalised once; every stage gets these objects.
-        scan = is_point_cloud(mesh_path)
-        gt, mesh_hash = (None, "") if scan else read_mesh(mesh_path)
-        decoder, base_cfg, dec_id = load_decoder(opts.decoder)
-        cfg = fit_settings(base_cfg, opts, dec_id)
-        sampling = cfg.sampling.resolve(seed=cfg.fit.seed)
-        if scan:  # no faces: signs from the cloud's (given or estimated) normals, scored against its points
-            samples, cloud, cloud_info, gt_unit, exact_sdf = prepare_cloud(mesh_path, sampling, opts.normals,
-                                                                           opts.denoise)
-            mesh_hash = samples.mesh_hash
-        else:
-            assert gt is not None  # read above
-            gt_unit, normalization = normalize_mesh(gt, sampling.radius)
-            samples = sample_unit_mesh(gt_unit, normalization, sampling, str(mesh_path.resolve()), mesh_hash)
-            exact_sdf = MeshSDF(gt_unit)
-        scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
-        decoder = decoder.to(dev)
-        timings["prepare"] = time.perf_counter() - t
-        stage.done()
-
-        refinement: dict = {}
-        # The encoder reads a mesh's exact SDF, or a cloud's estimate of it (winding-number signs).
-        encode = cfg.fit.init == "encoder"
-        if encode:
-            t = time.perf_counter()
-            with torch.no_grad():
-                scene.grid.codes.copy_(encoder_codes(scene, dec_id, exact_sdf, opts.encoder))
-            timings["init"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        stage = bar.stage("fit", total=cfg.fit.steps, budget_s=opts.max_seconds)
-        extra = (cloud_loss(decoder, scene.grid, samples.surface_points, samples.surface_normals,
-                            cloud_info["normals"], cfg.loss.band, cfg.fit.seed) if scan else None)
-        # The LM sweeps fit the clamped L1 alone; a point cloud's normal terms need Adam.
-        lm = cfg.fit.optimizer == "lm" and not scan
-        if lm and encode:
-            steps_done, l1, refinement = refine_no_worse(
-                decoder, scene, cfg, lambda: lm_refine(decoder, scene, cfg, opts.max_seconds, bar, stage))
-        elif lm:
-            steps_done, l1 = lm_refine(decoder, scene, cfg, opts.max_seconds, bar, stage)
-        elif encode:
-            steps_done, l1, refinement = refine_no_worse(
-                decoder, scene, cfg,
-                lambda: fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage, extra_loss=extra))
-        else:
-            steps_done, l1 = fit_codes(decoder, scene, cfg, opts.max_seconds, bar, stage, extra_loss=extra)
-        stage.update(completed=steps_done, loss=l1)  # fit_codes reports every few steps; the log's last line is exact
-        stage.done()
-        timings["fit"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        field = NeuralField(decoder, scene.grid, cfg.loss.band)
-        lo, hi = scene.grid.spec.bounds
-        recon = extract_mesh(field, resolution=cfg.fit.resolution, bounds=(lo, hi), normalization=samples.normalization,
-                             progress=bar, region=field.may_cross)
-        timings["extract"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        with bar.stage("score"):
-            if scan:
-                metrics = evaluate_to_points(recon, cloud.points)
-            else:
-                assert gt is not None  # every mesh input was read above
-                metrics = evaluate_meshes(recon, gt)
-        timings["score"] = time.perf_counter() - t
-
-        try:
-            tmp = make_temp_dir(out)
-        except OSError as exc:
-            raise SdfkitError(describe_os_error(out, exc)) from None
-        try:
-            t = time.perf_counter()
-            mesh_file = mesh_file_name(fmt)
-            with bar.stage("write"):
-                simplified, meshes = write_simplified(recon, tmp / mesh_file, opts.faces,
-                                                      tmp / mesh_file_name(fmt, full=True) if opts.keep_full else None)
-                # A cloud has no faces to frame by: its reconstruction's own frame serves.
-                meshes["mesh"]["chamfer_to_full"] = simplification_chamfer(simplified, recon,
-                                                                           gt if gt is not None else recon)
-            timings["write"] = time.perf_counter() - t
-            write_latents(tmp / LATENTS, decoder, cfg, scene.grid, samples.normalization, mesh_path, mesh_hash,
-                          mesh_file)
-            result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi))
-            if preview is not None and opts.preview:
-                t = time.perf_counter()
-                preview(tmp / PREVIEW, result)
-                timings["preview"] = time.perf_counter() - t
-            result.report = report = {
-                "input": str(mesh_path.resolve()),
-                "mesh": mesh_file,
-                "metrics": metrics,
-                "scored": "full",
-                "meshes": meshes,
-                "init": cfg.fit.init,
-                "optimizer": "lm" if lm else "adam",
-                "steps": steps_done,
-                "refinement": refinement,
-                "batch_points": fit_batch_points(cfg, scene.grid.num_codes),
-                "final_l1_cells": l1,
-                "seconds": {k: round(v, 3) for k, v in timings.items()},
-                "seconds_total": round(sum(timings.values()), 3),
-                "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
-                "machine": f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores",
-                "decoder_id": dec_id,
-                "tiles": {"grid": list(scene.grid.spec.cells), "active": scene.grid.num_codes},
-                "config": {"fit": dataclasses.asdict(cfg.fit), "grid": dataclasses.asdict(cfg.grid),
-                           "sampling": dataclasses.asdict(cfg.sampling)},
-            }
-            if scan:
-                report["point_cloud"] = {**cloud_info, "loss": describe_cloud_loss(cloud_info["normals"])}
-            write_report(tmp / REPORT, report)
-            replace_dir(tmp, out)
-        except OSError as exc:  # disk full, read-only folder: one line, and no half-written folder
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise SdfkitError(describe_os_error(out, exc)) from None
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return result
+        prepared = prepare_fit(mesh_path, out, fmt, opts, dev, bar)
+        refine_fit(prepared, opts, bar)
+        return finish_fit(prepared, opts, bar, preview)

@@ -7,23 +7,28 @@ the objective itself is :mod:`sdfkit.loss`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from sdfkit.config import check_precision
-from sdfkit.loss import clamped_l1, scene_loss
+from sdfkit.loss import clamped_l1_terms
 from sdfkit.models.latent_grid import LatentGrid, blend_tiles
 from sdfkit.models.siren import ModulatedSiren
 
 
 def backward_in_chunks(
-    decoder: ModulatedSiren, grid: LatentGrid, points: Tensor, sdf: Tensor, band: float, code_reg: float,
-    max_points: int | None, precision: str = "fp32",
+    decoder: ModulatedSiren, grids: LatentGrid | Sequence[LatentGrid], points: Tensor | Sequence[Tensor],
+    sdf: Tensor | Sequence[Tensor], band: float, code_reg: float, max_points: int | None, precision: str = "fp32",
 ) -> Tensor:
-    """Back-propagate :func:`scene_loss` of one batch, in chunks of at most ``max_points`` points.
+    """Back-propagate the fitting loss of one batch of one or several scenes, in chunks of at most ``max_points``.
+
+    Each scene's loss is :func:`scene_loss` of its own points (its L1 averaged over them, plus its code prior),
+    and the scenes' losses are summed: every scene's codes get the gradient they would get alone, while one
+    decoder pass serves them all (several shapes fitted in one batch). grids : one grid or a list;
+    points : (B_s, 3) per grid; sdf : (B_s,) per grid.
 
     The gradients equal those of the whole batch at once, while the activations
     held at any time are one chunk's: on a CPU a step's large temporaries then
@@ -32,30 +37,35 @@ def backward_in_chunks(
     once per step and their gradient gathered over the chunks before it goes
     through the modulation network, so chunks add no amplitude work. None:
     one pass. ``precision`` applies to the forward passes (:func:`precision_scope`).
-    Returns the batch's L1 term (detached).
+    Returns the scenes' mean L1 term (detached).
     """
-    count = len(points)
-    if not max_points or count <= max_points:
-        with precision_scope(points.device, precision):
-            loss, l1 = scene_loss(decoder, grid, points, sdf, band, code_reg)
-        loss.backward()
-        return l1.detach()
-    with precision_scope(points.device, precision):  # the forward passes only, as autocast asks
-        amps = decoder.amplitudes(grid.codes)
+    if isinstance(grids, LatentGrid):
+        grids, points, sdf = [grids], [points], [sdf]  # type: ignore[list-item]
+    grids, points, sdf = list(grids), list(points), list(sdf)  # type: ignore[arg-type]
+    corners, offset = [], 0
+    for grid, pts, dist in zip(grids, points, sdf):
+        code, local, weight, side = grid.corners(pts)
+        # Each point in its own grid's cell units, weighted by its share of its own scene's mean.
+        corners.append((torch.where(code >= 0, code + offset, code), local, weight, side, dist / grid.spec.cell,
+                        torch.full_like(dist, 1.0 / len(pts))))
+        offset += grid.num_codes
+    code, local, weight, side, target, share = (torch.cat(t) for t in zip(*corners))
+    with precision_scope(points[0].device, precision):  # the forward passes only, as autocast asks
+        amps = torch.cat([decoder.amplitudes(grid.codes) for grid in grids], dim=1)
     table = amps.detach().requires_grad_()
-    size = -(-count // -(-count // max_points))
-    l1_sum = torch.zeros((), device=points.device)
+    count = len(target)
+    size = -(-count // -(-count // max_points)) if max_points else count  # equal chunks
+    l1_sum = torch.zeros((), device=target.device)
     for start in range(0, count, size):
         rows = slice(start, start + size)
-        code, local, weight, side = grid.corners(points[rows])
-        with precision_scope(points.device, precision):
-            pred = blend_tiles(decoder, code, local, weight, side, band, amps=table)
-        l1 = clamped_l1(pred, sdf[rows] / grid.spec.cell, band) / count
+        with precision_scope(target.device, precision):
+            pred = blend_tiles(decoder, code[rows], local[rows], weight[rows], side[rows], band, amps=table)
+        l1 = (clamped_l1_terms(pred, target[rows], band) * share[rows]).sum()
         l1.backward()
         l1_sum += l1.detach()
-    prior = grid.codes.pow(2).sum() / len(grid.codes)
+    prior = torch.stack([grid.codes.pow(2).sum() / len(grid.codes) for grid in grids]).sum()
     torch.autograd.backward([amps, code_reg * prior], [table.grad, None])
-    return l1_sum
+    return l1_sum / len(grids)
 
 
 @contextlib.contextmanager

@@ -120,3 +120,27 @@ def test_folder_summary_in_occnets_convention(shared_meshes, tmp_path):
     assert header.index("iou") < header.index("occnet_chamfer_l1") < header.index("steps")
     again, _ = fit_folder(folder, tmp_path / "out", opts, progress=False, conventions=("occnet",))
     assert again[0]["status"].startswith("skipped") and again[0]["occnet_iou"] == rows[0]["occnet_iou"]
+
+
+def test_meshes_refined_in_one_batch_end_as_they_would_alone(chair_folder, tmp_path):
+    """Two chairs whose codes are refined together get the codes each gets alone (each draws its own batches and
+    follows its own loss); the bad mesh of the folder is still a row of its own."""
+    from sdfkit.batch import fit_folder
+    from sdfkit.fit import FitRequest
+    from sdfkit.io import load_torch
+
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL_FIT)
+    opts = FitRequest(config=str(config), device="cpu", preview=False, batch_shapes=3)
+    rows, _ = fit_folder(chair_folder, tmp_path / "together", opts, progress=False)
+    assert [r["status"] for r in rows] == ["failed", "fitted", "fitted"]  # broken, then the two chairs
+    alone, _ = fit_folder(chair_folder, tmp_path / "alone", FitRequest(config=str(config), device="cpu",
+                                                                       preview=False, batch_shapes=1), progress=False)
+    for row in rows[1:]:
+        report = json.loads((tmp_path / "together" / row["mesh"] / "report.json").read_text())
+        assert report["batch"]["shapes"] == 2 and report["steps"] == 10
+        codes = [load_torch(tmp_path / kind / row["mesh"] / "latents.pt")["grid"]["codes"]
+                 for kind in ("together", "alone")]
+        assert codes[0].shape == codes[1].shape
+        np.testing.assert_allclose(codes[0].numpy(), codes[1].numpy(), atol=1e-4)
+    assert "batch" not in json.loads((tmp_path / "alone" / rows[1]["mesh"] / "report.json").read_text())

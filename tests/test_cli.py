@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -28,6 +29,15 @@ def test_a_user_error_surfaces_as_one_sdfkit_error(tmp_path):
     assert result.exit_code == 1 and result.stderr.startswith("error: ") and "mesh file not found" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["2", "0"])
+def test_batch_shapes_is_for_folders_and_positive_in_one_line(sphere_mesh_file, tmp_path, value):
+    target = sphere_mesh_file if value == "2" else sphere_mesh_file.parent  # a single mesh, or a folder
+    result = runner.invoke(app, ["fit", str(target), "--out", str(tmp_path / "out"), "--batch-shapes", value,
+                                 "--quiet"])
+    assert result.exit_code == 1 and result.stderr.startswith("error: ") and "--batch-shapes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 def test_prep_writes_samples(sphere_mesh_file, tmp_path):

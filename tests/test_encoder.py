@@ -12,13 +12,13 @@ import torch
 from sdfkit.config import EncoderConfig, EncoderModelConfig, EncoderTrainConfig, load_settings
 from sdfkit.encoder import (
     CodeEncoder,
+    cell_loss,
+    cell_samples,
+    join_cells,
     lattice_points,
     load_encoder,
     load_encoder_config,
     save_encoder,
-    cell_loss,
-    cell_samples,
-    join_cells,
     tile_features,
     train_encoder,
     training_cells,
@@ -197,7 +197,7 @@ def test_refinement_that_ends_worse_gives_back_the_start(tiny_decoder, tiny_enco
             scene.grid.codes.add_(torch.randn_like(scene.grid.codes))
         return 1, float("nan")
 
-    _, _, info = refine_no_worse(decoder, scene, cfg, worse)
+    _, _, (info,) = refine_no_worse(decoder, scene, cfg, worse)
     assert info["kept"] == "start" and info["end_l1"] > info["start_l1"]
     assert torch.equal(scene.grid.codes.detach(), start)
 

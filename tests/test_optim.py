@@ -69,3 +69,25 @@ def test_precision_scope():
     with pytest.raises(SdfkitError, match="unknown precision 'fp16'"):
         with precision_scope(device, "fp16"):
             pass
+
+
+def test_scenes_in_one_batch_get_the_gradients_they_get_alone():
+    """Two scenes of other sizes and grids in one call: each one's code gradient is its own single-scene one."""
+    cfg = small_config(resolution=4)
+    decoder = random_decoder(cfg)
+    for p in decoder.parameters():
+        p.requires_grad_(False)
+    scenes = [make_scene(sphere_samples(n, seed=n), small_config(resolution=r)) for n, r in ((700, 4), (300, 6))]
+    for scene in scenes:
+        with torch.no_grad():
+            scene.grid.codes.normal_(0.0, 0.3)
+    alone = []
+    for scene in scenes:
+        l1 = backward_in_chunks(decoder, scene.grid, scene.points, scene.sdf, 1.0, 1e-2, 128)
+        alone.append((float(l1), scene.grid.codes.grad.clone()))
+        scene.grid.codes.grad = None
+    both = backward_in_chunks(decoder, [s.grid for s in scenes], [s.points for s in scenes],
+                              [s.sdf for s in scenes], 1.0, 1e-2, 128)
+    assert float(both) == pytest.approx((alone[0][0] + alone[1][0]) / 2, rel=1e-5)
+    for scene, (_, grad) in zip(scenes, alone):
+        torch.testing.assert_close(scene.grid.codes.grad, grad, rtol=1e-4, atol=1e-8)

@@ -79,6 +79,9 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     convention: Annotated[list[str] | None, typer.Option(
         help="Folder fits: also score every mesh in deepsdf's or occnet's convention (repeatable).")] = None,
+    batch_shapes: Annotated[int | None, typer.Option(
+        help="Folder fits: meshes whose codes are refined together in one batch (default: 8 on a GPU, 1 on a "
+             "CPU).")] = None,
 ) -> None:
     """Fit a mesh's latent grid with the decoder frozen; write mesh, latents.pt, report.json and preview.png."""
     # Imported when the command runs: the other commands and --help do not pay for torch.
@@ -95,12 +98,17 @@ def fit(
         grid_resolution=grid_resolution, resolution=resolution, device=device,
         format=format, faces=faces, keep_full=keep_full, force=force, preview=preview, seed=seed, init=init,
         optimizer=optimizer, encoder=str(encoder) if encoder else None, normals=normals, denoise=denoise,
+        batch_shapes=batch_shapes,
     )
     if is_batch_source(mesh):
         from sdfkit.cli.batch import fit_folder_command
 
         fit_folder_command(mesh, out, opts, quiet, draw_preview, tuple(convention or ()))
         return
+    if batch_shapes is not None:
+        from sdfkit.errors import SdfkitError
+
+        raise SdfkitError("--batch-shapes is for folder fits (a folder, glob pattern or split file)")
     report = fit_mesh(mesh, out, opts, progress=not quiet, preview=draw_preview).report
     m, meshes = report["metrics"], report["meshes"]
     iou = f"IoU {m['iou']:.4f}  " if "iou" in m else "(to the input points)  "
