@@ -207,8 +207,8 @@ def cell_loss(
 
     The blended clamped L1 of :func:`sdfkit.loss.scene_loss`, with each used tile's code from the encoder:
     the auto-encoder's training objective. A per-tile objective (each tile fitted on its own region) is
-    cheaper but aims elsewhere: codes fitted by the blend score 0.25 cells on it against 0.005 on the
-    blend, and its own optimum blends to 0.03 (penguin, ``benchmarks/results/encoder-objective-*.md``).
+    cheaper but aims elsewhere: codes fitted by the blend score 0.2167 cells on it against 0.0041 on the
+    blend, and its own optimum blends to 0.0339 (penguin, ``benchmarks/results/encoder-objective-penguin.md``).
     Returns (total, L1) scalars.
     """
     start, count = data.ptr[cells], data.ptr[cells + 1] - data.ptr[cells]

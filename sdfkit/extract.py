@@ -44,7 +44,7 @@ BLOCK = 16
 #: skipped block may hide surface. Such surface meets the evaluated surface at the
 #: block's border, so :func:`follow_surface` evaluates it there (no hole), and 1.0
 #: is kept (1.5 evaluated 1.56x the points for the same mesh on a fitted penguin:
-#: ``benchmarks/results/extract_points-*.md``).
+#: ``benchmarks/results/extract_points-penguin.md``).
 LIPSCHITZ_FACTOR = 1.0
 #: Blocks tested at once in coarse-to-fine extraction; bounds its bookkeeping memory.
 BLOCK_CHUNK = 1 << 17

@@ -108,6 +108,8 @@ class FitResult:
     normalization: Normalization
     bounds: tuple[np.ndarray, np.ndarray]
     """The latent grid's box in the unit frame, (3,) each."""
+    written: trimesh.Trimesh | None = None
+    """``mesh.<format>`` as written (simplified to ``--faces``), in the input's units."""
 
 
 #: Writes one extra file of a fit (``preview.png``) at the given path, inside the not-yet-renamed output folder.
@@ -455,7 +457,7 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
         timings["write"] = time.perf_counter() - t
         write_latents(tmp / LATENTS, decoder, cfg, scene.grid, samples.normalization, prepared.mesh_path,
                       prepared.mesh_hash, mesh_file)
-        result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi))
+        result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi), simplified)
         if preview is not None and opts.preview:
             t = time.perf_counter()
             preview(tmp / PREVIEW, result)

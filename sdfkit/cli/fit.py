@@ -21,7 +21,9 @@ def draw_preview(path: Path, result: FitResult) -> None:
     """``preview.png`` of a fit: renders of reconstruction and input beside three SDF slices."""
     from viewer.preview import write_preview
 
-    write_preview(path, result.recon, result.mesh, result.field, result.normalization, result.bounds)
+    # The mesh as written: what the user gets, and at a render's size as good as the full one for less work.
+    recon = result.written if result.written is not None else result.recon
+    write_preview(path, recon, result.mesh, result.field, result.normalization, result.bounds)
 
 
 @app.command()
