@@ -114,19 +114,22 @@ def sdfkit_orientation(cloud_points: np.ndarray, truth: np.ndarray, neighbours: 
     return agreement(oriented.normals, truth)
 
 
-def fit_config(folder: Path, num_points: int | None) -> str | None:
-    """A config file giving the shipped decoder's settings with ``num_points`` samples (None: no file)."""
-    import dataclasses
-
+def fit_config(folder: Path, num_points: int | None, fit_settings: list[str]) -> str | None:
+    """A config file for ``sdfkit fit`` naming only what it changes: ``num_points`` samples and the ``fit`` section's
+    ``key=value`` settings (None: no file). Keys it does not name keep the decoder's and the fit's defaults (the
+    refinement's after the encoder among them)."""
     import yaml
 
-    from sdfkit.decoder_io import load_decoder
-
-    if num_points is None:
+    settings: dict[str, dict] = {}
+    if num_points is not None:
+        settings["sampling"] = {"num_points": num_points}
+    for item in fit_settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--fit-setting takes key=value, got '{item}'")
+        settings.setdefault("fit", {})[key] = yaml.safe_load(value)
+    if not settings:
         return None
-    _, cfg, _ = load_decoder(None)
-    settings = dataclasses.asdict(cfg)
-    settings["sampling"]["num_points"] = num_points
     path = folder / "fit.yaml"
     path.write_text(yaml.safe_dump(settings))
     return str(path)
@@ -206,6 +209,8 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=None, help="sdfkit fit time budget")
     parser.add_argument("--resolution", type=int, default=256, help="sdfkit marching-cubes resolution")
     parser.add_argument("--num-points", type=int, default=None, help="sdfkit samples per cloud (default: the fit's)")
+    parser.add_argument("--fit-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a fit section setting for sdfkit fit (repeatable), e.g. surface_fraction=0")
     parser.add_argument("--volume-points", type=int, default=1_000_000, help="IoU samples (protocol: 1,000,000)")
     parser.add_argument("--name", default="points")
     parser.add_argument("--markdown-only", type=Path, default=None, metavar="JSON",
@@ -223,9 +228,9 @@ def main() -> None:
     rows = []
     meta = {"command": "python -m benchmarks.points " + " ".join(sys.argv[1:]), "commit": git_commit(),
             "date": started, "load_before": round(load_before, 2), "design": args.design,
-            "threads": os.environ.get("OMP_NUM_THREADS", "all")}
+            "threads": os.environ.get("OMP_NUM_THREADS", "all"), "fit_settings": args.fit_setting}
     with tempfile.TemporaryDirectory() as tmp:
-        args.config = fit_config(Path(tmp), args.num_points)
+        args.config = fit_config(Path(tmp), args.num_points, args.fit_setting)
         for mesh_index, (count, normals_kind, noise, cap) in runs:
             rows.extend(run_one(meshes[mesh_index], count, normals_kind, noise, cap, args, Path(tmp)))
             shutil.rmtree(Path(tmp) / "fit", ignore_errors=True)

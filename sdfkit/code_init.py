@@ -71,18 +71,23 @@ def refine_no_worse(
     """Run ``run`` (the refinement, which updates the scenes' codes) and keep each scene's codes only if better.
 
     Both code tables of a scene are scored by :func:`sdfkit.encoder.sample_l1` on the same
-    fixed draw of samples; when the refinement scored worse (a time budget cut
+    fixed draw of samples, weighted as the refinement's batches are (``fit.surface_fraction``); when the refinement scored worse (a time budget cut
     it short while its learning rate was still high), the starting codes come
     back, so a budget never leaves a worse field than the start.
     Returns (steps, last batch L1, per scene {"start_l1", "end_l1", "kept"}).
     """
     scenes = [scene] if isinstance(scene, Scene) else list(scene)
+
+    def score(s: Scene) -> float:
+        return sample_l1(decoder, s, cfg.loss.band, seed=cfg.fit.seed, surface_fraction=cfg.fit.surface_fraction,
+                         surface_band=cfg.fit.surface_band)
+
     starts = [s.grid.codes.detach().clone() for s in scenes]
-    start_l1 = [sample_l1(decoder, s, cfg.loss.band, seed=cfg.fit.seed) for s in scenes]
+    start_l1 = [score(s) for s in scenes]
     steps, l1 = run()
     outcomes = []
     for s, start, before in zip(scenes, starts, start_l1):
-        after = sample_l1(decoder, s, cfg.loss.band, seed=cfg.fit.seed)
+        after = score(s)
         kept = "refined"
         if not after <= before:
             with torch.no_grad():

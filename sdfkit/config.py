@@ -173,6 +173,15 @@ class FitConfig:
     """After the encoder: the peak rate and the points per code, where the config file sets no ``lr`` or
     ``points_per_code`` (and ``--lr`` is not given). Codes that start near the answer take more, cheaper steps at a
     higher rate than codes from noise: ``benchmarks/results/fast_fit-sweep*-penguin-20261129.md``."""
+    surface_fraction: float = 0.0
+    refine_surface_fraction: float = 0.9
+    """Share of each step's points drawn from the samples within ``surface_band`` cells of the surface, the rest
+    from all samples: 0 draws every sample alike (the fit from noise, which must also clear the volume of stray
+    surface), ``refine_*`` after the encoder, whose codes have the volume right already and gain most where the
+    Chamfer is measured; all of them near the surface leaves stray surface far from it
+    (``benchmarks/results/fast_fit-surface-*.md``)."""
+    surface_band: float = 0.25
+    """Cells from the surface (by the samples' exact distance) within which a sample counts for ``surface_fraction``."""
     lr_final_fraction: float = 0.05
     optimizer: Literal["adam", "lm"] = "adam"
     """How the codes are refined: ``adam`` (``steps`` gradient steps) or ``lm``, Levenberg-Marquardt sweeps over
@@ -200,6 +209,10 @@ class FitConfig:
         if not (self.lr > 0 and self.refine_lr > 0 and self.points_per_code > 0 and self.refine_points_per_code > 0):
             raise SdfkitError("fit rates and points per code (lr, refine_lr, points_per_code, "
                               "refine_points_per_code) must be positive")
+        if not (0.0 <= self.surface_fraction <= 1.0 and 0.0 <= self.refine_surface_fraction <= 1.0
+                and self.surface_band > 0):
+            raise SdfkitError("fit surface_fraction and refine_surface_fraction must be in [0, 1] and surface_band "
+                              "positive")
         if self.steps < fewest or self.refine_steps < 0 or (self.batch_points is not None and self.batch_points < 1):
             raise SdfkitError("fit steps and batch points (--steps, --batch-points) must be at least 1 "
                               "(steps 0 with --init encoder)")

@@ -39,7 +39,7 @@ from sdfkit.models.latent_grid import LatentGrid, blend_tiles, corner_coordinate
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import cosine_factor
 from sdfkit.samples import random_rotation
-from sdfkit.scene import Scene, make_scene
+from sdfkit.scene import BatchDraw, Scene, make_scene
 
 #: The encoder shipped beside the decoder; it serves that decoder only.
 SHIPPED_ENCODER = SHIPPED_DECODER.with_name("encoder.pt")
@@ -329,13 +329,15 @@ def save_encoder(path: str | Path, encoder: CodeEncoder, cfg: EncoderConfig, dec
 
 
 def sample_l1(decoder: ModulatedSiren, scene: Scene, band: float, count: int = 1 << 14, seed: int = 0,
-              chunk: int = 1 << 14) -> float:
+              chunk: int = 1 << 14, surface_fraction: float = 0.0, surface_band: float = 0.25) -> float:
     """Mean clamped L1 (cells) of the scene's current codes on a fixed draw of ``count`` samples.
 
-    The same draw for the same scene and seed, so two code tables are compared on equal terms.
+    The same draw for the same scene and seed, so two code tables are compared on equal terms; drawn as a fit
+    draws its batches (:class:`sdfkit.scene.BatchDraw`: ``surface_fraction`` of them near the surface), so the
+    score weighs the samples as the refinement's loss does.
     """
     gen = torch.Generator(device=scene.points.device).manual_seed(seed)
-    idx = torch.randint(len(scene.points), (min(count, len(scene.points)),), generator=gen, device=scene.points.device)
+    idx = BatchDraw.of(scene, min(count, len(scene.points)), surface_fraction, surface_band).sample(gen)
     total = 0.0
     with torch.no_grad():
         amps = decoder.amplitudes(scene.grid.codes)

@@ -45,7 +45,7 @@ from sdfkit.points_loss import cloud_loss, describe_cloud_loss
 from sdfkit.progress import Reporter
 from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device
 from sdfkit.samples import prepare_cloud
-from sdfkit.scene import Scene, make_scene
+from sdfkit.scene import BatchDraw, Scene, make_scene
 
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
 #: An empty lock file older than this was left by a fit killed between creating and writing it.
@@ -155,7 +155,8 @@ def fit_codes(
     device = scenes[0].points.device
     # A generator per scene, seeded alike: each scene draws the batches it would draw alone.
     gens = [torch.Generator(device=device).manual_seed(cfg.fit.seed) for _ in scenes]
-    batches = [fit_batch_points(cfg, s.grid.num_codes) for s in scenes]
+    draws = [BatchDraw.of(s, fit_batch_points(cfg, s.grid.num_codes), cfg.fit.surface_fraction,
+                          cfg.fit.surface_band) for s in scenes]
     chunk = chunk_points or (cpu_chunk_points(decoder.hidden) if device.type == "cpu" else None)
     t0, step, l1 = time.perf_counter(), 0, torch.tensor(float("nan"))
     with compiled_synthesis(decoder, cfg.fit.compile):
@@ -165,8 +166,7 @@ def fit_codes(
                 done = max(done, (time.perf_counter() - t0) / max_seconds)
             for group in optimizer.param_groups:
                 group["lr"] = cfg.fit.lr * cosine_factor(done, cfg.fit.lr_final_fraction)
-            idx = [torch.randint(len(s.points), (b,), generator=g, device=device)
-                   for s, b, g in zip(scenes, batches, gens)]
+            idx = [draw.sample(g) for draw, g in zip(draws, gens)]
             optimizer.zero_grad(set_to_none=True)
             l1 = backward_in_chunks(decoder, [s.grid for s in scenes], [s.points[i] for s, i in zip(scenes, idx)],
                                     [s.sdf[i] for s, i in zip(scenes, idx)], cfg.loss.band, cfg.loss.code_reg, chunk,
@@ -229,10 +229,10 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
     if cfg.fit.init == "encoder":
         refine = cfg.fit.lm_sweeps if cfg.fit.optimizer == "lm" else cfg.fit.refine_steps
         asked = {"steps": opts.steps is not None or "steps" in file_fit, "lr": opts.lr is not None or "lr" in file_fit,
-                 "points_per_code": "points_per_code" in file_fit}
+                 "points_per_code": "points_per_code" in file_fit, "surface_fraction": "surface_fraction" in file_fit}
         cfg = replace_section(cfg, "fit", **{key: value for key, value in (
-            ("steps", refine), ("lr", cfg.fit.refine_lr), ("points_per_code", cfg.fit.refine_points_per_code))
-            if not asked[key]})
+            ("steps", refine), ("lr", cfg.fit.refine_lr), ("points_per_code", cfg.fit.refine_points_per_code),
+            ("surface_fraction", cfg.fit.refine_surface_fraction)) if not asked[key]})
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
     # Each section checks its own values when built (FitConfig, GridConfig __post_init__); the time budget

@@ -94,3 +94,31 @@ def make_scene(
     if int(keep.sum()) == 0:
         raise SdfkitError(f"{name}: no sample lies near the surface")
     return Scene(name, grid, points[keep].contiguous(), sdf[keep].contiguous(), samples.normalization)
+
+
+@dataclasses.dataclass
+class BatchDraw:
+    """How one scene's points of a step are drawn: ``near`` of them from the samples near the surface (``surface``,
+    their indices), the rest from all ``count`` samples."""
+
+    count: int
+    surface: torch.Tensor
+    near: int
+    batch: int
+
+    @classmethod
+    def of(cls, scene: Scene, batch: int, surface_fraction: float = 0.0, surface_band: float = 0.25) -> BatchDraw:
+        """``surface_fraction`` of ``batch`` from the samples within ``surface_band`` cells of the surface (by their
+        exact distance), the rest from all of them (:attr:`sdfkit.config.FitConfig.surface_fraction`)."""
+        surface = torch.nonzero(scene.sdf.abs() < surface_band * scene.grid.spec.cell).squeeze(1)
+        near = int(round(surface_fraction * batch)) if len(surface) else 0
+        return cls(len(scene.points), surface, near, batch)
+
+    def sample(self, gen: torch.Generator) -> torch.Tensor:
+        """(batch,) sample indices."""
+        device = self.surface.device
+        anywhere = torch.randint(self.count, (self.batch - self.near,), generator=gen, device=device)
+        if not self.near:
+            return anywhere
+        pick = torch.randint(len(self.surface), (self.near,), generator=gen, device=device)
+        return torch.cat([self.surface[pick], anywhere])

@@ -37,6 +37,9 @@ def test_every_shipped_config_loads_and_round_trips(path: Path):
     (lambda: FitConfig(resolution=8), "--resolution.* between 16 and 2048, got 8"),
     (lambda: FitConfig(resolution=2049), "between 16 and 2048, got 2049"),
     (lambda: FitConfig(precision="fp16"), "unknown precision 'fp16'"),  # type: ignore[arg-type]
+    (lambda: FitConfig(refine_surface_fraction=1.5), "surface_fraction"),
+    (lambda: FitConfig(surface_fraction=-0.1), "surface_fraction"),
+    (lambda: FitConfig(surface_band=0.0), "surface_band"),
     (lambda: TrainConfig(precision="half"), "unknown precision 'half'"),  # type: ignore[arg-type]
     (lambda: GridConfig(resolution=0), "--grid-resolution.* between 1 and 256, got 0"),
     (lambda: GridConfig(resolution=257), "between 1 and 256, got 257"),

@@ -89,16 +89,19 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     refined = fit_settings(SdfkitConfig(), FitRequest(init="encoder")).fit
     assert (refined.steps, refined.lr, refined.points_per_code) == (
         defaults.refine_steps, defaults.refine_lr, defaults.refine_points_per_code)
+    assert refined.surface_fraction == defaults.refine_surface_fraction > 0
     from_noise = fit_settings(SdfkitConfig(), FitRequest(init="random")).fit
     assert (from_noise.steps, from_noise.lr, from_noise.points_per_code) == (
         defaults.steps, defaults.lr, defaults.points_per_code)
+    assert from_noise.surface_fraction == defaults.surface_fraction == 0
     # What the user asks for wins: the CLI's --steps and --lr, a config file's fit section.
     asked = fit_settings(SdfkitConfig(), FitRequest(init="encoder", steps=7, lr=0.001)).fit
     assert (asked.steps, asked.lr, asked.points_per_code) == (7, 0.001, defaults.refine_points_per_code)
     config = tmp_path / "fit.yaml"
-    config.write_text(yaml.safe_dump({"fit": {"lr": 0.003, "points_per_code": 5.0}}))
+    config.write_text(yaml.safe_dump({"fit": {"lr": 0.003, "points_per_code": 5.0, "surface_fraction": 0.5}}))
     from_file = fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit
     assert (from_file.steps, from_file.lr, from_file.points_per_code) == (defaults.refine_steps, 0.003, 5.0)
+    assert from_file.surface_fraction == 0.5
 
 
 def test_a_config_file_changes_only_the_keys_it_names(tmp_path):

@@ -11,7 +11,7 @@ import trimesh
 
 from data_prep.errors import SdfkitError
 from sdfkit.models.latent_grid import GlobalGrid, auto_resolution
-from sdfkit.scene import grid_for_samples, grid_resolution, make_scene
+from sdfkit.scene import BatchDraw, grid_for_samples, grid_resolution, make_scene
 
 from helpers import small_config, sphere_samples
 
@@ -55,3 +55,22 @@ def test_a_scene_with_no_sample_near_its_surface_is_refused():
                               sdf=np.full(10, 49.0, dtype=np.float32))
     with pytest.raises(SdfkitError, match="no sample lies near the surface"):
         make_scene(far, small_config(resolution=4), grid=grid_for_samples(samples, small_config(resolution=4)))
+
+
+def test_a_batch_draw_takes_its_share_near_the_surface_and_the_rest_from_all_samples():
+    scene = make_scene(sphere_samples(4000), small_config(resolution=6))
+    band = 0.25
+    near = (scene.sdf.abs() < band * scene.grid.spec.cell).numpy()
+    assert 0 < near.sum() < len(near)
+    draw = BatchDraw.of(scene, 1000, surface_fraction=0.75, surface_band=band)
+    idx = draw.sample(torch.Generator().manual_seed(0)).numpy()
+    assert len(idx) == 1000 and idx.min() >= 0 and idx.max() < len(near)
+    # The first 750 are near the surface; the other 250 are drawn from every sample alike (a slow reference count).
+    assert all(near[i] for i in idx[:750])
+    expected = 250 * near.mean()
+    assert abs(sum(bool(near[i]) for i in idx[750:]) - expected) < 4 * np.sqrt(expected)
+    # No share: every sample alike, as a fit from noise draws.
+    plain = BatchDraw.of(scene, 1000).sample(torch.Generator().manual_seed(0)).numpy()
+    assert abs(near[plain].mean() - near.mean()) < 0.1
+    # A scene with no sample in the band falls back to drawing from all of them.
+    assert BatchDraw.of(scene, 1000, 0.9, surface_band=1e-9).near == 0
