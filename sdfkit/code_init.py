@@ -70,10 +70,10 @@ def refine_no_worse(
 ) -> tuple[int, float, list[dict]]:
     """Run ``run`` (the refinement, which updates the scenes' codes) and keep each scene's codes only if better.
 
-    Both code tables of a scene are scored by :func:`sdfkit.encoder.sample_l1` on the same
-    fixed draw of samples, weighted as the refinement's batches are (``fit.surface_fraction``); when the refinement scored worse (a time budget cut
-    it short while its learning rate was still high), the starting codes come
-    back, so a budget never leaves a worse field than the start.
+    Both code tables of a scene are scored by :func:`sdfkit.encoder.sample_l1` on the same fixed draw of
+    samples, drawn as the refinement's batches are (``fit.surface_fraction``); when the refinement scored worse
+    (a time budget cut it short while its learning rate was still high), the starting codes come back, so a
+    budget never leaves a worse field than the start.
     Returns (steps, last batch L1, per scene {"start_l1", "end_l1", "kept"}).
     """
     scenes = [scene] if isinstance(scene, Scene) else list(scene)
