@@ -109,7 +109,7 @@ def test_cell_loss_is_the_blended_fitting_loss_of_the_encoded_codes():
         grid.codes.copy_(encoder(features))
     keep = (grid.corners(points)[0] >= 0).any(dim=1)
     _, expected = scene_loss(decoder, grid, points[keep], scene.sdf[keep], 1.0, 0.0)
-    assert float(l1) == pytest.approx(float(expected), rel=1e-5)
+    assert float(l1.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     refined = fit_settings(SdfkitConfig(), FitRequest(init="encoder")).fit
     assert (refined.steps, refined.lr, refined.points_per_code) == (
         defaults.refine_steps, defaults.refine_lr, defaults.refine_points_per_code)
-    assert refined.surface_fraction == defaults.refine_surface_fraction > 0
+    assert refined.surface_fraction == defaults.refine_surface_fraction
     from_noise = fit_settings(SdfkitConfig(), FitRequest(init="random")).fit
     assert (from_noise.steps, from_noise.lr, from_noise.points_per_code) == (
         defaults.steps, defaults.lr, defaults.points_per_code)
@@ -102,6 +102,10 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     from_file = fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit
     assert (from_file.steps, from_file.lr, from_file.points_per_code) == (defaults.refine_steps, 0.003, 5.0)
     assert from_file.surface_fraction == 0.5
+    # The refinement's own share applies after the encoder only.
+    config.write_text(yaml.safe_dump({"fit": {"refine_surface_fraction": 0.9}}))
+    assert fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit.surface_fraction == 0.9
+    assert fit_settings(SdfkitConfig(), FitRequest(init="random", config=str(config))).fit.surface_fraction == 0.0
 
 
 def test_a_config_file_changes_only_the_keys_it_names(tmp_path):
