@@ -110,6 +110,8 @@ class BatchDraw:
     def of(cls, scene: Scene, batch: int, surface_fraction: float = 0.0, surface_band: float = 0.25) -> BatchDraw:
         """``surface_fraction`` of ``batch`` from the samples within ``surface_band`` cells of the surface (by their
         exact distance), the rest from all of them (:attr:`sdfkit.config.FitConfig.surface_fraction`)."""
+        if not surface_fraction:  # the default draw: every sample alike, no search for the near ones
+            return cls(len(scene.points), scene.sdf.new_empty(0, dtype=torch.long), 0, batch)
         surface = torch.nonzero(scene.sdf.abs() < surface_band * scene.grid.spec.cell).squeeze(1)
         near = int(round(surface_fraction * batch)) if len(surface) else 0
         return cls(len(scene.points), surface, near, batch)
