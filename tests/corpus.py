@@ -445,8 +445,11 @@ CASES: tuple[Case, ...] = (
     Case("duplicated_faces", "geometry", "100 faces repeated, 100 repeated reversed", build_duplicated,
          dict(ACCURACY), reference=base_sphere),
     Case("inverted", "geometry", "every face wound inwards", build_inverted, dict(ACCURACY), reference=base_sphere),
-    Case("non_manifold_edge", "geometry", "a fin: an edge shared by three faces", build_non_manifold,
-         dict(ACCURACY), reference=base_sphere),
+    # At 20 steps the refined field dips below zero on part of the fin (on 5.5% of it drawn alike, more with the
+    # default's draw near the surface), so whether a sliver shows is the extraction grid's luck; the default 400
+    # steps leave it positive.
+    Case("non_manifold_edge", "geometry", "a fin: an edge shared by three faces (fit: the default 400 steps)",
+         build_non_manifold, dict(ACCURACY), reference=base_sphere, fit_args=("--steps", "400")),
     Case("open_boundary", "geometry", "8 faces removed (a hole)", build_open, dict(ACCURACY), reference=base_sphere),
     Case("many_components", "geometry", "27 disjoint spheres in one mesh", build_components, dict(ACCURACY),
          reference=grid_of_spheres, fit_args=("--grid-resolution", "16")),

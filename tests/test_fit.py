@@ -103,8 +103,8 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     assert (from_file.steps, from_file.lr, from_file.points_per_code) == (defaults.refine_steps, 0.003, 5.0)
     assert from_file.surface_fraction == 0.5
     # The refinement's own share applies after the encoder only.
-    config.write_text(yaml.safe_dump({"fit": {"refine_surface_fraction": 0.9}}))
-    assert fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit.surface_fraction == 0.9
+    config.write_text(yaml.safe_dump({"fit": {"refine_surface_fraction": 0.6}}))
+    assert fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit.surface_fraction == 0.6
     assert fit_settings(SdfkitConfig(), FitRequest(init="random", config=str(config))).fit.surface_fraction == 0.0
 
 
