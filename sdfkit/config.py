@@ -178,9 +178,10 @@ class FitConfig:
     """Share of each step's points drawn from the samples within ``surface_band`` cells of the surface, the rest
     from all samples (``refine_*``: after the encoder, where the config file sets no ``surface_fraction``). 0.9
     after the encoder gives a lower Chamfer at the same cost on every val mesh (0.94-1.23 times the 600-step fit's
-    instead of 1.07-1.87, ``benchmarks/results/fast_fit-surface-*.md``). A zero-thickness sheet of the input (the
-    robustness corpus's fin) stays out of the default 400 steps' surface; in short fits (20 steps) the field dips
-    below zero on part of it, with this draw and, less, without."""
+    instead of 1.07-1.87, ``benchmarks/results/fast_fit-surface-*.md``). On a zero-thickness sheet of the input (the
+    robustness corpus's fin) the field dips below zero on a few percent of it with either draw: less with this one
+    after 400 steps (0.013 cells at most, against 0.019), as much after 20 (0.07 cells), where the extraction then
+    catches a sliver of it (``benchmarks/results/sheet_fin.md``)."""
     surface_band: float = 0.25
     """Cells from the surface (by the samples' exact distance) within which a sample counts for ``surface_fraction``."""
     lr_final_fraction: float = 0.05

@@ -445,9 +445,9 @@ CASES: tuple[Case, ...] = (
     Case("duplicated_faces", "geometry", "100 faces repeated, 100 repeated reversed", build_duplicated,
          dict(ACCURACY), reference=base_sphere),
     Case("inverted", "geometry", "every face wound inwards", build_inverted, dict(ACCURACY), reference=base_sphere),
-    # At 20 steps the refined field dips below zero on part of the fin (on 5.5% of it drawn alike, more with the
-    # default's draw near the surface), so whether a sliver shows is the extraction grid's luck; the default 400
-    # steps leave it positive.
+    # The refined field dips below zero on a few percent of the fin with either draw; after 20 steps by 0.07 cells,
+    # enough for the extraction to catch a sliver or not by luck, after the default 400 by 0.02 cells or less
+    # (benchmarks/results/sheet_fin.md).
     Case("non_manifold_edge", "geometry", "a fin: an edge shared by three faces (fit: the default 400 steps)",
          build_non_manifold, dict(ACCURACY), reference=base_sphere, fit_args=("--steps", "400")),
     Case("open_boundary", "geometry", "8 faces removed (a hole)", build_open, dict(ACCURACY), reference=base_sphere),
