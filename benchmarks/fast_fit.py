@@ -33,7 +33,7 @@ from pathlib import Path
 from benchmarks.common import RESULTS, SHARED, git_commit, timed_fit_command, write_result
 
 
-def parse_variant(text: str) -> tuple[str, int, float | None, str, dict[str, float]]:
+def parse_variant(text: str) -> tuple[str, int, float | None, str, dict[str, float | int]]:
     """``init:steps[@max_seconds][+optimizer][/key=value,...]`` -> (init, steps, max_seconds, optimizer, fit settings);
     the optimizer is adam unless named, the settings are the ``fit`` section's (``lr``, ``points_per_code``, ...)."""
     text, _, settings = text.partition("/")
@@ -41,11 +41,12 @@ def parse_variant(text: str) -> tuple[str, int, float | None, str, dict[str, flo
     init, _, rest = text.partition(":")
     steps, _, budget = rest.partition("@")
     fit = {key: float(value) for key, _, value in (item.partition("=") for item in settings.split(",") if item)}
+    fit = {key: int(value) if value.is_integer() else value for key, value in fit.items()}  # counts stay counts
     return init, int(steps), float(budget) if budget else None, optimizer or "adam", fit
 
 
 def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, threads: int | None,
-            optimizer: str = "adam", fit: dict[str, float] | None = None) -> dict:
+            optimizer: str = "adam", fit: dict[str, float | int] | None = None) -> dict:
     """``sdfkit fit`` in a fresh process on the CPU; its report with the command's wall-clock seconds.
 
     fit : config settings passed through a ``--config`` file beside ``out``: ``key`` is the ``fit`` section's,
@@ -56,7 +57,7 @@ def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, 
     if fit:
         config = out.with_suffix(".yaml")
         config.parent.mkdir(parents=True, exist_ok=True)
-        sections: dict[str, dict[str, float]] = {}
+        sections: dict[str, dict[str, float | int]] = {}
         for key, value in fit.items():
             section, _, name = key.rpartition(".")
             sections.setdefault(section or "fit", {})[name] = value
