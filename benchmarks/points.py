@@ -220,6 +220,11 @@ def main() -> None:
         write_markdown(args.markdown_only)
         return
 
+    if args.depths or "estimated" in args.normals:
+        try:  # the baseline and the estimated normals; checked before the first fit rather than after it
+            import open3d  # noqa: F401
+        except ImportError:
+            sys.exit("error: screened Poisson and estimated normals need open3d (pip install -e \".[bench]\")")
     names = args.meshes or sorted(p.stem for p in (SHARED / "val").glob("*.obj"))
     meshes = [SHARED / "val" / f"{name}.obj" for name in names]
     runs = design_runs(args, names)
