@@ -178,11 +178,12 @@ class FitConfig:
     """Share of each step's points drawn from the samples within ``surface_band`` cells of the surface, the rest
     from all samples (``refine_*``: after the encoder, where the config file sets no ``surface_fraction``). At the
     same cost per step it ends at 0.94-1.23 times the 600-step fit's Chamfer on the four val meshes with one, where
-    0 (every sample alike) ends at 1.07-1.87 (``benchmarks/results/fast_fit-surface-*.md``); the five as one scene
-    end a little higher, at 1.37 times the oracle's against 1.27 (``fast_fit-scene-val-20261205.md``). On a
-    zero-thickness sheet of the input (the robustness corpus's fin) the field dips below zero on a few percent of it
-    with either draw: less with this one after 400 steps (0.013 cells at most, against 0.019), as much after 20
-    (0.07 cells), where the extraction then catches a sliver of it (``benchmarks/results/sheet_fin.md``)."""
+    0 (every sample alike) ends at 1.07-1.87 (``benchmarks/results/fast_fit-surface-*.md``); scenes end higher,
+    within 2 times the oracle's: the five as one at 1.37 against 1.27, ``scene_a`` at 1.95 against 1.72
+    (``fast_fit-scene*-20261205.md``). On a zero-thickness sheet of the input (the robustness corpus's fin) the
+    field dips below zero on a few percent of it with either draw: less with this one after 400 steps (0.013 cells
+    at most, against 0.019), as much after 20 (0.07 cells), where the extraction then catches a sliver of it
+    (``benchmarks/results/sheet_fin.md``)."""
     surface_band: float = 0.25
     """Cells from the surface (by the samples' exact distance) within which a sample counts for ``surface_fraction``."""
     lr_final_fraction: float = 0.05
