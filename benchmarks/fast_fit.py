@@ -40,8 +40,8 @@ def parse_variant(text: str) -> tuple[str, int, float | None, str, dict[str, flo
     text, _, optimizer = text.partition("+")
     init, _, rest = text.partition(":")
     steps, _, budget = rest.partition("@")
-    fit = {key: float(value) for key, _, value in (item.partition("=") for item in settings.split(",") if item)}
-    fit = {key: int(value) if value.is_integer() else value for key, value in fit.items()}  # counts stay counts
+    numbers = {key: float(value) for key, _, value in (item.partition("=") for item in settings.split(",") if item)}
+    fit = {key: int(v) if v.is_integer() else v for key, v in numbers.items()}  # counts (batch_points) stay ints
     return init, int(steps), float(budget) if budget else None, optimizer or "adam", fit
 
 

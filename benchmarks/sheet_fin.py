@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from benchmarks.common import machine, write_result, write_result_text
+from benchmarks.common import command, machine, write_result, write_result_text
 
 
 def _fin_points(mesh_path: Path, normalization, count: int = 20000) -> np.ndarray:
@@ -37,22 +37,17 @@ def _fin_points(mesh_path: Path, normalization, count: int = 20000) -> np.ndarra
     return normalization.to_unit(points).astype(np.float32)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[20, 400])
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.9])
-    parser.add_argument("--name", default="sheet_fin")
-    args = parser.parse_args()
+def _run(work: Path, step_counts: list[int], fractions: list[float]) -> list[dict]:
+    """Fit the fin once per (steps, share near the surface) in ``work``; one row each."""
     from sdfkit.fit import FitRequest, fit_mesh
     from tests.corpus import base_sphere, build_non_manifold
 
-    work = Path(tempfile.mkdtemp(prefix="sheet_fin-"))
     mesh_path = build_non_manifold(work)
     sphere = np.asarray(base_sphere().bounds)
     size = float((sphere[1] - sphere[0]).max())
     rows = []
-    for steps in args.steps:
-        for fraction in args.fractions:
+    for steps in step_counts:
+        for fraction in fractions:
             config = work / f"fit-{fraction}.yaml"
             config.write_text(yaml.safe_dump({"fit": {"refine_surface_fraction": fraction}}))
             result = fit_mesh(mesh_path, work / f"out-{steps}-{fraction}", FitRequest(
@@ -65,7 +60,18 @@ def main() -> None:
                          "beyond_bounds": beyond, "chamfer": result.report["metrics"]["chamfer"],
                          "iou": result.report["metrics"]["iou"]})
             print(rows[-1], flush=True)
-    lines = [f"Machine: {machine()}; `python -m benchmarks.sheet_fin` (the robustness corpus's fin, "
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[20, 400])
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.9])
+    parser.add_argument("--name", default="sheet_fin")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sheet_fin-") as tmp:
+        rows = _run(Path(tmp), args.steps, args.fractions)
+    lines = [f"Machine: {machine()}; `{command()}` (the robustness corpus's fin, "
              "--resolution 48)", "",
              "| steps | refine_surface_fraction | field < 0 on the fin | min on the fin (cells) | mesh beyond the "
              "sphere (of its size) | CD vs the input | IoU |", "|---|---|---|---|---|---|---|"]

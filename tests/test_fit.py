@@ -89,7 +89,7 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     refined = fit_settings(SdfkitConfig(), FitRequest(init="encoder")).fit
     assert (refined.steps, refined.lr, refined.points_per_code) == (
         defaults.refine_steps, defaults.refine_lr, defaults.refine_points_per_code)
-    assert refined.surface_fraction == defaults.refine_surface_fraction
+    assert refined.surface_fraction == defaults.refine_surface_fraction > 0
     from_noise = fit_settings(SdfkitConfig(), FitRequest(init="random")).fit
     assert (from_noise.steps, from_noise.lr, from_noise.points_per_code) == (
         defaults.steps, defaults.lr, defaults.points_per_code)
