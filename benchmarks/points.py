@@ -115,9 +115,9 @@ def sdfkit_orientation(cloud_points: np.ndarray, truth: np.ndarray, neighbours: 
 
 
 def fit_config(folder: Path, num_points: int | None, fit_settings: list[str]) -> str | None:
-    """A config file for ``sdfkit fit`` naming only what it changes: ``num_points`` samples and the ``fit`` section's
-    ``key=value`` settings (None: no file). Keys it does not name keep the decoder's and the fit's defaults (the
-    refinement's after the encoder among them)."""
+    """A config file for ``sdfkit fit`` naming only what it changes: ``num_points`` samples and the ``key=value``
+    settings, of the ``fit`` section unless the key names another (``grid.cells_per_object=60``); None: no file. Keys
+    it does not name keep the decoder's and the fit's defaults (the refinement's after the encoder among them)."""
     import yaml
 
     settings: dict[str, dict] = {}
@@ -127,7 +127,8 @@ def fit_config(folder: Path, num_points: int | None, fit_settings: list[str]) ->
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--fit-setting takes key=value, got '{item}'")
-        settings.setdefault("fit", {})[key] = yaml.safe_load(value)
+        section, dot, name = key.rpartition(".")
+        settings.setdefault(section if dot else "fit", {})[name] = yaml.safe_load(value)
     if not settings:
         return None
     path = folder / "fit.yaml"
@@ -210,7 +211,8 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=256, help="sdfkit marching-cubes resolution")
     parser.add_argument("--num-points", type=int, default=None, help="sdfkit samples per cloud (default: the fit's)")
     parser.add_argument("--fit-setting", action="append", default=[], metavar="KEY=VALUE",
-                        help="a fit section setting for sdfkit fit (repeatable), e.g. surface_fraction=0")
+                        help="a setting for sdfkit fit (repeatable): of the fit section, e.g. surface_fraction=0, "
+                             "or of the section it names, e.g. grid.cells_per_object=60")
     parser.add_argument("--volume-points", type=int, default=1_000_000, help="IoU samples (protocol: 1,000,000)")
     parser.add_argument("--name", default="points")
     parser.add_argument("--markdown-only", type=Path, default=None, metavar="JSON",

@@ -4,12 +4,16 @@ For clouds sampled from a val mesh (points, Gaussian noise as a fraction of the 
 unit frame: the cloud's noise ratio (what ``denoise: auto`` thresholds, ``data_prep.points.NOISE_RATIO``), and the
 mean squared distance from the points to the mesh as read, after projection onto each point's 16-neighbour plane,
 after the quadratic height-field fit (:func:`data_prep.points.jet_project`) over 16 to 256 neighbours, and with the
-neighbours :func:`data_prep.points.denoise_neighbours` picks. Then the share of normals estimated and oriented
+neighbours :func:`data_prep.points.denoise_neighbours` picks; with the source's normals given, the fit without the
+neighbours facing away (``jet_project(..., normals)``) over the picked count and over
+``FACING_NEIGHBOUR_FACTOR`` times it (what a cloud with normals gets). Then the share of normals estimated and oriented
 (``data_prep.points.orient_normals``) that face the same way as the source faces, over the noisy points, the
 plane-projected points and the height-field points.
 
     python -m benchmarks.points_denoise --meshes penguin --clouds 10000:0 10000:0.0025 10000:0.01 \\
         100000:0 100000:0.0025 100000:0.01
+    python -m benchmarks.points_denoise --sizes --no-orientation --meshes human_woman penguin \
+        --clouds 100000:0.0025 --name points_denoise-facing
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ SIZES = (16, 32, 64, 128, 256)
 def main() -> None:
     from data_prep.mesh import load_mesh, normalize_mesh
     from data_prep.points import (
+        FACING_NEIGHBOUR_FACTOR,
         denoise_neighbours,
         disc_areas,
         estimate_normals,
@@ -44,6 +49,9 @@ def main() -> None:
                                                         "100000:0.0025", "100000:0.01"])
     parser.add_argument("--orientation-max", type=int, default=20_000,
                         help="orientation is measured on clouds of at most this many points")
+    parser.add_argument("--no-orientation", action="store_true", help="do not measure orientation")
+    parser.add_argument("--sizes", nargs="*", type=int, default=list(SIZES),
+                        help="fixed neighbourhood sizes to measure (none: only the picked ones)")
     parser.add_argument("--name", default="points_denoise")
     args = parser.parse_args()
 
@@ -71,11 +79,14 @@ def main() -> None:
             chosen = denoise_neighbours(tree, noisy, spread, 16)
             row = {"mesh": name, "points": count, "noise": noise, "noise_ratio": noise_ratio(spread, dist),
                    "msd_raw": msd(noisy), "msd_plane16": msd(flat), "chosen": chosen}
-            for size in SIZES:
+            for size in args.sizes:
                 row[f"msd_jet{size}"] = msd(jet_project(noisy, tree, size))
-            if chosen not in SIZES:
+            if chosen not in args.sizes:
                 row[f"msd_jet{chosen}"] = msd(jet_project(noisy, tree, chosen))
-            if count <= args.orientation_max:
+            row["msd_facing"] = msd(jet_project(noisy, tree, chosen, truth))
+            wide = min(FACING_NEIGHBOUR_FACTOR * chosen, count - 1)
+            row["msd_facing_wide"] = msd(jet_project(noisy, tree, wide, truth))
+            if count <= args.orientation_max and not args.no_orientation:
                 jet = jet_project(noisy, tree, chosen)
                 row.update(orient_raw=oriented_right(noisy, truth), orient_plane16=oriented_right(flat, truth),
                            orient_jet=oriented_right(jet, truth))
@@ -83,15 +94,17 @@ def main() -> None:
             print(row, flush=True)
             write_result(args.name, {"finished": False, "rows": rows})
     write_result(args.name, {"finished": True, "rows": rows})
-    head = ["mesh", "points", "noise", "noise ratio", "raw", "plane 16"] + [f"jet {s}" for s in SIZES]
-    head += ["picked", "jet picked", "oriented: raw", "plane 16", "jet picked"]
+    head = ["mesh", "points", "noise", "noise ratio", "raw", "plane 16"] + [f"jet {s}" for s in args.sizes]
+    head += ["picked", "jet picked", "facing, picked", f"facing, {FACING_NEIGHBOUR_FACTOR}x picked",
+             "oriented: raw", "plane 16", "jet picked"]
     lines = ["Mean squared distance to the mesh (unit frame) of the points; oriented: share of estimated normals "
-             "facing as the source faces.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+             "facing as the source faces; facing: the fit leaves out neighbours whose source normal turns more than "
+             "60 degrees from the point's.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["mesh"], str(r["points"]), f"{r['noise']:g}", f"{r['noise_ratio']:.3f}", f"{r['msd_raw']:.2e}",
-                 f"{r['msd_plane16']:.2e}"] + [f"{r[f'msd_jet{s}']:.2e}" for s in SIZES]
+                 f"{r['msd_plane16']:.2e}"] + [f"{r[f'msd_jet{s}']:.2e}" for s in args.sizes]
         picked = r[f"msd_jet{r['chosen']}"]
-        cells += [str(r["chosen"]), f"{picked:.2e}"]
+        cells += [str(r["chosen"]), f"{picked:.2e}", f"{r['msd_facing']:.2e}", f"{r['msd_facing_wide']:.2e}"]
         cells += [f"{r[k]:.4f}" if k in r else "" for k in ("orient_raw", "orient_plane16", "orient_jet")]
         lines.append("| " + " | ".join(cells) + " |")
     write_result_text(args.name, ".md", "\n".join(lines) + "\n")

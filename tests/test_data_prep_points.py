@@ -13,6 +13,7 @@ import yaml
 
 from data_prep.mesh import load_mesh, normalize_mesh
 from data_prep.points import (
+    FACING_MIN_COS,
     MIN_POINTS,
     PointCloud,
     PointsConfig,
@@ -259,6 +260,42 @@ def test_jet_projection_matches_a_per_point_least_squares_fit():
         coef = np.linalg.lstsq(np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1), h, rcond=None)[0]
         height = coef @ [1.0, u[0], v[0], u[0] ** 2, u[0] * v[0], v[0] ** 2]
         np.testing.assert_allclose(projected[i], center + u[0] * t1 + v[0] * t2 + height * normal, atol=1e-9)
+
+
+def test_jet_projection_with_normals_matches_a_fit_over_the_neighbours_facing_alike():
+    points, normals = sphere_cloud(300)
+    points = points + np.random.default_rng(12).normal(size=points.shape) * 0.01
+    normals = normals.copy()
+    normals[::7] *= -1.0  # some neighbours face away and must take no part
+    tree, _, idx = neighbour_distances(points, 24)
+    projected = jet_project(points, tree, 24, normals)
+    for i in range(len(points)):
+        facing = [j for j in idx[i] if normals[j] @ normals[i] > FACING_MIN_COS]
+        group = np.vstack([points[i], points[facing]])
+        center = group.mean(axis=0)
+        normal = np.linalg.svd(group - center)[2][-1]
+        t1 = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
+        t1 /= np.linalg.norm(t1)
+        t2 = np.cross(normal, t1)
+        u, v, h = ((group - center) @ t for t in (t1, t2, normal))
+        coef = np.linalg.lstsq(np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1), h, rcond=None)[0]
+        height = coef @ [1.0, u[0], v[0], u[0] ** 2, u[0] * v[0], v[0] ** 2]
+        np.testing.assert_allclose(projected[i], center + u[0] * t1 + v[0] * t2 + height * normal, atol=1e-8)
+
+
+def test_a_thin_slab_keeps_its_two_sides_apart_when_the_normals_are_given():
+    # Two noisy sheets 0.02 apart, the neighbourhoods wider than the gap: without normals each point's fit runs
+    # through both sheets and draws it to the middle; with them, each sheet is fitted alone.
+    rng = np.random.default_rng(13)
+    uv = rng.uniform(-1.0, 1.0, size=(4000, 2))
+    side = np.where(np.arange(4000) % 2 == 0, 1.0, -1.0)
+    points = np.column_stack([uv, 0.01 * side + rng.normal(size=4000) * 0.002])
+    normals = np.column_stack([np.zeros((4000, 2)), side])
+    tree = neighbour_distances(points, 16)[0]
+    blind = jet_project(points, tree, 64)
+    facing = jet_project(points, tree, 64, normals)
+    assert np.median(np.abs(blind[:, 2])) < 0.005
+    assert np.median(np.abs(facing[:, 2] - 0.01 * side)) < 0.001
 
 
 def test_noisy_points_are_denoised_and_clean_ones_kept(penguin):
