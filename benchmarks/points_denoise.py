@@ -95,8 +95,9 @@ def main() -> None:
             write_result(args.name, {"finished": False, "rows": rows})
     write_result(args.name, {"finished": True, "rows": rows})
     head = ["mesh", "points", "noise", "noise ratio", "raw", "plane 16"] + [f"jet {s}" for s in args.sizes]
-    head += ["picked", "jet picked", "facing, picked", f"facing, {FACING_NEIGHBOUR_FACTOR}x picked",
-             "oriented: raw", "plane 16", "jet picked"]
+    oriented = any("orient_raw" in r for r in rows)
+    head += ["picked", "jet picked", "facing, picked", f"facing, {FACING_NEIGHBOUR_FACTOR}x picked"]
+    head += ["oriented: raw", "plane 16", "jet picked"] if oriented else []
     lines = ["Mean squared distance to the mesh (unit frame) of the points; oriented: share of estimated normals "
              "facing as the source faces; facing: the fit leaves out neighbours whose source normal turns more than "
              "60 degrees from the point's.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -105,7 +106,8 @@ def main() -> None:
                  f"{r['msd_plane16']:.2e}"] + [f"{r[f'msd_jet{s}']:.2e}" for s in args.sizes]
         picked = r[f"msd_jet{r['chosen']}"]
         cells += [str(r["chosen"]), f"{picked:.2e}", f"{r['msd_facing']:.2e}", f"{r['msd_facing_wide']:.2e}"]
-        cells += [f"{r[k]:.4f}" if k in r else "" for k in ("orient_raw", "orient_plane16", "orient_jet")]
+        if oriented:
+            cells += [f"{r[k]:.4f}" if k in r else "" for k in ("orient_raw", "orient_plane16", "orient_jet")]
         lines.append("| " + " | ".join(cells) + " |")
     write_result_text(args.name, ".md", "\n".join(lines) + "\n")
 

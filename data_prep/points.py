@@ -18,6 +18,7 @@ Denoising
     when the off-plane spread of each point's k neighbours is large against their reach (:data:`NOISE_RATIO`),
     every point moves onto a quadratic height field fitted to its neighbourhood (:func:`jet_project`), sized from
     the noise (:func:`denoise_neighbours`); normals are then oriented over the points on their k-neighbour planes.
+    A cloud with its own normals leaves the neighbours facing away out of each fit (:data:`FACING_MIN_COS`).
 
 Signs and distances without faces
     the sign is the fast winding number of the oriented cloud (Barill et al. 2018, point-cloud-utils' libigl
@@ -76,9 +77,10 @@ DENOISE_REACH = 6.0
 #: With the cloud's own normals, a height-field fit leaves out the neighbours whose normal turns more than 60 degrees
 #: from the point's (:func:`jet_project`), and takes :data:`FACING_NEIGHBOUR_FACTOR` times the neighbours
 #: :func:`denoise_neighbours` picks: with the far side of thin parts left out, more neighbours average more noise
-#: away before they flatten the shape. On five val meshes at noise of 0.25% and 1% of the diagonal, 10,000 and
-#: 100,000 points, it takes the mean squared distance to the surface to 0.22-0.75 times what the unmasked fit leaves
-#: (``benchmarks/results/points_denoise-facing.md``).
+#: away before they flatten the shape. On the five val meshes at noise of 0.25% and 1% of the diagonal, 10,000 and
+#: 100,000 points, it leaves 0.22-0.98 times the mean squared distance to the surface that the fit over all the
+#: picked neighbours leaves (``benchmarks/results/points_denoise-facing.md``). Estimated normals are not used so:
+#: on a noisy cloud of thin parts enough of them face the wrong way to leave out the wrong neighbours.
 FACING_MIN_COS = 0.5
 FACING_NEIGHBOUR_FACTOR = 2
 
