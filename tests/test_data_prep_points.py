@@ -244,22 +244,26 @@ def test_neighbour_planes_match_a_per_point_svd():
         assert np.isclose(spread[i], sv[-1] / np.sqrt(len(group)))
 
 
+def reference_jet(group: np.ndarray) -> np.ndarray:
+    """(3,) the first row of (m, 3) ``group`` on the quadratic height field fitted, point by point, to all rows."""
+    center = group.mean(axis=0)
+    normal = np.linalg.svd(group - center)[2][-1]
+    t1 = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
+    t1 /= np.linalg.norm(t1)
+    t2 = np.cross(normal, t1)
+    u, v, h = ((group - center) @ t for t in (t1, t2, normal))
+    coef = np.linalg.lstsq(np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1), h, rcond=None)[0]
+    height = coef @ [1.0, u[0], v[0], u[0] ** 2, u[0] * v[0], v[0] ** 2]
+    return center + u[0] * t1 + v[0] * t2 + height * normal
+
+
 def test_jet_projection_matches_a_per_point_least_squares_fit():
     points, _ = sphere_cloud(300)
     points = points + np.random.default_rng(11).normal(size=points.shape) * 0.01
     tree, _, idx = neighbour_distances(points, 12)
     projected = jet_project(points, tree, 12)
     for i in range(len(points)):
-        group = np.vstack([points[i], points[idx[i]]])
-        center = group.mean(axis=0)
-        normal = np.linalg.svd(group - center)[2][-1]
-        t1 = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
-        t1 /= np.linalg.norm(t1)
-        t2 = np.cross(normal, t1)
-        u, v, h = ((group - center) @ t for t in (t1, t2, normal))
-        coef = np.linalg.lstsq(np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1), h, rcond=None)[0]
-        height = coef @ [1.0, u[0], v[0], u[0] ** 2, u[0] * v[0], v[0] ** 2]
-        np.testing.assert_allclose(projected[i], center + u[0] * t1 + v[0] * t2 + height * normal, atol=1e-9)
+        np.testing.assert_allclose(projected[i], reference_jet(np.vstack([points[i], points[idx[i]]])), atol=1e-9)
 
 
 def test_jet_projection_with_normals_matches_a_fit_over_the_neighbours_facing_alike():
@@ -271,16 +275,7 @@ def test_jet_projection_with_normals_matches_a_fit_over_the_neighbours_facing_al
     projected = jet_project(points, tree, 24, normals)
     for i in range(len(points)):
         facing = [j for j in idx[i] if normals[j] @ normals[i] > FACING_MIN_COS]
-        group = np.vstack([points[i], points[facing]])
-        center = group.mean(axis=0)
-        normal = np.linalg.svd(group - center)[2][-1]
-        t1 = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
-        t1 /= np.linalg.norm(t1)
-        t2 = np.cross(normal, t1)
-        u, v, h = ((group - center) @ t for t in (t1, t2, normal))
-        coef = np.linalg.lstsq(np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1), h, rcond=None)[0]
-        height = coef @ [1.0, u[0], v[0], u[0] ** 2, u[0] * v[0], v[0] ** 2]
-        np.testing.assert_allclose(projected[i], center + u[0] * t1 + v[0] * t2 + height * normal, atol=1e-8)
+        np.testing.assert_allclose(projected[i], reference_jet(np.vstack([points[i], points[facing]])), atol=1e-8)
 
 
 def test_a_thin_slab_keeps_its_two_sides_apart_when_the_normals_are_given():
