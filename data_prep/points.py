@@ -422,9 +422,10 @@ def jet_project(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray | 
     replaced by ``(u, v, h(u, v))``: noise across the surface is averaged away, its curvature is kept (a plane
     would flatten it).
 
-    normals : (n, 3) oriented normals the cloud came with, or None. Given, a neighbour whose normal turns more than
-    :data:`FACING_MIN_COS` away from the point's takes no part in either fit: it lies on the far side of a thin
-    part (a limb, a fin) or across a crease, and would pull the fit through the solid.
+    normals : (n, 3) oriented unit normals the cloud came with, or None. Given, a neighbour whose normal's cosine
+    with the point's is at most :data:`FACING_MIN_COS` (it turns more than 60 degrees) takes no part in either fit:
+    it lies on the far side of a thin part (a limb, a fin) or across a crease, and would pull the fit through the
+    solid.
     """
     out = np.empty_like(points)
     for start in range(0, len(points), CHUNK // 16):
