@@ -12,7 +12,7 @@ plane-projected points and the height-field points.
 
     python -m benchmarks.points_denoise --meshes penguin --clouds 10000:0 10000:0.0025 10000:0.01 \\
         100000:0 100000:0.0025 100000:0.01
-    python -m benchmarks.points_denoise --sizes --no-orientation --meshes human_woman penguin \
+    python -m benchmarks.points_denoise --sizes --no-orientation --meshes human_woman penguin \\
         --clouds 100000:0.0025 --name points_denoise-facing
 """
 
