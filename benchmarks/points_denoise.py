@@ -6,7 +6,10 @@ mean squared distance from the points to the mesh as read, after projection onto
 after the quadratic height-field fit (:func:`data_prep.points.jet_project`) over 16 to 256 neighbours, and with the
 neighbours :func:`data_prep.points.denoise_neighbours` picks; with the source's normals given, the fit without the
 neighbours facing away (``jet_project(..., normals)``) over the picked count and over
-``FACING_NEIGHBOUR_FACTOR`` times it (what a cloud with normals gets). Then the share of normals estimated and oriented
+``FACING_NEIGHBOUR_FACTOR`` times it, and that fit moved back out by :func:`data_prep.points.unshrink` (what a cloud
+with normals gets); the mean signed distance (negative: inside) of the last two; the fit over the picked count without
+normals, before and after :func:`~data_prep.points.unshrink` (what a cloud without normals gets; the shift takes its
+side from the source's normals here, from the oriented estimates in ``sdfkit``). Then the share of normals estimated and oriented
 (``data_prep.points.orient_normals``) that face the same way as the source faces, over the noisy points, the
 plane-projected points and the height-field points.
 
@@ -39,9 +42,10 @@ def main() -> None:
         neighbour_planes,
         noise_ratio,
         orient_normals,
+        unshrink,
     )
     from data_prep.sampling import sample_surface
-    from data_prep.sdf import unsigned_distance
+    from data_prep.sdf import signed_distance
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meshes", nargs="*", default=["penguin"])
@@ -65,8 +69,12 @@ def main() -> None:
         mesh, _ = normalize_mesh(load_mesh(SHARED / "val" / f"{name}.obj"))
         diagonal = float(np.linalg.norm(mesh.bounds[1] - mesh.bounds[0]))
 
-        def msd(points: np.ndarray, mesh=mesh) -> float:
-            return float(np.mean(unsigned_distance(mesh.vertices, mesh.faces, points) ** 2))
+        def msd_bias(points: np.ndarray, mesh=mesh) -> tuple[float, float]:
+            sdf = signed_distance(mesh.vertices, mesh.faces, points)
+            return float(np.mean(sdf**2)), float(np.mean(sdf))
+
+        def msd(points: np.ndarray) -> float:
+            return msd_bias(points)[0]
 
         for spec in args.clouds:
             count, noise = int(spec.split(":")[0]), float(spec.split(":")[1])
@@ -85,7 +93,13 @@ def main() -> None:
                 row[f"msd_jet{chosen}"] = msd(jet_project(noisy, tree, chosen))
             row["msd_facing"] = msd(jet_project(noisy, tree, chosen, truth))
             wide = min(FACING_NEIGHBOUR_FACTOR * chosen, count - 1)
-            row["msd_facing_wide"] = msd(jet_project(noisy, tree, wide, truth))
+            facing_wide = jet_project(noisy, tree, wide, truth)
+            row["msd_facing_wide"], row["bias_facing_wide"] = msd_bias(facing_wide)
+            row["msd_unshrunk"], row["bias_unshrunk"] = msd_bias(unshrink(noisy, facing_wide, wide, truth, facing=True))
+            picked = jet_project(noisy, tree, chosen)
+            row["bias_picked"] = msd_bias(picked)[1]
+            row["msd_picked_unshrunk"], row["bias_picked_unshrunk"] = msd_bias(
+                unshrink(noisy, picked, chosen, truth, facing=False))
             if count <= args.orientation_max and not args.no_orientation:
                 jet = jet_project(noisy, tree, chosen)
                 row.update(orient_raw=oriented_right(noisy, truth), orient_plane16=oriented_right(flat, truth),
@@ -96,16 +110,21 @@ def main() -> None:
     write_result(args.name, {"finished": True, "rows": rows})
     head = ["mesh", "points", "noise", "noise ratio", "raw", "plane 16"] + [f"jet {s}" for s in args.sizes]
     oriented = any("orient_raw" in r for r in rows)
-    head += ["picked", "jet picked", "facing, picked", f"facing, {FACING_NEIGHBOUR_FACTOR}x picked"]
+    wide_label = f"facing, {FACING_NEIGHBOUR_FACTOR}x picked"
+    head += ["picked", "jet picked", "facing, picked", wide_label, f"{wide_label}, unshrunk", f"mean signed: {wide_label}",
+             f"{wide_label}, unshrunk", "jet picked, unshrunk", "mean signed: jet picked", "jet picked, unshrunk"]
     head += ["oriented: raw", "plane 16", "jet picked"] if oriented else []
-    lines = ["Mean squared distance to the mesh (unit frame) of the points; oriented: share of estimated normals "
-             "facing as the source faces; facing: the fit leaves out neighbours whose source normal turns more than "
-             "60 degrees from the point's.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["Mean squared distance to the mesh (unit frame) of the points; mean signed: their mean signed distance "
+             "(negative: inside); unshrunk: moved back out by data_prep.points.unshrink; oriented: share of estimated "
+             "normals facing as the source faces; facing: the fit leaves out neighbours whose source normal turns "
+             "more than 60 degrees from the point's.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["mesh"], str(r["points"]), f"{r['noise']:g}", f"{r['noise_ratio']:.3f}", f"{r['msd_raw']:.2e}",
                  f"{r['msd_plane16']:.2e}"] + [f"{r[f'msd_jet{s}']:.2e}" for s in args.sizes]
         picked = r[f"msd_jet{r['chosen']}"]
         cells += [str(r["chosen"]), f"{picked:.2e}", f"{r['msd_facing']:.2e}", f"{r['msd_facing_wide']:.2e}"]
+        cells += [f"{r[k]:.2e}" for k in ("msd_unshrunk", "bias_facing_wide", "bias_unshrunk", "msd_picked_unshrunk",
+                                          "bias_picked", "bias_picked_unshrunk")]
         if oriented:
             cells += [f"{r[k]:.4f}" if k in r else "" for k in ("orient_raw", "orient_plane16", "orient_jet")]
         lines.append("| " + " | ".join(cells) + " |")
