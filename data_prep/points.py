@@ -20,7 +20,7 @@ Denoising
     the noise (:func:`denoise_neighbours`); normals are then oriented over the points on their k-neighbour planes.
     A cloud with its own normals leaves the neighbours facing away out of each fit (:data:`FACING_MIN_COS`).
     The fit lies inside the surface by the noise's variance times the mean curvature, which :func:`unshrink`
-    adds back.
+    adds back when the normals are given.
 
 Signs and distances without faces
     the sign is the fast winding number of the oriented cloud (Barill et al. 2018, point-cloud-utils' libigl
@@ -645,8 +645,12 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
         count = denoise_neighbours(tree, points, spread, config.neighbours)
         if source == "given":
             count = min(FACING_NEIGHBOUR_FACTOR * count, len(points) - 1)
-        projected = jet_project(points, tree, count, normals if source == "given" else None)
-        points = unshrink(points, projected, count, normals, facing=source == "given")
+            # Over estimated normals the shift helped five clouds of eight measured and hurt the rest
+            # (benchmarks/results/points_denoise-unshrink.md): only given normals move the points back out.
+            projected = jet_project(points, tree, count, normals)
+            points = unshrink(points, projected, count, normals, facing=True)
+        else:
+            points = jet_project(points, tree, count)
         tree, dist, idx = neighbour_distances(points, config.neighbours)
     areas = disc_areas(dist)
     return OrientedCloud(points, normals, areas, np.sqrt(areas / np.pi), tree, source, int((~keep).sum()),

@@ -17,6 +17,7 @@ from data_prep.points import (
     MIN_POINTS,
     PointCloud,
     PointsConfig,
+    denoise_neighbours,
     is_point_cloud,
     jet_project,
     neighbour_distances,
@@ -339,6 +340,19 @@ def test_unshrink_gives_back_the_radius_the_fit_took_from_a_noisy_sphere():
     shift = (unshrink(plane, flat, 128, up, facing=False) - flat)[:, 2]
     inner = np.all(np.abs(plane[:, :2]) < 0.8, axis=1)
     assert abs(shift[inner].mean()) < 0.05 * (after - before)
+
+
+def test_a_noisy_cloud_with_normals_is_denoised_without_shrinking():
+    rng = np.random.default_rng(16)
+    directions = rng.normal(size=(20_000, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    noisy = directions + rng.normal(size=directions.shape) * 0.03
+    cloud = orient_cloud(PointCloud(noisy, directions), PointsConfig(outlier_std=0.0))
+    tree, _, idx = neighbour_distances(noisy, 16)
+    count = 2 * denoise_neighbours(tree, noisy, neighbour_planes(noisy, idx)[2], 16)
+    shrunk = np.mean(np.linalg.norm(jet_project(noisy, tree, count, directions), axis=1)) - 1.0
+    assert cloud.denoised and shrunk < -5e-4
+    assert abs(np.mean(np.linalg.norm(cloud.points, axis=1)) - 1.0) < 0.6 * abs(shrunk)
 
 
 def test_noisy_points_are_denoised_and_clean_ones_kept(penguin):
