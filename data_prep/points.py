@@ -87,7 +87,7 @@ FACING_MIN_COS = 0.5
 FACING_NEIGHBOUR_FACTOR = 2
 
 #: :func:`unshrink` moves no point further than this many times the noise's deviation. On human_woman with noise of
-#: 1% of the diagonal 8 points of 100,000 pass it, pushed out by up to 0.05 of the unit frame without it.
+#: 1% of the diagonal, 11 points of 100,000 reach it; without it the furthest would move 0.14 of the unit frame.
 UNSHRINK_MAX_HS = 0.5
 
 
@@ -423,11 +423,10 @@ def noise_ratio(spread: np.ndarray, knn_dist: np.ndarray) -> float:
 def _height_fields(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray | None):
     """Per block of points: the quadratic height field fitted to each point and its k nearest neighbours.
 
-    Yields ``(block, knn_idx, weight, center, t1, t2, plane_normal, u, v, coef)``: the block's slice; (b, k) its
-    neighbours; (b, k + 1) 0/1 weights (row 0 the point itself; a neighbour facing away from the point's given
-    normal weighs 0); (b, 3) the weighted centroid and the frame of the weighted least-squares plane; (b, k + 1)
-    each row's coordinates in it; (b, 6) the coefficients of ``h(u, v) = c0 + c1 u + c2 v + c3 u^2 + c4 u v +
-    c5 v^2``.
+    Yields ``(block, center, t1, t2, plane_normal, u, v, coef)``: the block's slice; (b, 3) the centroid of the
+    point and its neighbours (those facing away from the point's given normal left out) and the frame of their
+    least-squares plane; (b, k + 1) the coordinates in it of the point (column 0) and its neighbours; (b, 6) the
+    coefficients of ``h(u, v) = c0 + c1 u + c2 v + c3 u^2 + c4 u v + c5 v^2``.
     """
     for start in range(0, len(points), CHUNK // 16):
         block = slice(start, start + CHUNK // 16)
@@ -450,7 +449,7 @@ def _height_fields(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray
         basis = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)  # (b, k + 1, 6)
         gram = np.einsum("bk,bki,bkj->bij", weight, basis, basis) + 1e-12 * np.eye(6)
         coef = np.linalg.solve(gram, np.einsum("bk,bki,bk->bi", weight, basis, h)[..., None])[..., 0]
-        yield block, knn_idx, weight, center, t1, t2, plane_normal, u, v, coef
+        yield block, center, t1, t2, plane_normal, u, v, coef
 
 
 def jet_project(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray | None = None) -> np.ndarray:
@@ -467,7 +466,7 @@ def jet_project(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray | 
     solid.
     """
     out = np.empty_like(points)
-    for block, _, _, center, t1, t2, plane_normal, u, v, coef in _height_fields(points, tree, k, normals):
+    for block, center, t1, t2, plane_normal, u, v, coef in _height_fields(points, tree, k, normals):
         height = coef[:, 0] + coef[:, 1] * u[:, 0] + coef[:, 2] * v[:, 0] + coef[:, 3] * u[:, 0] ** 2 \
             + coef[:, 4] * u[:, 0] * v[:, 0] + coef[:, 5] * v[:, 0] ** 2
         out[block] = center + u[:, :1] * t1 + v[:, :1] * t2 + height[:, None] * plane_normal
@@ -484,8 +483,8 @@ def unshrink(noisy: np.ndarray, projected: np.ndarray, k: int, normals: np.ndarr
     convex part; on a torus with noise of 1% of its diagonal it is half the denoised points' mean squared error
     (``benchmarks/results/points_denoise-unshrink.md``). The curvature is read from the quadratic fits over the
     projected points (their noise is small enough not to flatten it), averaged over the k neighbours, and s from the
-    median distance of the noisy points from the projected ones along the plane normals. The shift grows with the
-    neighbourhood beyond ``H s^2``; that part stays.
+    median distance of the noisy points from the projected ones along the plane normals; no point moves further
+    than :data:`UNSHRINK_MAX_HS` times s. The shift grows with the neighbourhood beyond ``H s^2``; that part stays.
 
     normals : (n, 3) oriented normals, which give the fits' normals one side; facing : leave out the neighbours
     facing away from a point (as :func:`jet_project` with given normals does).
@@ -493,8 +492,7 @@ def unshrink(noisy: np.ndarray, projected: np.ndarray, k: int, normals: np.ndarr
     tree = KDTree(projected)
     side = np.empty((len(projected), 3))
     bend = np.empty(len(projected))
-    for block, _, _, _, _, _, plane_normal, _, _, coef in _height_fields(projected, tree, k,
-                                                                         normals if facing else None):
+    for block, _, _, _, plane_normal, _, _, coef in _height_fields(projected, tree, k, normals if facing else None):
         sign = np.where(np.einsum("bi,bi->b", plane_normal, normals[block]) < 0, -1.0, 1.0)
         side[block] = plane_normal * sign[:, None]
         bend[block] = (coef[:, 3] + coef[:, 5]) * sign  # -H along the outward side
@@ -509,8 +507,8 @@ def unshrink(noisy: np.ndarray, projected: np.ndarray, k: int, normals: np.ndarr
         smooth[block] = np.einsum("bk,bk->b", weight, bend[knn_idx]) / weight.sum(axis=1)
     along = np.einsum("ij,ij->i", noisy - projected, side)
     sigma = 1.4826 * float(np.median(np.abs(along)))
-    # H s^2 is the first term in H s: beyond H s = UNSHRINK_MAX_HS (a bend as tight as the noise is wide) it no
-    # longer holds, and a few such points pushed out by more than the noise would stand off the surface.
+    # H s^2 is a small-noise estimate: where a bend is nearly as tight as the noise is wide (H s beyond
+    # UNSHRINK_MAX_HS) it no longer holds, and the few points there would be pushed off the surface.
     shift = np.clip(-smooth * sigma**2, -UNSHRINK_MAX_HS * sigma, UNSHRINK_MAX_HS * sigma)
     return projected + shift[:, None] * side
 
