@@ -87,23 +87,21 @@ def main() -> None:
             chosen = denoise_neighbours(tree, noisy, spread, 16)
             row = {"mesh": name, "points": count, "noise": noise, "noise_ratio": noise_ratio(spread, dist),
                    "msd_raw": msd(noisy), "msd_plane16": msd(flat), "chosen": chosen}
+            picked = jet_project(noisy, tree, chosen)
             for size in args.sizes:
-                row[f"msd_jet{size}"] = msd(jet_project(noisy, tree, size))
-            if chosen not in args.sizes:
-                row[f"msd_jet{chosen}"] = msd(jet_project(noisy, tree, chosen))
+                if size != chosen:
+                    row[f"msd_jet{size}"] = msd(jet_project(noisy, tree, size))
+            row[f"msd_jet{chosen}"], row["bias_picked"] = msd_bias(picked)
             row["msd_facing"] = msd(jet_project(noisy, tree, chosen, truth))
             wide = min(FACING_NEIGHBOUR_FACTOR * chosen, count - 1)
             facing_wide = jet_project(noisy, tree, wide, truth)
             row["msd_facing_wide"], row["bias_facing_wide"] = msd_bias(facing_wide)
             row["msd_unshrunk"], row["bias_unshrunk"] = msd_bias(unshrink(noisy, facing_wide, wide, truth, facing=True))
-            picked = jet_project(noisy, tree, chosen)
-            row["bias_picked"] = msd_bias(picked)[1]
             row["msd_picked_unshrunk"], row["bias_picked_unshrunk"] = msd_bias(
                 unshrink(noisy, picked, chosen, truth, facing=False))
             if count <= args.orientation_max and not args.no_orientation:
-                jet = jet_project(noisy, tree, chosen)
                 row.update(orient_raw=oriented_right(noisy, truth), orient_plane16=oriented_right(flat, truth),
-                           orient_jet=oriented_right(jet, truth))
+                           orient_jet=oriented_right(picked, truth))
             rows.append(row)
             print(row, flush=True)
             write_result(args.name, {"finished": False, "rows": rows})

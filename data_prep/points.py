@@ -420,6 +420,20 @@ def noise_ratio(spread: np.ndarray, knn_dist: np.ndarray) -> float:
     return float(np.median(spread) / max(float(np.median(knn_dist[:, -1])), 1e-300))
 
 
+def _neighbourhood(points: np.ndarray, tree: KDTree, block: slice, k: int,
+                   normals: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(b, k + 1) indices of each point of ``block`` (column 0) and its k nearest neighbours, and their (b, k + 1)
+    0/1 weights: with ``normals``, a neighbour whose normal's cosine with the point's is at most
+    :data:`FACING_MIN_COS` weighs 0. Asked per block: 1M x 257 indices at once would not fit."""
+    knn_idx = np.asarray(tree.query(points[block], k=k + 1)[1])
+    knn_idx[:, 0] = np.arange(block.start, block.start + len(knn_idx))  # the point itself, even among duplicates
+    if normals is None:
+        return knn_idx, np.ones(knn_idx.shape)
+    weight = (np.einsum("bki,bi->bk", normals[knn_idx], normals[block]) > FACING_MIN_COS).astype(np.float64)
+    weight[:, 0] = 1.0
+    return knn_idx, weight
+
+
 def _height_fields(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray | None):
     """Per block of points: the quadratic height field fitted to each point and its k nearest neighbours.
 
@@ -430,13 +444,8 @@ def _height_fields(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray
     """
     for start in range(0, len(points), CHUNK // 16):
         block = slice(start, start + CHUNK // 16)
-        knn_idx = np.asarray(tree.query(points[block], k=k + 1)[1])[:, 1:]  # per block: 1M x 256 would not fit
-        group = np.concatenate([points[block, None, :], points[knn_idx]], axis=1)  # (b, k + 1, 3), row 0: the point
-        if normals is None:
-            weight = np.ones(group.shape[:2])
-        else:
-            facing = np.einsum("bki,bi->bk", normals[knn_idx], normals[block]) > FACING_MIN_COS
-            weight = np.concatenate([np.ones((len(knn_idx), 1)), facing], axis=1)
+        knn_idx, weight = _neighbourhood(points, tree, block, k, normals)
+        group = points[knn_idx]  # (b, k + 1, 3), row 0: the point
         center = np.einsum("bk,bki->bi", weight, group) / weight.sum(axis=1, keepdims=True)
         offset = group - center[:, None, :]
         _, vectors = np.linalg.eigh(np.einsum("bk,bki,bkj->bij", weight, offset, offset))
@@ -496,14 +505,12 @@ def unshrink(noisy: np.ndarray, projected: np.ndarray, k: int, normals: np.ndarr
         sign = np.where(np.einsum("bi,bi->b", plane_normal, normals[block]) < 0, -1.0, 1.0)
         side[block] = plane_normal * sign[:, None]
         bend[block] = (coef[:, 3] + coef[:, 5]) * sign  # -H along the outward side
-    # One fit's curvature is noisy; the shift is smooth over a neighbourhood, so it is averaged over one.
+    # One fit's curvature is noisy; the shift is smooth over a neighbourhood, so it is averaged over one (asked
+    # again: keeping every block's neighbours from the fits would hold n x (k + 1) indices).
     smooth = np.empty_like(bend)
     for start in range(0, len(projected), CHUNK // 16):
         block = slice(start, start + CHUNK // 16)
-        knn_idx = np.asarray(tree.query(projected[block], k=k + 1)[1])  # row 0: the point itself
-        weight = (np.einsum("bki,bi->bk", normals[knn_idx], normals[block]) > FACING_MIN_COS if facing
-                  else np.ones(knn_idx.shape))
-        weight[:, 0] = 1.0  # the point itself, whatever its normal
+        knn_idx, weight = _neighbourhood(projected, tree, block, k, normals if facing else None)
         smooth[block] = np.einsum("bk,bk->b", weight, bend[knn_idx]) / weight.sum(axis=1)
     along = np.einsum("ij,ij->i", noisy - projected, side)
     sigma = 1.4826 * float(np.median(np.abs(along)))
