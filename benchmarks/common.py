@@ -13,6 +13,7 @@ import datetime
 import glob
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ def command() -> str:
         head = f"python -m benchmarks.{script.stem}"
     else:
         head = " ".join(["python", sys.argv[0]]) if sys.argv[0] else "python"
-    return " ".join([head, *sys.argv[1:]])
+    return " ".join([head, *map(shlex.quote, sys.argv[1:])])
 
 
 def git_commit() -> str:
