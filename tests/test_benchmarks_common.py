@@ -25,3 +25,13 @@ def test_results_record_their_provenance_and_are_added_not_overwritten(tmp_path,
         assert again != first and common.write_result_text("bench", ".md", "x", tmp_path).stem == again.stem
     assert json.loads(first.read_text())["value"] == 1.6
     assert sorted(json.loads(p.read_text())["value"] for p in tmp_path.glob("bench*.json")) == [1.6, 2.0, 3.0]
+
+
+def test_the_recorded_command_can_be_run_again_as_written(monkeypatch):
+    import shlex
+
+    argv = ["benchmarks/chamfer_where.py", "--pair", "1% noise, seed 0", "gt.obj", "fit dir/mesh.obj"]
+    monkeypatch.setattr(common.sys, "argv", argv)
+    recorded = common.command()
+    assert recorded.startswith("python -m benchmarks.chamfer_where ")
+    assert shlex.split(recorded)[3:] == argv[1:]  # labels and paths with spaces stay one argument each
