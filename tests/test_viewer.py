@@ -101,6 +101,23 @@ def test_view_stops_cleanly_on_ctrl_c(shared_meshes):
     assert "Traceback" not in err
 
 
+def test_view_stops_cleanly_on_ctrl_c_as_soon_as_it_prints_its_url(shared_meshes):
+    # A Ctrl-C that lands between the URL line and the serving loop once escaped as "interrupted" (exit 130) and
+    # left the server to the interpreter's exit. The window is short, so each try may miss it: three tries.
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "sdfkit", "view", str(shared_meshes / "val" / "sphere.obj"),
+                                 "--exact"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline and "sdfkit viewer at" not in proc.stdout.readline():
+                pass
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0 and out.strip().endswith("stopped") and "Traceback" not in err, (out, err)
+
+
 def test_view_bad_input(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sdfkit", "view", str(tmp_path / "nothing.obj"), "--exact"],
                           capture_output=True, text=True, timeout=120)

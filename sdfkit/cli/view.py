@@ -30,14 +30,18 @@ def view(
 
     if port is not None and not 1 <= port <= 65535:
         raise SdfkitError(f"--port must be between 1 and 65535, got {port}")
-    viewer = SliceViewer(load_source(source, exact, gt), host=host, port=port, resolution=resolution)
-    typer.echo(f"sdfkit viewer at {viewer.url}  (Ctrl-C to stop)")
-    sys.stdout.flush()  # the URL must reach pipes at once, not when the buffer fills
+    view_source = load_source(source, exact, gt)
+    viewer = None
+    # Ctrl-C may come as soon as the URL is out (or while the server starts): every moment from here on stops cleanly.
     try:
+        viewer = SliceViewer(view_source, host=host, port=port, resolution=resolution)
+        typer.echo(f"sdfkit viewer at {viewer.url}  (Ctrl-C to stop)")
+        sys.stdout.flush()  # the URL must reach pipes at once, not when the buffer fills
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:
-        viewer.stop()
+        if viewer is not None:
+            viewer.stop()
         typer.echo("stopped")
 
 
