@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import trimesh
 
 from benchmarks.common import provenance, write_result, write_result_text
+from data_prep.mesh import load_mesh
 from sdfkit.metrics import NUM_SURFACE, SEED, distance_to_surface, surface_samples, to_gt_frame
 
 #: Shares of the worst samples reported.
@@ -50,7 +50,7 @@ def side_summary(points: np.ndarray, distances: np.ndarray) -> dict:
 
 def where(gt_path: Path, fit_path: Path) -> dict:
     """Both sides of the Chamfer between the mesh at ``fit_path`` and its ground truth at ``gt_path``."""
-    fit, gt = to_gt_frame(trimesh.load(fit_path, force="mesh"), trimesh.load(gt_path, force="mesh"))
+    fit, gt = to_gt_frame(load_mesh(fit_path), load_mesh(gt_path))  # read as `sdfkit eval` reads them
     on_gt, _ = surface_samples(gt, NUM_SURFACE, SEED)
     on_fit, _ = surface_samples(fit, NUM_SURFACE, SEED + 1)
     gt_to_fit = side_summary(on_gt, distance_to_surface(on_gt, fit)[0])
