@@ -184,6 +184,14 @@ def _fill_skipped(grid: np.ndarray, skipped: list[tuple[int, np.ndarray, np.ndar
             np.copyto(slab, table[index[i]][np.ix_(index, index)], where=missing)
 
 
+def _farthest(starts: np.ndarray, ends: np.ndarray, corners: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """(K, 8, 8) distance from each of a block's 8 corners (K, 8, 3) to the farthest point of each of its 8 children
+    ((K, 8, 3) lattice starts and ends; index order child, corner), ``step`` (3,) apart."""
+    gap = np.maximum(np.abs(corners[:, None, :, :] - starts[:, :, None, :]),
+                     np.abs(corners[:, None, :, :] - ends[:, :, None, :]))
+    return np.linalg.norm(gap * step, axis=3)
+
+
 def evaluate_grid_coarse_to_fine(
     field: Field,
     resolution: int,
@@ -206,8 +214,11 @@ def evaluate_grid_coarse_to_fine(
     nearest one), so it is not evaluated
     further; its lattice points get its corners' mean, which lies on the same
     side of ``level``, so marching cubes makes no surface there. Other blocks split in
-    8 and are tested again, down to single cells, whose corners are the field's
-    own values. For a 1-Lipschitz field with ``lipschitz_factor`` >= 1 every
+    8, and each child is tested by its parent's corners before any of its own are
+    evaluated: a corner whose |sdf - level| is at least ``lipschitz_factor`` x its
+    distance to the child's farthest point rules the child out (and fills it with
+    that corner's value). The rest are tested again, down to single cells, whose
+    corners are the field's own values. For a 1-Lipschitz field with ``lipschitz_factor`` >= 1 every
     cell the surface crosses is fully evaluated, so marching cubes gives the
     same triangles as on :func:`evaluate_grid`; for a steeper field,
     :func:`follow_surface` then evaluates the surface that ran into skipped blocks.
@@ -235,12 +246,19 @@ def evaluate_grid_coarse_to_fine(
     blocks = np.stack(np.meshgrid(starts, starts, starts, indexing="ij"), axis=-1).reshape(-1, 3).astype(np.int32)
     corner_offsets = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int32)
     skipped: list[tuple[int, np.ndarray, np.ndarray]] = []
+    # Blocks ruled out as children of the level above, by a corner of their parent.
+    pending: list[tuple[np.ndarray, np.ndarray]] = []
     levels = int(np.log2(size)) + 1
     # Levels are far from equal in time (the finest costs most): no remaining-time estimate.
     with stage_of(progress, "extract", levels, unit="level", estimate=False) as stage:
         while len(blocks):
             refined = []
-            level_skipped: list[tuple[np.ndarray, np.ndarray]] = []
+            level_skipped, child_skipped = pending, []
+            half = size // 2
+            # Every whole block has the same distances from its corners to its children's farthest points; a
+            # block the lattice's border clips is smaller, and these distances bound its own.
+            farthest = _farthest(corner_offsets[None] * half, corner_offsets[None] * half + half,
+                                      corner_offsets[None] * size, step)[0]
             # Chunks of blocks bound the (B, 8) corner bookkeeping near large surfaces.
             for chunk in range(0, len(blocks), BLOCK_CHUNK):
                 starts_ = blocks[chunk : chunk + BLOCK_CHUNK]
@@ -266,19 +284,41 @@ def evaluate_grid_coarse_to_fine(
                 if region is not None:
                     skip |= ~np.asarray(region(lo + starts_ * step, lo + ends * step), dtype=bool)
                 level_skipped.append((starts_[skip], offset[skip].mean(axis=1) + np.float32(level)))
-                half = size // 2
-                children = (starts_[~skip][:, None, :] + corner_offsets[None] * half).reshape(-1, 3)
-                refined.append(children[(children < np.repeat(ends[~skip], 8, axis=0)).all(axis=1)])
+                kept = ~skip
+                children = starts_[kept][:, None, :] + corner_offsets[None] * half  # (K, 8, 3)
+                present = (children < ends[kept][:, None, :]).all(axis=2)
+                # A corner of the block whose |value| reaches past the child's farthest point rules the child out
+                # (the block's own far-corner test, per child): its lattice points are never evaluated, down to
+                # single cells, and the corner's value fills them.
+                margin = np.abs(offset[kept])[:, None, :] - lipschitz_factor * farthest  # (K, child, corner)
+                best = margin.argmax(axis=2)  # (K, child)
+                out = present & (np.take_along_axis(margin, best[..., None], axis=2)[..., 0] >= 0)
+                fill = np.take_along_axis(offset[kept], best, axis=1) + np.float32(level)
+                child_skipped.append((children[out], fill[out]))
+                refined.append(children[present & ~out])
             stage.update(advance=1, note=f"{resolution}^3 coarse to fine, {evaluations:,} points")
             if size == 1:
                 break
             skipped.append((size, np.concatenate([b for b, _ in level_skipped]),
                             np.concatenate([f for _, f in level_skipped])))
-            blocks = np.concatenate(refined)
+            blocks, pending = np.concatenate(refined), child_skipped
             size //= 2
     evaluated = ~np.isnan(grid)
     del flat_grid
+    cells: np.ndarray | None = None
+    if pending:
+        ruled_out = np.concatenate([b for b, _ in pending]), np.concatenate([f for _, f in pending])
+        if size > 1:
+            skipped.append((size, *ruled_out))
+        else:
+            # Single cells: their corners are filled directly, not through a lattice-sized lookup table.
+            cells, cell_fill = ruled_out
     _fill_skipped(grid, skipped)
+    if cells is not None:
+        for corner in corner_offsets:
+            index = tuple((cells + corner).T)
+            missing = np.isnan(grid[index])
+            grid[tuple(i[missing] for i in index)] = cell_fill[missing]
     evaluations += follow_surface(field, grid, evaluated, lo, step, level, batch_size)
     return grid, evaluations
 
@@ -315,6 +355,12 @@ def _unfinished_cells(grid: np.ndarray, evaluated: np.ndarray, level: float, cel
     return np.concatenate(found)
 
 
+def _unique_points(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The distinct rows of (N, 3) lattice indices inside ``shape``, as (M, 3) int64."""
+    flat = np.unique(np.ravel_multi_index(tuple(points.T), shape))
+    return np.stack(np.unravel_index(flat, shape), axis=-1)
+
+
 def follow_surface(field: Field, grid: np.ndarray, evaluated: np.ndarray, lo: np.ndarray, step: np.ndarray,
                    level: float = 0.0, batch_size: int = BATCH) -> int:
     """Evaluate the unevaluated corners of every cell the iso level crosses, until there are none.
@@ -330,15 +376,16 @@ def follow_surface(field: Field, grid: np.ndarray, evaluated: np.ndarray, lo: np
     last = grid.shape[0] - 2
     cells = _unfinished_cells(grid, evaluated, level)
     count = 0
+    # Points are deduplicated by flat index: np.unique over rows sorts, and took most of the time.
     while len(cells):
-        corners = np.unique((cells[:, None, :] + offsets).reshape(-1, 3), axis=0)
+        corners = _unique_points((cells[:, None, :] + offsets).reshape(-1, 3), grid.shape)
         todo = corners[~evaluated[tuple(corners.T)]]
         grid[tuple(todo.T)] = evaluate_points(field, lo + todo * step, batch_size)
         evaluated[tuple(todo.T)] = True
         count += len(todo)
         # Only cells touching a newly evaluated point can have changed.
-        touched = np.unique((todo[:, None, :] - offsets).reshape(-1, 3), axis=0)
-        touched = touched[((touched >= 0) & (touched <= last)).all(axis=1)]
+        touched = (todo[:, None, :] - offsets).reshape(-1, 3)
+        touched = _unique_points(touched[((touched >= 0) & (touched <= last)).all(axis=1)], grid.shape)
         cells = _unfinished_cells(grid, evaluated, level, touched)
     return count
 
