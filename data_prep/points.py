@@ -586,6 +586,18 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, knn_idx: np.ndarray,
 # ------------------------------------------------------------------------------------------- signed distance
 
 
+def nearest_points(points: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (q,) float64 from each of (q, 3) ``queries`` to its nearest of (n, 3) ``points``, and that point's
+    index (q,) int64.
+
+    point-cloud-utils' tree (nanoflann), not scipy's: scipy's searched queries far from a surface cloud (the
+    uniform volume samples) many times slower (``benchmarks/results/cloud_prep-*.md``).
+    """
+    dist, nearest = pcu.k_nearest_neighbors(np.ascontiguousarray(queries, dtype=np.float64),
+                                            np.ascontiguousarray(points, dtype=np.float64), 1)
+    return np.asarray(dist, dtype=np.float64).reshape(-1), np.asarray(nearest, dtype=np.int64).reshape(-1)
+
+
 def winding_number(points: np.ndarray, normals: np.ndarray, areas: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """(q,) fast winding number of an oriented cloud at (q, 3) ``queries``: about 1 inside, 0 outside."""
     p = np.ascontiguousarray(points, dtype=np.float64)
@@ -679,7 +691,7 @@ def signed_distance(cloud: OrientedCloud, queries: np.ndarray) -> tuple[np.ndarr
     normal_side : (q,) float64, +1 / -1: the side of the nearest point's tangent plane (a second, local sign)
     """
     queries = np.asarray(queries, dtype=np.float64)
-    dist, nearest = cloud.tree.query(queries, k=1)
+    dist, nearest = nearest_points(cloud.points, queries)
     offset = queries - cloud.points[nearest]
     along = np.einsum("ij,ij->i", offset, cloud.normals[nearest])
     unsigned = np.maximum(np.abs(along), dist - cloud.radius[nearest])

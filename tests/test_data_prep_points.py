@@ -22,6 +22,7 @@ from data_prep.points import (
     is_point_cloud,
     jet_project,
     neighbour_distances,
+    nearest_points,
     neighbour_planes,
     orient_cloud,
     prepare_points,
@@ -231,6 +232,19 @@ def test_distances_are_close_to_the_meshs_near_the_surface(penguin):
     spacing = float(np.median(cloud.radius))
     # Within a spacing of the surface the nearest point alone is off by 0.7 spacings (median); its plane is not.
     assert np.median(np.abs(np.abs(sdf) - exact)) < 0.1 * spacing
+
+
+def test_nearest_points_match_a_brute_force_search():
+    """Queries on the surface of a sphere's cloud and far from it (where scipy's tree was slow), against argmin."""
+    rng = np.random.default_rng(7)
+    points = rng.normal(size=(2000, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    queries = np.concatenate([points[:300] * 1.01, rng.uniform(-3, 3, (300, 3))])
+    dist, nearest = nearest_points(points, queries)
+    pairwise = np.linalg.norm(queries[:, None, :] - points[None, :, :], axis=2)
+    assert dist.shape == nearest.shape == (600,)
+    np.testing.assert_array_equal(nearest, pairwise.argmin(axis=1))
+    np.testing.assert_allclose(dist, pairwise.min(axis=1), rtol=1e-12)
 
 
 def test_neighbour_planes_match_a_per_point_svd():

@@ -1,0 +1,87 @@
+"""Seconds of a point cloud's preparation (``sdfkit fit CLOUD``'s prepare stage) and of its nearest-point queries.
+
+    python -m benchmarks.cloud_prep [--meshes val/penguin.obj val/human_woman.obj] [--counts 10000 100000 1000000]
+
+For each mesh and count: a clean cloud with exact normals sampled on the mesh (as ``benchmarks/points.py`` makes
+them) is written to a file and prepared as the fit prepares it (:func:`sdfkit.samples.prepare_cloud`, the default
+sampling), timed as a whole. Then the nearest cloud point of every one of its samples is found twice on the same
+samples, by scipy's KD-tree (what ``signed_distance`` used before) and by
+:func:`data_prep.points.nearest_points` (point-cloud-utils), each timed apart, with the two answers compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import SHARED, provenance, write_result, write_result_text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meshes", nargs="+", default=["val/penguin.obj", "val/human_woman.obj"],
+                        help="meshes under ../shared/meshes")
+    parser.add_argument("--counts", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--name", default="cloud_prep")
+    args = parser.parse_args()
+
+    from scipy.spatial import KDTree
+
+    from benchmarks.points import make_cloud
+    from data_prep.mesh import load_mesh
+    from data_prep.points import nearest_points
+    from sdfkit.config import SamplingChoice
+    from sdfkit.samples import prepare_cloud
+
+    sampling = SamplingChoice().resolve(seed=0)
+    rows = []
+    for name in args.meshes:
+        mesh = load_mesh(SHARED / name)
+        for count in args.counts:
+            points, normals = make_cloud(mesh, count, noise=0.0, cap=False)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "cloud.npz"
+                np.savez(path, points=points, normals=normals)
+                t0 = time.perf_counter()
+                samples, _, info, _, _ = prepare_cloud(path, sampling)
+                prepare = time.perf_counter() - t0
+            # The cloud as the samples see it: its surface points are in the unit frame.
+            from data_prep.points import PointCloud, PointsConfig, orient_cloud
+
+            unit = samples.normalization.to_unit(points)
+            cloud = orient_cloud(PointCloud(unit, normals), PointsConfig())
+            queries = np.asarray(samples.points, dtype=np.float64)
+            t0 = time.perf_counter()
+            d_scipy, i_scipy = KDTree(cloud.points).query(queries, k=1)
+            scipy_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            d_pcu, _ = nearest_points(cloud.points, queries)
+            pcu_s = time.perf_counter() - t0
+            row = {"mesh": Path(name).stem, "points": count, "samples": len(queries), "denoised": info["denoised"],
+                   "prepare_s": round(prepare, 2), "scipy_query_s": round(scipy_s, 2), "pcu_query_s": round(pcu_s, 2),
+                   "same_distances": bool(np.allclose(d_scipy, d_pcu, rtol=0, atol=1e-12))}
+            rows.append(row)
+            print(row, flush=True)
+    where = provenance()
+    lines = ["# A point cloud's preparation and its nearest-point queries", "",
+             f"Machine: {where['machine']}; commit {where['commit']}; {where['date']}; `{where['command']}`; load "
+             f"average {where['load_before']} before, {where['load_after']} after. Clean clouds with exact normals; "
+             f"the fit's default sampling.", "",
+             "| mesh | points | samples | denoised | prepare s | nearest point: scipy s | nearest point: "
+             "point-cloud-utils s | same distances |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['mesh']} | {r['points']:,} | {r['samples']:,} | {'yes' if r['denoised'] else 'no'} | "
+              f"{r['prepare_s']} | {r['scipy_query_s']} | {r['pcu_query_s']} | {'yes' if r['same_distances'] else 'no'} |"
+              for r in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    write_result(args.name, {"rows": rows})
+    write_result_text(args.name, ".md", text)
+
+
+if __name__ == "__main__":
+    main()
