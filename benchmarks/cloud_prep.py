@@ -6,7 +6,8 @@ For each mesh and count: a clean cloud with exact normals sampled on the mesh (a
 them) is written to a file and prepared as the fit prepares it (:func:`sdfkit.samples.prepare_cloud`, the default
 sampling), timed as a whole. Then the nearest cloud point of every one of its samples is found twice on the same
 samples, by scipy's KD-tree (what ``signed_distance`` used before) and by
-:func:`data_prep.points.nearest_points` (point-cloud-utils), each timed apart, with the two answers compared.
+:func:`data_prep.points.nearest_points` (point-cloud-utils), each timed apart, with the two answers compared; and
+the winding-number kernel is called once on 100 queries, which times the tree it builds afresh at every call.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main() -> None:
 
     from benchmarks.points import make_cloud
     from data_prep.mesh import load_mesh
-    from data_prep.points import nearest_points
+    from data_prep.points import PointCloud, PointsConfig, nearest_points, orient_cloud, winding_number
     from sdfkit.config import SamplingChoice
     from sdfkit.samples import prepare_cloud
 
@@ -50,8 +51,6 @@ def main() -> None:
                 samples, _, info, _, _ = prepare_cloud(path, sampling)
                 prepare = time.perf_counter() - t0
             # The cloud as the samples see it: its surface points are in the unit frame.
-            from data_prep.points import PointCloud, PointsConfig, orient_cloud
-
             unit = samples.normalization.to_unit(points)
             cloud = orient_cloud(PointCloud(unit, normals), PointsConfig())
             queries = np.asarray(samples.points, dtype=np.float64)
@@ -61,8 +60,12 @@ def main() -> None:
             t0 = time.perf_counter()
             d_pcu, _ = nearest_points(cloud.points, queries)
             pcu_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            winding_number(cloud.points, cloud.normals, cloud.areas, queries[:100])
+            winding_s = time.perf_counter() - t0
             row = {"mesh": Path(name).stem, "points": count, "samples": len(queries), "denoised": info["denoised"],
                    "prepare_s": round(prepare, 2), "scipy_query_s": round(scipy_s, 2), "pcu_query_s": round(pcu_s, 2),
+                   "winding_tree_s": round(winding_s, 2),
                    "same_distances": bool(np.allclose(d_scipy, d_pcu, rtol=0, atol=1e-12))}
             rows.append(row)
             print(row, flush=True)
@@ -72,11 +75,11 @@ def main() -> None:
              f"average {where['load_before']} before, {where['load_after']} after. Clean clouds with exact normals; "
              f"the fit's default sampling.", "",
              "| mesh | points | samples | denoised | prepare s | nearest point: scipy s | nearest point: "
-             "point-cloud-utils s | same distances |",
-             "|---|---|---|---|---|---|---|---|"]
+             "point-cloud-utils s | same distances | winding number on 100 queries s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['mesh']} | {r['points']:,} | {r['samples']:,} | {'yes' if r['denoised'] else 'no'} | "
-              f"{r['prepare_s']} | {r['scipy_query_s']} | {r['pcu_query_s']} | {'yes' if r['same_distances'] else 'no'} |"
-              for r in rows]
+              f"{r['prepare_s']} | {r['scipy_query_s']} | {r['pcu_query_s']} | {'yes' if r['same_distances'] else 'no'} "
+              f"| {r['winding_tree_s']} |" for r in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     write_result(args.name, {"rows": rows})

@@ -62,8 +62,12 @@ MAX_POINTS = 10_000_000
 #: Fewer points than this cannot define normals (a plane per k-neighbourhood) nor a surface to fit.
 MIN_POINTS = 100
 
-#: Points per call to the winding-number kernel and per block of plane fits; bounds their memory.
+#: Points per block of plane fits (divided by 16); bounds their memory.
 CHUNK = 1 << 18
+#: Queries per call to the winding-number kernel. Each call builds the cloud's tree afresh, which takes longer
+#: than the fit's queries for a large cloud (``benchmarks/results/cloud_prep-*.md``), while a query needs no
+#: memory of its own: one call takes all of a fit's samples.
+WINDING_CHUNK = 1 << 22
 
 #: ``denoise: auto`` moves the points onto their neighbourhoods' height fields (:func:`jet_project`) when the
 #: median distance of a point's neighbours from their plane exceeds this share of the median k-th-neighbour
@@ -605,9 +609,9 @@ def winding_number(points: np.ndarray, normals: np.ndarray, areas: np.ndarray, q
     a = np.ascontiguousarray(areas, dtype=np.float64).reshape(-1, 1)
     q = np.ascontiguousarray(queries, dtype=np.float64)
     out = np.empty(len(q))
-    for start in range(0, len(q), CHUNK):
-        chunk = q[start : start + CHUNK]
-        out[start : start + CHUNK] = np.asarray(pcu.point_cloud_fast_winding_number(p, nrm, a, chunk))
+    for start in range(0, len(q), WINDING_CHUNK):
+        chunk = q[start : start + WINDING_CHUNK]
+        out[start : start + WINDING_CHUNK] = np.asarray(pcu.point_cloud_fast_winding_number(p, nrm, a, chunk))
     return out
 
 
