@@ -218,10 +218,11 @@ def evaluate_grid_coarse_to_fine(
     evaluated: a corner whose |sdf - level| is at least ``lipschitz_factor`` x its
     distance to the child's farthest point rules the child out (and fills it with
     that corner's value). The rest are tested again, down to single cells, whose
-    corners are the field's own values. For a 1-Lipschitz field with ``lipschitz_factor`` >= 1 every
-    cell the surface crosses is fully evaluated, so marching cubes gives the
-    same triangles as on :func:`evaluate_grid`; for a steeper field,
-    :func:`follow_surface` then evaluates the surface that ran into skipped blocks.
+    corners are the field's own values. For a 1-Lipschitz field with
+    ``lipschitz_factor`` >= 1 every cell the surface crosses is fully evaluated,
+    so marching cubes gives the same triangles as on :func:`evaluate_grid`; for a
+    steeper field, :func:`follow_surface` then evaluates the surface that ran into
+    skipped blocks.
 
     ``region`` (optional) also skips every block it rules out, whatever its
     corners say: the work is then bounded by the region's volume even for a
@@ -258,7 +259,7 @@ def evaluate_grid_coarse_to_fine(
             # Every whole block has the same distances from its corners to its children's farthest points; a
             # block the lattice's border clips is smaller, and these distances bound its own.
             farthest = _farthest(corner_offsets[None] * half, corner_offsets[None] * half + half,
-                                      corner_offsets[None] * size, step)[0]
+                                 corner_offsets[None] * size, step)[0]
             # Chunks of blocks bound the (B, 8) corner bookkeeping near large surfaces.
             for chunk in range(0, len(blocks), BLOCK_CHUNK):
                 starts_ = blocks[chunk : chunk + BLOCK_CHUNK]
