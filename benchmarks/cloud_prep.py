@@ -55,7 +55,7 @@ def main() -> None:
             cloud = orient_cloud(PointCloud(unit, normals), PointsConfig())
             queries = np.asarray(samples.points, dtype=np.float64)
             t0 = time.perf_counter()
-            d_scipy, i_scipy = KDTree(cloud.points).query(queries, k=1)
+            d_scipy, _ = KDTree(cloud.points).query(queries, k=1)
             scipy_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             d_pcu, _ = nearest_points(cloud.points, queries)

@@ -64,9 +64,9 @@ MIN_POINTS = 100
 
 #: Points per block of plane fits (divided by 16); bounds their memory.
 CHUNK = 1 << 18
-#: Queries per call to the winding-number kernel. Each call builds the cloud's tree afresh, which takes longer
-#: than the fit's queries for a large cloud (``benchmarks/results/cloud_prep-*.md``), while a query needs no
-#: memory of its own: one call takes all of a fit's samples.
+#: Queries per call to the winding-number kernel. Each call builds the cloud's tree afresh (over half a minute
+#: for a million points: ``benchmarks/results/cloud_prep-*.md``) while a query needs no memory of its own, so one
+#: call takes all of a fit's samples.
 WINDING_CHUNK = 1 << 22
 
 #: ``denoise: auto`` moves the points onto their neighbourhoods' height fields (:func:`jet_project`) when the
