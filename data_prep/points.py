@@ -619,8 +619,8 @@ def winding_number(points: np.ndarray, normals: np.ndarray, areas: np.ndarray, q
 class OrientedCloud:
     """A cleaned, oriented cloud in the unit frame with what distances and signs need.
 
-    points, normals : (n, 3) float64; areas, radius : (n,) disc area and radius per point; tree : KD-tree of
-    points; normals_source : ``given`` or ``estimated``; outliers : points dropped; noise : the cloud's
+    points, normals : (n, 3) float64; areas, radius : (n,) disc area and radius per point; normals_source :
+    ``given`` or ``estimated``; outliers : points dropped; noise : the cloud's
     :func:`noise_ratio` as read; denoised : whether the points were moved onto their neighbourhoods'
     quadratic height fields (:func:`jet_project`, then :func:`unshrink`).
     """
@@ -629,7 +629,6 @@ class OrientedCloud:
     normals: np.ndarray
     areas: np.ndarray
     radius: np.ndarray
-    tree: KDTree
     normals_source: str
     outliers: int
     noise: float = 0.0
@@ -679,10 +678,10 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
             points = unshrink(points, projected, count, normals, facing=True)
         else:
             points = jet_project(points, tree, count)
-        tree, dist, idx = neighbour_distances(points, config.neighbours)
+        _, dist, _ = neighbour_distances(points, config.neighbours)
     areas = disc_areas(dist)
-    return OrientedCloud(points, normals, areas, np.sqrt(areas / np.pi), tree, source, int((~keep).sum()),
-                         round(noise, 4), denoised)
+    return OrientedCloud(points, normals, areas, np.sqrt(areas / np.pi), source, int((~keep).sum()), round(noise, 4),
+                         denoised)
 
 
 def signed_distance(cloud: OrientedCloud, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
