@@ -23,7 +23,7 @@ from unittest import mock
 
 import numpy as np
 
-from benchmarks.common import REPO, SHARED, machine, provenance, timed_fit_command, write_result, write_result_text
+from benchmarks.common import REPO, SHARED, provenance, timed_fit_command, write_result, write_result_text
 
 
 def extract_module_at(commit: str, folder: Path):
@@ -89,7 +89,7 @@ def main() -> None:
     mesh = args.mesh.stem
     where = provenance()
     lines = [f"# Coarse-to-fine extraction of a fitted {mesh} at {args.resolution}^3", "",
-             f"Machine: {machine()}; commit {where['commit']}; {where['date']}; `{where['command']}`; load average "
+             f"Machine: {where['machine']}; commit {where['commit']}; {where['date']}; `{where['command']}`; load average "
              f"{where['load_before']} before, {where['load_after']} after. The field of `sdfkit fit {args.mesh.name}` "
              f"at the defaults; the fewest points any extraction needs (the corners of the cells the surface "
              f"crosses): {fewest:,}.", "",
