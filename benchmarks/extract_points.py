@@ -28,8 +28,10 @@ from benchmarks.common import REPO, SHARED, provenance, timed_fit_command, write
 
 def extract_module_at(commit: str, folder: Path):
     """``sdfkit/extract.py`` as it was at ``commit``, imported as a module of its own."""
-    source = subprocess.run(["git", "show", f"{commit}:sdfkit/extract.py"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout
+    shown = subprocess.run(["git", "show", f"{commit}:sdfkit/extract.py"], cwd=REPO, capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise SystemExit(f"--against {commit}: git has no sdfkit/extract.py there ({shown.stderr.strip()})")
+    source = shown.stdout
     path = folder / f"extract_{commit}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(f"extract_{commit}", path)
