@@ -196,6 +196,11 @@ class FitConfig:
     """Samples drawn per code for each LM sweep."""
     resolution: int = 256
     """Marching-cubes resolution of the extracted mesh."""
+    normal_weight: float = 0.1
+    """A point cloud whose file has normals: weight of normal alignment (``1 - cos(grad f, n)`` at cloud points,
+    :mod:`sdfkit.points_loss`) against the clamped L1; 0 turns it off. Estimated normals get no such term."""
+    normal_points: int = 4096
+    """Cloud points at which the normal term is taken each step."""
     seed: int = 0
     precision: Precision = "fp32"
     """Arithmetic of the forward pass (see :func:`sdfkit.optim.precision_scope`)."""
@@ -204,6 +209,8 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
+        if not (self.normal_weight >= 0 and self.normal_points >= 1):
+            raise SdfkitError("fit.normal_weight must be at least 0 and fit.normal_points at least 1")
         # The encoder's codes are a fit of their own: zero refinement steps is a valid request.
         fewest = 0 if self.init == "encoder" else 1
         if self.optimizer not in ("adam", "lm"):

@@ -41,7 +41,7 @@ from sdfkit.lm import lm_fit_codes
 from sdfkit.metrics import evaluate_meshes, evaluate_to_points
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
-from sdfkit.points_loss import cloud_loss, describe_cloud_loss
+from sdfkit.points_loss import cloud_loss, cloud_weights, describe_cloud_loss
 from sdfkit.progress import Reporter
 from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device
 from sdfkit.samples import prepare_cloud
@@ -372,7 +372,8 @@ def refine_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter) -> None:
     stage = bar.stage("fit", total=cfg.fit.steps, budget_s=opts.max_seconds)
     scan = prepared.cloud is not None
     extra = (cloud_loss(decoder, scene.grid, samples.surface_points, samples.surface_normals,
-                        prepared.cloud_info["normals"], cfg.loss.band, cfg.fit.seed) if scan else None)
+                        cloud_weights(prepared.cloud_info["normals"], cfg.fit.normal_weight, cfg.fit.normal_points),
+                        cfg.loss.band, cfg.fit.seed) if scan else None)
     # The LM sweeps fit the clamped L1 alone; a point cloud's normal terms need Adam.
     lm = cfg.fit.optimizer == "lm" and not scan
     refinement: list[dict] = [{}]
@@ -488,7 +489,8 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
             report["batch"] = prepared.batch
         if prepared.cloud is not None:
             info = prepared.cloud_info
-            report["point_cloud"] = {**info, "loss": describe_cloud_loss(info["normals"])}
+            weights = cloud_weights(info["normals"], cfg.fit.normal_weight, cfg.fit.normal_points)
+            report["point_cloud"] = {**info, "loss": describe_cloud_loss(weights)}
         write_report(tmp / REPORT, report)
         replace_dir(tmp, out)
     except OSError as exc:  # disk full, read-only folder: one line, and no half-written folder

@@ -1,6 +1,6 @@
 """Loss terms a point cloud adds to a fit: normal alignment and the Eikonal term at the cloud's points.
 
-The fit's main loss (the clamped L1 of :func:`sdfkit.autodecoder.scene_loss`) already holds the on-surface zero
+The fit's main loss (the clamped L1 of :func:`sdfkit.loss.scene_loss`) already holds the on-surface zero
 level: a share of a cloud's samples lie on its points with distance 0 (``data_prep.points``). These terms use the
 field's gradient with respect to the query point, through the decoder and the tiles' blending:
 
@@ -62,29 +62,31 @@ def surface_loss(decoder: ModulatedSiren, grid: LatentGrid, points: Tensor, norm
     return loss
 
 
-#: What ``sdfkit fit CLOUD`` adds when the file has normals: normal alignment at 0.1. On 10,000 noisy points
-#: (1% of the diagonal) of the penguin it halved the Chamfer distance of 60 steps against the clamped L1 alone
-#: (``benchmarks/results/points_loss-terms-penguin.md``). Estimated normals get no extra term: not measured.
-GIVEN_NORMALS = SurfaceWeights(normal=0.1)
+def cloud_weights(normals_source: str, normal_weight: float, normal_points: int) -> SurfaceWeights:
+    """The terms a cloud's fit adds: normal alignment at ``normal_weight`` (``fit.normal_weight``) when its normals
+    came with the file, nothing when they were estimated (not measured)."""
+    if normals_source != "given":
+        return SurfaceWeights()
+    return SurfaceWeights(normal=normal_weight, points=normal_points)
 
 
-def cloud_loss(decoder: ModulatedSiren, grid: LatentGrid, surface_points, surface_normals, normals_source: str,
+def cloud_loss(decoder: ModulatedSiren, grid: LatentGrid, surface_points, surface_normals, weights: SurfaceWeights,
                band: float, seed: int = 0) -> Callable[[], Tensor] | None:
-    """The extra loss of a cloud's fit (:data:`GIVEN_NORMALS` when its normals came with it), or None.
+    """The extra loss of a cloud's fit (:func:`cloud_weights`), or None when it adds no term.
 
     surface_points, surface_normals : (m, 3) float arrays in the unit frame (the samples' ``surface_*``).
     """
-    if normals_source != "given" or not GIVEN_NORMALS.active:
+    if not weights.active:
         return None
     device = grid.codes.device
     points = torch.as_tensor(surface_points, dtype=torch.float32, device=device)
     normals = torch.as_tensor(surface_normals, dtype=torch.float32, device=device)
-    return surface_loss(decoder, grid, points, normals, band, GIVEN_NORMALS, seed)
+    return surface_loss(decoder, grid, points, normals, band, weights, seed)
 
 
-def describe_cloud_loss(normals_source: str) -> str:
+def describe_cloud_loss(weights: SurfaceWeights) -> str:
     """The loss a cloud's fit uses, in words, for ``report.json``."""
-    if normals_source == "given" and GIVEN_NORMALS.active:
-        return (f"clamped L1 (10% of near-surface samples on the points) + {GIVEN_NORMALS.normal:g} x normal "
-                f"alignment + {GIVEN_NORMALS.eikonal:g} x Eikonal at the points")
+    if weights.active:
+        return (f"clamped L1 (10% of near-surface samples on the points) + {weights.normal:g} x normal "
+                f"alignment + {weights.eikonal:g} x Eikonal at {weights.points} points a step")
     return "clamped L1 (10% of near-surface samples on the points)"

@@ -57,14 +57,23 @@ def test_the_terms_reach_the_codes():
 
 
 def test_a_cloud_with_normals_gets_the_alignment_term_and_one_without_does_not():
-    from sdfkit.points_loss import GIVEN_NORMALS, cloud_loss
+    from sdfkit.config import FitConfig
+    from sdfkit.points_loss import cloud_loss, cloud_weights, describe_cloud_loss
 
     decoder, grid, points = _setup()
     decoder, grid = decoder.float(), grid.float()
     normals = torch.nn.functional.normalize(points, dim=-1).numpy()
-    assert cloud_loss(decoder, grid, points.numpy(), normals, "estimated", BAND) is None
-    loss = cloud_loss(decoder, grid, points.numpy(), normals, "given", BAND)
-    assert loss is not None and GIVEN_NORMALS.normal > 0
+    fit = FitConfig()
+    estimated = cloud_weights("estimated", fit.normal_weight, fit.normal_points)
+    assert cloud_loss(decoder, grid, points.numpy(), normals, estimated, BAND) is None
+    assert "normal" not in describe_cloud_loss(estimated)
+    given = cloud_weights("given", fit.normal_weight, fit.normal_points)
+    assert given.normal == fit.normal_weight > 0 and given.points == fit.normal_points
+    assert f"{fit.normal_weight:g} x normal" in describe_cloud_loss(given)
+    # fit.normal_weight 0 turns the term off for given normals too.
+    assert cloud_loss(decoder, grid, points.numpy(), normals, cloud_weights("given", 0.0, 4096), BAND) is None
+    loss = cloud_loss(decoder, grid, points.numpy(), normals, given, BAND)
+    assert loss is not None
     value = loss()
     value.backward()
     assert torch.isfinite(value) and float(grid.codes.grad.abs().sum()) > 0
