@@ -210,6 +210,26 @@ def test_signs_from_given_normals_match_the_meshs_winding_numbers(penguin):
     assert _sign_agreement(cloud, mesh, np.random.default_rng(2)) >= 0.995
 
 
+def test_a_large_clouds_signs_from_a_subsample_and_the_tangent_planes_next_to_it(penguin):
+    """A cloud above ``winding_points`` signs as the whole cloud does: the subsample's winding number alone misses
+    next to the surface, and the nearest point's tangent plane takes over there."""
+    mesh, points, normals = penguin
+    whole = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given"))
+    sub = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given", winding_points=2000))
+    assert whole.winding is not None and whole.winding.near == 0 and len(whole.winding.points) == len(whole.points)
+    assert sub.winding is not None and len(sub.winding.points) == 2000 and sub.winding.near > 0
+    rng = np.random.default_rng(5)
+    queries = np.concatenate([rng.uniform(-1, 1, (10_000, 3)),
+                              sample_surface(mesh, 20_000, rng)[0] + rng.normal(size=(20_000, 3)) * 0.01])
+    truth = np.abs(mesh_winding_number(mesh.vertices, mesh.faces, queries)) > 0.5
+    agree = {}
+    for name, cloud in (("whole", whole), ("sub", sub)):
+        sdf, winding, _ = signed_distance(cloud, queries)
+        agree[name], agree[f"{name} winding alone"] = np.mean((sdf < 0) == truth), np.mean((winding > 0.5) == truth)
+    assert agree["sub winding alone"] < agree["whole"] - 0.01, agree  # the coarse sum alone misses next to the surface
+    assert agree["sub"] >= agree["whole"] - 0.002 and agree["sub"] >= 0.99, agree
+
+
 def test_estimated_normals_are_oriented_outwards_and_sign_like_the_mesh(penguin):
     mesh, points, normals = penguin
     cloud = orient_cloud(PointCloud(points), PointsConfig(outlier_std=0.0))
