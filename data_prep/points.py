@@ -118,8 +118,9 @@ class PointsConfig:
     exceeds :data:`NOISE_RATIO`."""
     winding_points: int = 100_000
     """Larger clouds take their winding numbers from an even subsample of this many points (:class:`WindingCloud`):
-    the kernel's tree and queries grow with the points (78 s against 24 s for 250,000 queries of the million-point
-    penguin), while its signs differ from the whole cloud's only next to it, where the tangent plane decides."""
+    the kernel's tree and queries grow with the points (87.6 s against 33.7 s for 250,000 queries of the
+    million-point penguin), while its signs differ from the whole cloud's only next to it, where the tangent plane
+    decides."""
 
     def __post_init__(self):
         if self.normals not in ("auto", "given", "estimate"):
@@ -644,10 +645,10 @@ class WindingCloud:
         """The whole cloud when it has at most ``most`` points, else ``most`` of them drawn evenly (seeded), their
         discs sized over the subsample's own ``neighbours`` nearest points.
 
-        On the million-point penguin and human_woman, 250,000 queries of the sampler's kind (half within 0.005,
-        half within 0.05 of the surface, a fifth uniform) get the mesh's own sign as often either way: 0.036% and
-        0.044% disagree through the whole cloud, 0.216% and 0.220% through 100,000 of its points alone, all within
-        one disc radius of the points, where the tangent plane makes it 0.044% on human_woman.
+        On the million-point penguin and human_woman, 250,000 queries of the sampler's kind get the mesh's own sign
+        as often either way: 0.022% and 0.050% of them differ with 100,000 points and the tangent planes, 0.036% and
+        0.041% through the whole cloud, 0.187% and 0.246% through the subsample alone
+        (``benchmarks/results/winding_subsample-20261206.md``).
         """
         if len(points) <= most:
             return cls(points, normals, areas)
