@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import SHARED, provenance, write_result, write_result_text
+from benchmarks.common import SHARED, write_table
 
 
 def main() -> None:
@@ -76,22 +76,14 @@ def main() -> None:
                    "same_distances": bool(np.allclose(d_scipy, d_pcu, rtol=0, atol=1e-12))}
             rows.append(row)
             print(row, flush=True)
-    where = provenance()
-    lines = ["# A point cloud's preparation and its nearest-point queries", "",
-             f"Machine: {where['machine']}; commit {where['commit']}; {where['date']}; `{where['command']}`; load "
-             f"average {where['load_before']} before, {where['load_after']} after. Clean clouds with exact normals; "
-             f"the fit's default sampling.", "",
-             "| mesh | points | samples | denoised | prepare s | nearest point: scipy s | nearest point: "
-             "point-cloud-utils s | same distances | winding number on 100 queries s | points the signs come from | "
-             "their winding number on 100 queries s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['mesh']} | {r['points']:,} | {r['samples']:,} | {'yes' if r['denoised'] else 'no'} | "
-              f"{r['prepare_s']} | {r['scipy_query_s']} | {r['pcu_query_s']} | {'yes' if r['same_distances'] else 'no'} "
-              f"| {r['winding_tree_s']} | {r['sign_points']:,} | {r['sign_tree_s']} |" for r in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    write_result(args.name, {"rows": rows})
-    write_result_text(args.name, ".md", text)
+    write_table(args.name, "A point cloud's preparation and its nearest-point queries",
+                "Clean clouds with exact normals; the fit's default sampling.",
+                ["mesh", "points", "samples", "denoised", "prepare s", "nearest point: scipy s",
+                 "nearest point: point-cloud-utils s", "same distances", "winding number on 100 queries s",
+                 "points the signs come from", "their winding number on 100 queries s"],
+                [[r["mesh"], f"{r['points']:,}", f"{r['samples']:,}", "yes" if r["denoised"] else "no",
+                  r["prepare_s"], r["scipy_query_s"], r["pcu_query_s"], "yes" if r["same_distances"] else "no",
+                  r["winding_tree_s"], f"{r['sign_points']:,}", r["sign_tree_s"]] for r in rows], {"rows": rows})
 
 
 if __name__ == "__main__":

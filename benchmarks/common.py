@@ -114,6 +114,24 @@ def write_result_text(name: str, suffix: str, text: str, out_dir: Path | None = 
     return path
 
 
+def write_table(name: str, title: str, note: str, columns: list[str], cells: list[list], data: dict,
+                out_dir: Path | None = None) -> str:
+    """Print and write this run's results: ``data`` as JSON, and as Markdown a ``title``, a line of provenance
+    (machine, commit, date, command, load) followed by ``note``, and the table of ``columns`` and ``cells`` (one
+    list per row). Returns the Markdown."""
+    where = provenance()
+    lines = [f"# {title}", "",
+             f"Machine: {where['machine']}; commit {where['commit']}; {where['date']}; `{where['command']}`; load "
+             f"average {where['load_before']} before, {where['load_after']} after. {note}", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in cells]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    write_result(name, data, out_dir)
+    write_result_text(name, ".md", text, out_dir)
+    return text
+
+
 def shipped_fit_scene(mesh_path: str | Path, steps: int):
     """What ``sdfkit fit MESH --steps STEPS`` fits, built the same way: the shipped decoder, its settings, the scene.
 

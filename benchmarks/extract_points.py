@@ -23,7 +23,7 @@ from unittest import mock
 
 import numpy as np
 
-from benchmarks.common import REPO, SHARED, provenance, timed_fit_command, write_result, write_result_text
+from benchmarks.common import REPO, SHARED, timed_fit_command, write_table
 
 
 def extract_module_at(commit: str, folder: Path):
@@ -89,21 +89,14 @@ def main() -> None:
                      "seconds": round(seconds, 2), "faces": len(faces), "same_mesh_as_first": same})
         print(runs[-1], flush=True)
     mesh = args.mesh.stem
-    where = provenance()
-    lines = [f"# Coarse-to-fine extraction of a fitted {mesh} at {args.resolution}^3", "",
-             f"Machine: {where['machine']}; commit {where['commit']}; {where['date']}; `{where['command']}`; load average "
-             f"{where['load_before']} before, {where['load_after']} after. The field of `sdfkit fit {args.mesh.name}` "
-             f"at the defaults; the fewest points any extraction needs (the corners of the cells the surface "
-             f"crosses): {fewest:,}.", "",
-             "| extraction | Lipschitz factor | surface followed | points | seconds | faces | same mesh as the first row |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['extraction']} | {r['factor']} | {'yes' if r['follow_surface'] else 'no'} | {r['points']:,} | "
-              f"{r['seconds']} | {r['faces']:,} | {'yes' if r['same_mesh_as_first'] else 'no'} |" for r in runs]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    name = args.name or f"extract_points-{mesh}"
-    write_result(name, {"mesh": str(args.mesh), "resolution": args.resolution, "fewest_points": fewest, "runs": runs})
-    write_result_text(name, ".md", text)
+    write_table(args.name or f"extract_points-{mesh}", f"Coarse-to-fine extraction of a fitted {mesh} at "
+                f"{args.resolution}^3", f"The field of `sdfkit fit {args.mesh.name}` at the defaults; the fewest "
+                f"points any extraction needs (the corners of the cells the surface crosses): {fewest:,}.",
+                ["extraction", "Lipschitz factor", "surface followed", "points", "seconds", "faces",
+                 "same mesh as the first row"],
+                [[r["extraction"], r["factor"], "yes" if r["follow_surface"] else "no", f"{r['points']:,}",
+                  r["seconds"], f"{r['faces']:,}", "yes" if r["same_mesh_as_first"] else "no"] for r in runs],
+                {"mesh": str(args.mesh), "resolution": args.resolution, "fewest_points": fewest, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import SHARED, provenance, write_result, write_result_text
+from benchmarks.common import SHARED, write_table
 
 
 def queries_near(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -68,21 +68,14 @@ def main() -> None:
                 row["subsample_alone_wrong"] = float(np.mean((winding > 0.5) != inside))
         rows.append(row)
         print(row, flush=True)
-    where = provenance()
-    lines = ["# Signs of a large cloud: its whole winding number, or a subsample's with tangent planes next to it", "",
-             f"Machine: {where['machine']}; commit {where['commit']}; {where['date']}; `{where['command']}`; load "
-             f"average {where['load_before']} before, {where['load_after']} after. Clean clouds with exact normals; "
-             "wrong: share of queries whose sign differs from the mesh's exact sign.", "",
-             "| mesh | points | queries | whole cloud: wrong | whole cloud: s | subsample alone: wrong | "
-             "default (subsample + tangent planes): wrong | default: s |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['mesh']} | {r['points']:,} | {r['queries']:,} | {100 * r['whole_wrong']:.3f}% | {r['whole_s']} | "
-              f"{100 * r['subsample_alone_wrong']:.3f}% ({r['subsample']:,} points) | {100 * r['default_wrong']:.3f}% | "
-              f"{r['default_s']} |" for r in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    write_result(args.name, {"rows": rows})
-    write_result_text(args.name, ".md", text)
+    write_table(args.name, "Signs of a large cloud: its whole winding number, or a subsample's with tangent planes "
+                "next to it", "Clean clouds with exact normals; wrong: share of queries whose sign differs from the "
+                "mesh's exact sign.",
+                ["mesh", "points", "queries", "whole cloud: wrong", "whole cloud: s", "subsample alone: wrong",
+                 "default (subsample + tangent planes): wrong", "default: s"],
+                [[r["mesh"], f"{r['points']:,}", f"{r['queries']:,}", f"{100 * r['whole_wrong']:.3f}%", r["whole_s"],
+                  f"{100 * r['subsample_alone_wrong']:.3f}% ({r['subsample']:,} points)",
+                  f"{100 * r['default_wrong']:.3f}%", r["default_s"]] for r in rows], {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -35,3 +35,15 @@ def test_the_recorded_command_can_be_run_again_as_written(monkeypatch):
     recorded = common.command()
     assert recorded.startswith("python -m benchmarks.chamfer_where ")
     assert shlex.split(recorded)[3:] == argv[1:]  # labels and paths with spaces stay one argument each
+
+
+def test_a_table_is_written_with_its_provenance_beside_its_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "_stems", {})
+    text = common.write_table("table", "A title", "A note.", ["a", "b"], [[1, "x"], [2.5, "y"]], {"rows": [1, 2]},
+                              tmp_path)
+    assert (tmp_path / "table.md").read_text() == text
+    lines = text.splitlines()
+    assert lines[0] == "# A title" and lines[2].startswith("Machine: ") and lines[2].endswith("after. A note.")
+    assert f"commit {json.loads((tmp_path / 'table.json').read_text())['commit']};" in lines[2]
+    assert lines[4:] == ["| a | b |", "|---|---|", "| 1 | x |", "| 2.5 | y |"]
+    assert json.loads((tmp_path / "table.json").read_text())["rows"] == [1, 2]
