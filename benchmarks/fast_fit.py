@@ -32,21 +32,33 @@ from pathlib import Path
 
 from benchmarks.common import RESULTS, SHARED, git_commit, timed_fit_command, write_result
 
+Setting = float | int | bool
 
-def parse_variant(text: str) -> tuple[str, int, float | None, str, dict[str, float | int]]:
+
+def parse_variant(text: str) -> tuple[str, int, float | None, str, dict[str, Setting]]:
     """``init:steps[@max_seconds][+optimizer][/key=value,...]`` -> (init, steps, max_seconds, optimizer, fit settings);
-    the optimizer is adam unless named, the settings are the ``fit`` section's (``lr``, ``points_per_code``, ...)."""
+    the optimizer is adam unless named, the settings are the ``fit`` section's (``lr``, ``points_per_code``, ...):
+    numbers, or ``true``/``false`` (``compile=true``)."""
     text, _, settings = text.partition("/")
     text, _, optimizer = text.partition("+")
     init, _, rest = text.partition(":")
     steps, _, budget = rest.partition("@")
-    numbers = {key: float(value) for key, _, value in (item.partition("=") for item in settings.split(",") if item)}
-    fit = {key: int(v) if v.is_integer() else v for key, v in numbers.items()}  # counts (batch_points) stay ints
+    fit: dict[str, Setting] = {}
+    for key, _, value in (item.partition("=") for item in settings.split(",") if item):
+        flag = value.lower()
+        number = float(value) if flag not in ("true", "false") else None
+        # Counts (batch_points) stay ints.
+        fit[key] = flag == "true" if number is None else int(number) if number.is_integer() else number
     return init, int(steps), float(budget) if budget else None, optimizer or "adam", fit
 
 
+def yaml_value(value: Setting) -> str:
+    """A setting as a config file writes it: ``true``/``false``, or the number."""
+    return str(value).lower() if isinstance(value, bool) else f"{value:g}"
+
+
 def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, threads: int | None,
-            optimizer: str = "adam", fit: dict[str, float | int] | None = None) -> dict:
+            optimizer: str = "adam", fit: dict[str, Setting] | None = None) -> dict:
     """``sdfkit fit`` in a fresh process on the CPU; its report with the command's wall-clock seconds.
 
     fit : config settings passed through a ``--config`` file beside ``out``: ``key`` is the ``fit`` section's,
@@ -57,11 +69,11 @@ def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, 
     if fit:
         config = out.with_suffix(".yaml")
         config.parent.mkdir(parents=True, exist_ok=True)
-        sections: dict[str, dict[str, float | int]] = {}
+        sections: dict[str, dict[str, Setting]] = {}
         for key, value in fit.items():
             section, _, name = key.rpartition(".")
             sections.setdefault(section or "fit", {})[name] = value
-        config.write_text("".join(f"{section}:\n" + "".join(f"  {name}: {value:g}\n" for name, value in keys.items())
+        config.write_text("".join(f"{section}:\n" + "".join(f"  {name}: {yaml_value(value)}\n" for name, value in keys.items())
                                   for section, keys in sections.items()))
         options += ["--config", str(config)]
     report, wall, load_before = timed_fit_command(mesh, out, options, threads)

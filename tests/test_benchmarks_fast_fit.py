@@ -1,0 +1,19 @@
+"""benchmarks/fast_fit.py: a variant's settings reach the fit's config file as the fit reads them."""
+
+from __future__ import annotations
+
+import yaml
+
+from benchmarks.fast_fit import parse_variant, yaml_value
+from data_prep.yaml_io import from_dict
+from sdfkit.config import FitConfig
+
+
+def test_a_variants_settings_are_read_back_by_the_fit_config():
+    init, steps, budget, optimizer, fit = parse_variant("encoder:400@30+lm/compile=true,lr=0.05,batch_points=4096")
+    assert (init, steps, budget, optimizer) == ("encoder", 400, 30.0, "lm")
+    assert fit == {"compile": True, "lr": 0.05, "batch_points": 4096} and isinstance(fit["batch_points"], int)
+    text = "".join(f"{name}: {yaml_value(value)}\n" for name, value in fit.items())
+    read = from_dict(FitConfig, yaml.safe_load(text))
+    assert (read.compile, read.lr, read.batch_points) == (True, 0.05, 4096)
+    assert parse_variant("random:600")[4] == {} and parse_variant("encoder:0/compile=false")[4] == {"compile": False}
