@@ -100,7 +100,7 @@ def markdown(rows: list[dict], header: str) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["stages_s"]
-        settings = ", ".join(f"{key} {value:g}" for key, value in r.get("fit_settings", {}).items())
+        settings = ", ".join(f"{key} {yaml_value(value)}" for key, value in r.get("fit_settings", {}).items())
         lines.append(
             f"| {r['mesh']} | {r['codes']} | {r['init']} | {r.get('optimizer', 'adam')} | {settings or '-'} | {r['steps']} ({r['steps_asked']}) | {r['max_seconds'] or '-'} | "
             f"{s['prepare']:.1f} | {s.get('init', 0.0):.1f} | {s['fit']:.1f} | {s['extract']:.1f} | {s['score']:.1f} | "

@@ -205,7 +205,8 @@ class FitConfig:
     precision: Precision = "fp32"
     """Arithmetic of the forward pass (see :func:`sdfkit.optim.precision_scope`)."""
     compile: bool = False
-    """Run the synthesis network through ``torch.compile`` (one compilation, then faster steps)."""
+    """Run the synthesis network through ``torch.compile`` (one compilation, then faster steps on a GPU; on the
+    2-core CPU the penguin's fit was slower and its Chamfer higher: ``fast_fit-compile-penguin-quiet-20261206.md``)."""
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
