@@ -41,7 +41,7 @@ from sdfkit.lm import lm_fit_codes
 from sdfkit.metrics import evaluate_meshes, evaluate_to_points
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
-from sdfkit.points_loss import cloud_loss, cloud_weights, describe_cloud_loss
+from sdfkit.points_loss import SurfaceWeights, cloud_loss, cloud_weights, describe_cloud_loss
 from sdfkit.progress import Reporter
 from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device
 from sdfkit.samples import prepare_cloud
@@ -309,6 +309,11 @@ class PreparedFit:
     def encode(self) -> bool:
         return self.cfg.fit.init == "encoder"
 
+    @property
+    def cloud_terms(self) -> SurfaceWeights:
+        """The loss terms a point cloud's fit adds to the clamped L1 (:func:`~sdfkit.points_loss.cloud_weights`)."""
+        return cloud_weights(self.cloud_info.get("normals", ""), self.cfg.fit.normal_weight, self.cfg.fit.normal_points)
+
 
 def check_request(opts: FitRequest, out: Path) -> str:
     """One-line errors for a bad request, before any work; returns the export format."""
@@ -372,8 +377,7 @@ def refine_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter) -> None:
     stage = bar.stage("fit", total=cfg.fit.steps, budget_s=opts.max_seconds)
     scan = prepared.cloud is not None
     extra = (cloud_loss(decoder, scene.grid, samples.surface_points, samples.surface_normals,
-                        cloud_weights(prepared.cloud_info["normals"], cfg.fit.normal_weight, cfg.fit.normal_points),
-                        cfg.loss.band, cfg.fit.seed) if scan else None)
+                        prepared.cloud_terms, cfg.loss.band, cfg.fit.seed) if scan else None)
     # The LM sweeps fit the clamped L1 alone; a point cloud's normal terms need Adam.
     lm = cfg.fit.optimizer == "lm" and not scan
     refinement: list[dict] = [{}]
@@ -489,8 +493,7 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
             report["batch"] = prepared.batch
         if prepared.cloud is not None:
             info = prepared.cloud_info
-            weights = cloud_weights(info["normals"], cfg.fit.normal_weight, cfg.fit.normal_points)
-            report["point_cloud"] = {**info, "loss": describe_cloud_loss(weights)}
+            report["point_cloud"] = {**info, "loss": describe_cloud_loss(prepared.cloud_terms)}
         write_report(tmp / REPORT, report)
         replace_dir(tmp, out)
     except OSError as exc:  # disk full, read-only folder: one line, and no half-written folder
