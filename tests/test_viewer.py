@@ -80,10 +80,17 @@ def test_probe_reports_the_field_on_the_plane(viewer):
     assert value == pytest.approx(float(reference), abs=1e-6) and value < 0  # the penguin's middle is inside
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A test run started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler at all: the child must see Ctrl-C as a terminal would deliver it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_view_stops_cleanly_on_ctrl_c(shared_meshes):
     proc = subprocess.Popen([sys.executable, "-m", "sdfkit", "view", str(shared_meshes / "val" / "sphere.obj"),
                              "--exact"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         url = None
         deadline = time.time() + 120
@@ -106,7 +113,8 @@ def test_view_stops_cleanly_on_ctrl_c_as_soon_as_it_prints_its_url(shared_meshes
     # left the server to the interpreter's exit. The window is short, so each try may miss it: three tries.
     for _ in range(3):
         proc = subprocess.Popen([sys.executable, "-m", "sdfkit", "view", str(shared_meshes / "val" / "sphere.obj"),
-                                 "--exact"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 "--exact"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_ctrl_c_as_in_a_terminal)
         try:
             deadline = time.time() + 120
             while time.time() < deadline and "sdfkit viewer at" not in proc.stdout.readline():
