@@ -16,6 +16,7 @@ compare rows of one run as ratios.
     python -m benchmarks.fast_fit --variants encoder:300 encoder:3+lm   # +lm: --optimizer lm (steps are sweeps)
     python -m benchmarks.fast_fit --variants encoder:150/lr=0.05,points_per_code=1.5   # /key=value: fit settings
     python -m benchmarks.fast_fit --variants encoder:400/grid.cells_per_object=80     # /section.key=value: others
+    python -m benchmarks.fast_fit --variants encoder:400 encoder:400/encoder=runs/encoder.pt   # another encoder file
     python -m benchmarks.fast_fit --meshes ../shared/meshes/scene_a.obj --composed --variants encoder:0 encoder:300
 """
 
@@ -32,19 +33,22 @@ from pathlib import Path
 
 from benchmarks.common import RESULTS, SHARED, git_commit, timed_fit_command, write_result
 
-Setting = float | int | bool
+Setting = float | int | bool | str
 
 
 def parse_variant(text: str) -> tuple[str, int, float | None, str, dict[str, Setting]]:
     """``init:steps[@max_seconds][+optimizer][/key=value,...]`` -> (init, steps, max_seconds, optimizer, fit settings);
     the optimizer is adam unless named, the settings are the ``fit`` section's (``lr``, ``points_per_code``, ...):
-    numbers, or ``true``/``false`` (``compile=true``)."""
+    numbers, or ``true``/``false`` (``compile=true``); ``encoder=PATH`` is the command's ``--encoder`` file."""
     text, _, settings = text.partition("/")
     text, _, optimizer = text.partition("+")
     init, _, rest = text.partition(":")
     steps, _, budget = rest.partition("@")
     fit: dict[str, Setting] = {}
     for key, _, value in (item.partition("=") for item in settings.split(",") if item):
+        if key == "encoder":
+            fit[key] = value
+            continue
         flag = value.lower()
         number = float(value) if flag not in ("true", "false") else None
         # Counts (batch_points) stay ints.
@@ -53,7 +57,9 @@ def parse_variant(text: str) -> tuple[str, int, float | None, str, dict[str, Set
 
 
 def yaml_value(value: Setting) -> str:
-    """A setting as a config file writes it: ``true``/``false``, or the number."""
+    """A setting as a config file writes it: ``true``/``false``, the number, or the text."""
+    if isinstance(value, str):
+        return value
     return str(value).lower() if isinstance(value, bool) else f"{value:g}"
 
 
@@ -66,6 +72,9 @@ def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, 
     """
     options = ["--init", init, "--steps", str(steps)] + (["--max-seconds", str(budget)] if budget is not None else [])
     options += ["--optimizer", optimizer] if optimizer != "adam" else []
+    fit = dict(fit or {})
+    encoder = fit.pop("encoder", None)
+    options += ["--encoder", str(encoder)] if encoder is not None else []
     if fit:
         config = out.with_suffix(".yaml")
         config.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +88,7 @@ def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, 
     report, wall, load_before = timed_fit_command(mesh, out, options, threads)
     return {
         "mesh": mesh.name, "init": init, "optimizer": report.get("optimizer", "adam"), "steps_asked": steps,
-        "fit_settings": fit or {}, "max_seconds": budget, "steps": report["steps"],
+        "fit_settings": {**fit, **({"encoder": encoder} if encoder is not None else {})}, "max_seconds": budget, "steps": report["steps"],
         "codes": report["tiles"]["active"], "stages_s": report["seconds"], "wall_s": round(wall, 1),
         "chamfer": report["metrics"]["chamfer"], "iou": report["metrics"]["iou"],
         "refinement": report.get("refinement", {}), "load_before": round(load_before, 2),

@@ -275,6 +275,9 @@ class EncoderTrainConfig:
     seed: int = 0
     log_every: int = 50
     val_every: int = 500
+    init: str | None = None
+    """An encoder file to start from instead of random weights (fine-tuning it): it must serve the same decoder
+    and have the network of ``model``."""
 
     def __post_init__(self) -> None:
         if min(self.steps, self.cells_per_step, self.samples_per_cell, self.log_every, self.val_every) < 1:

@@ -273,6 +273,21 @@ def validation_l1(decoder: ModulatedSiren, encoder: CodeEncoder, scenes: list[tu
     return out
 
 
+def initial_encoder(cfg: EncoderConfig, decoder: ModulatedSiren, latent_dim: int) -> CodeEncoder:
+    """Random weights, or ``train.init``'s encoder when it serves ``decoder`` with the network of ``model``."""
+    encoder = CodeEncoder(cfg.model, latent_dim)
+    if cfg.train.init is None:
+        return encoder
+    start, served = load_encoder(cfg.train.init)
+    if served != decoder_id(decoder):
+        raise SdfkitError(f"train.init {cfg.train.init} was trained for another decoder than this one")
+    if start.cfg != cfg.model:  # the clamp shapes the input, not the weights: a state dict would not tell
+        raise SdfkitError(f"train.init {cfg.train.init} has model {to_dict(start.cfg)}, not encoder.model's "
+                          f"{to_dict(cfg.model)}")
+    encoder.load_state_dict(start.state_dict())
+    return encoder
+
+
 def train_encoder(
     decoder: ModulatedSiren, dec_cfg: SdfkitConfig, cfg: EncoderConfig, data: CellSamples,
     log: Callable[[str], None] = print, val: list[tuple[Scene, Tensor]] | None = None,
@@ -286,7 +301,7 @@ def train_encoder(
     torch.manual_seed(cfg.train.seed)
     for p in decoder.parameters():
         p.requires_grad_(False)
-    encoder = CodeEncoder(cfg.model, dec_cfg.model.latent_dim)
+    encoder = initial_encoder(cfg, decoder, dec_cfg.model.latent_dim)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=cfg.train.lr)
     gen = torch.Generator().manual_seed(cfg.train.seed)
     if data.num_cells == 0:

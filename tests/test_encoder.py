@@ -202,6 +202,29 @@ def test_refinement_that_ends_worse_gives_back_the_start(tiny_decoder, tiny_enco
     assert torch.equal(scene.grid.codes.detach(), start)
 
 
+def test_training_can_start_from_an_encoder_file_of_the_same_network_and_decoder(tiny_encoder, tiny_decoder,
+                                                                                  shared_meshes):
+    from sdfkit.decoder_io import load_decoder
+
+    path, _ = tiny_encoder
+    decoder, dec_cfg, _ = load_decoder(tiny_decoder)
+    start, _ = load_encoder(path)
+    train = EncoderTrainConfig(data=[str(shared_meshes / "val" / "torus.obj")], num_points=5000, steps=1,
+                               cells_per_step=16, samples_per_cell=2, lr=1e-9, init=str(path))
+    cfg = EncoderConfig(model=start.cfg, train=train)
+    data = training_cells(cfg, dec_cfg, log=lambda _: None)
+    tuned, _ = train_encoder(decoder, dec_cfg, cfg, data, log=lambda _: None)
+    # One step at a vanishing rate: the weights are the file's (from random weights they would not be).
+    for name, value in start.state_dict().items():
+        assert torch.allclose(tuned.state_dict()[name], value, atol=1e-6), name
+    other = dataclasses.replace(cfg, model=dataclasses.replace(start.cfg, clamp=start.cfg.clamp + 1))
+    with pytest.raises(SdfkitError, match="has model"):
+        train_encoder(decoder, dec_cfg, other, data, log=lambda _: None)
+    shipped, shipped_cfg, _ = load_decoder(None)
+    with pytest.raises(SdfkitError, match="another decoder"):
+        train_encoder(shipped, shipped_cfg, cfg, data, log=lambda _: None)
+
+
 def test_encoder_files_load_weights_only_and_reject_other_files(tiny_encoder, tiny_decoder):
     path, _ = tiny_encoder
     encoder, serves = load_encoder(path)
