@@ -166,10 +166,11 @@ class FitConfig:
     """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
     points_per_code: float = 3.0
     lr: float = 2e-2
-    refine_steps: int = 300
-    """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``: the fewest
-    measured that end within 1.5 times the 600-step fit from noise's Chamfer on every val mesh with one (1.03,
-    1.11, 0.88, 0.99; 200 steps left the torus at 3.55): ``benchmarks/results/fast_fit-encoder2-*-20261206.md``."""
+    refine_steps: int = 400
+    """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``. After the
+    fine-tuned encoder 300 steps end within 1.5 times the 600-step fit from noise's Chamfer on the four val meshes
+    with one, but left a stray 23-face blob beside the sphere (CD 1.310e-06 against 3.955e-08 at 400), and 200 one
+    beside the torus: ``benchmarks/results/fast_fit-encoder2-*-20261206.md``."""
     refine_lr: float = 5e-2
     refine_points_per_code: float = 1.0
     """After the encoder: the peak rate and the points per code, where the config file sets no ``lr`` or
