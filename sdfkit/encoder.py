@@ -291,17 +291,19 @@ def initial_encoder(cfg: EncoderConfig, decoder: ModulatedSiren, latent_dim: int
 def train_encoder(
     decoder: ModulatedSiren, dec_cfg: SdfkitConfig, cfg: EncoderConfig, data: CellSamples,
     log: Callable[[str], None] = print, val: list[tuple[Scene, Tensor]] | None = None,
+    start: CodeEncoder | None = None,
 ) -> tuple[CodeEncoder, dict]:
     """Train an encoder through the frozen ``decoder`` on ``data`` (from :func:`training_cells`).
 
     Each step draws ``cells_per_step`` cells and ``samples_per_cell`` samples of each (:func:`cell_loss`).
     ``val`` (from :func:`validation_scenes`): held-out scenes whose blended L1 is logged every
-    ``val_every`` steps. Returns the encoder and a summary (steps, seconds, last L1 in cells, held-out L1).
+    ``val_every`` steps. ``start``: the network to train (default: :func:`initial_encoder`'s). Returns the encoder
+    and a summary (steps, seconds, last L1 in cells, held-out L1).
     """
     torch.manual_seed(cfg.train.seed)
     for p in decoder.parameters():
         p.requires_grad_(False)
-    encoder = initial_encoder(cfg, decoder, dec_cfg.model.latent_dim)
+    encoder = start if start is not None else initial_encoder(cfg, decoder, dec_cfg.model.latent_dim)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=cfg.train.lr)
     gen = torch.Generator().manual_seed(cfg.train.seed)
     if data.num_cells == 0:

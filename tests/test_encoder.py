@@ -244,3 +244,20 @@ def test_fit_warns_in_one_line_when_the_fitted_iou_is_low(tiny_decoder, shared_m
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "IoU" in warnings[0]
+
+
+def test_train_encoder_refuses_a_bad_init_file_in_one_line_before_sampling(shared_meshes, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "encoder.yaml"
+    config.write_text(yaml.safe_dump({"encoder": {"train": {"data": [str(shared_meshes / "val" / "torus.obj")],
+                                                            "init": str(tmp_path / "missing.pt")}}}))
+    out = tmp_path / "encoder.pt"
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "train-encoder", str(config), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.startswith("error:") and "missing.pt" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "torus" not in proc.stderr.replace(str(config), "")
+    assert not out.exists()

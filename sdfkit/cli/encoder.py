@@ -24,7 +24,7 @@ def train_encoder(
 
     from sdfkit.config import replace_section
     from sdfkit.decoder_io import load_decoder
-    from sdfkit.encoder import load_encoder_config, save_encoder, training_cells, validation_scenes
+    from sdfkit.encoder import initial_encoder, load_encoder_config, save_encoder, training_cells, validation_scenes
     from sdfkit.encoder import train_encoder as run
     from sdfkit.errors import SdfkitError
 
@@ -34,8 +34,9 @@ def train_encoder(
     cfg = replace_section(cfg, "train", steps=steps, max_seconds=max_seconds)
     dec, dec_cfg, _ = load_decoder(decoder)
     log = (lambda _: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    start = initial_encoder(cfg, dec, dec_cfg.model.latent_dim)  # a bad train.init fails before minutes of sampling
     cells = training_cells(cfg, dec_cfg, log)
-    encoder, summary = run(dec, dec_cfg, cfg, cells, log, val=validation_scenes(cfg, dec_cfg))
+    encoder, summary = run(dec, dec_cfg, cfg, cells, log, val=validation_scenes(cfg, dec_cfg), start=start)
     save_encoder(out, encoder, cfg, dec, command=" ".join(sys.argv), **summary)
     typer.echo(f"trained {summary['steps']} steps in {summary['seconds']:.1f} s, final L1 "
                f"{summary['final_l1_cells']:.5f} (cells); encoder: {out}")
