@@ -72,9 +72,9 @@ def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, 
     """
     options = ["--init", init, "--steps", str(steps)] + (["--max-seconds", str(budget)] if budget is not None else [])
     options += ["--optimizer", optimizer] if optimizer != "adam" else []
-    fit = dict(fit or {})
-    encoder = fit.pop("encoder", None)
-    options += ["--encoder", str(encoder)] if encoder is not None else []
+    settings = fit or {}
+    options += ["--encoder", str(settings["encoder"])] if "encoder" in settings else []
+    fit = {key: value for key, value in settings.items() if key != "encoder"}
     if fit:
         config = out.with_suffix(".yaml")
         config.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def run_fit(mesh: Path, out: Path, init: str, steps: int, budget: float | None, 
     report, wall, load_before = timed_fit_command(mesh, out, options, threads)
     return {
         "mesh": mesh.name, "init": init, "optimizer": report.get("optimizer", "adam"), "steps_asked": steps,
-        "fit_settings": {**fit, **({"encoder": encoder} if encoder is not None else {})}, "max_seconds": budget, "steps": report["steps"],
+        "fit_settings": settings, "max_seconds": budget, "steps": report["steps"],
         "codes": report["tiles"]["active"], "stages_s": report["seconds"], "wall_s": round(wall, 1),
         "chamfer": report["metrics"]["chamfer"], "iou": report["metrics"]["iou"],
         "refinement": report.get("refinement", {}), "load_before": round(load_before, 2),
