@@ -1,0 +1,94 @@
+"""Stray parts of a fitted mesh: connected components that lie away from the input's surface.
+
+Fits each mesh as ``sdfkit fit MESH --steps N`` does (``--padding-cells``: with the shipped settings but that
+many cells of the grid's box beyond the shape's, ``grid.padding_cells``), splits the full extracted mesh into connected components, and for each component other
+than those touching the input reports its faces, its distance from the input (cells of the latent grid, from
+trimesh's closest points) and where it sits against the grid's box (cells from the nearest face of the box).
+
+    python -m benchmarks.stray_parts --meshes sphere torus --steps 200 300 --name stray_parts-pad1
+    python -m benchmarks.stray_parts --meshes sphere torus --steps 200 300 --padding-cells 2 --name stray_parts-pad2
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from benchmarks.common import REPO, SHARED, write_table
+
+#: A component whose every vertex is farther than this from the input (cells) is counted as stray.
+STRAY_CELLS = 0.5
+
+
+def components(recon, input_mesh, cell: float, lo: np.ndarray, hi: np.ndarray) -> list[dict]:
+    """Each connected component of ``recon``: faces, its nearest and farthest vertex from ``input_mesh``
+    (cells), and its nearest vertex's distance to the box [lo, hi]'s faces (cells). All in the input's units."""
+    import trimesh
+
+    out = []
+    for part in recon.split(only_watertight=False):
+        _, dist, _ = trimesh.proximity.closest_point(input_mesh, part.vertices)
+        to_face = np.minimum(part.vertices - lo, hi - part.vertices).min(axis=1)
+        out.append({"faces": len(part.faces), "min_cells": float(dist.min() / cell),
+                    "max_cells": float(dist.max() / cell), "box_face_cells": float(to_face.min() / cell),
+                    "centroid": [round(float(v), 4) for v in part.vertices.mean(axis=0)]})
+    return sorted(out, key=lambda c: -c["faces"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meshes", nargs="+", default=["sphere", "torus"], help="names in ../shared/meshes/val")
+    parser.add_argument("--steps", nargs="+", type=int, default=[200, 300, 400])
+    parser.add_argument("--padding-cells", type=int, default=None,
+                        help="grid.padding_cells (default: the shipped settings' own)")
+    parser.add_argument("--name", default="stray_parts")
+    args = parser.parse_args()
+
+    from data_prep.yaml_io import load_yaml
+    from sdfkit.fit import FitRequest, fit_mesh
+
+    workdir = Path(tempfile.mkdtemp())
+    config = None
+    if args.padding_cells is not None:
+        settings = load_yaml(REPO / "configs" / "shipped.yaml")
+        settings["grid"]["padding_cells"] = args.padding_cells
+        config = workdir / "settings.yaml"
+        config.write_text(yaml.safe_dump(settings))
+    rows, cells = [], []
+    for name in args.meshes:
+        for steps in args.steps:
+            t = time.perf_counter()
+            result = fit_mesh(SHARED / "val" / f"{name}.obj", workdir / f"{name}-{steps}",
+                              FitRequest(steps=steps, config=str(config) if config else None), progress=False)
+            seconds = time.perf_counter() - t
+            spec, norm = result.field.grid.spec, result.normalization
+            cell = spec.cell * norm.scale
+            lo, hi = (norm.from_unit(b) for b in spec.bounds)
+            parts = components(result.recon, result.mesh, cell, lo, hi)
+            stray = [p for p in parts if p["min_cells"] > STRAY_CELLS]
+            report = result.report
+            rows.append({"mesh": name, "steps": steps, "seconds": seconds,
+                         "chamfer": report["metrics"]["chamfer"], "iou": report["metrics"]["iou"],
+                         "grid": report["tiles"], "components": parts})
+            cells.append([name, steps, f"{report['metrics']['chamfer']:.3e}", f"{report['metrics']['iou']:.4f}",
+                          len(parts), len(stray),
+                          ", ".join(f"{p['faces']} faces at {p['min_cells']:.2f}-{p['max_cells']:.2f} cells, "
+                                    f"{p['box_face_cells']:.2f} from the box" for p in stray) or "-",
+                          f"{seconds:.1f}"])
+            print(*cells[-1], flush=True)
+    write_table(args.name, "Stray parts of fitted meshes",
+                f"Grid padding: {args.padding_cells or 'shipped'} cells. A part is stray when its every vertex is farther than "
+                f"{STRAY_CELLS} cells from the input (trimesh closest points); distances in cells of the latent grid.",
+                ["mesh", "steps", "CD", "IoU", "parts", "stray", "stray parts", "s"], cells,
+                {"padding_cells": args.padding_cells, "rows": rows})
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
