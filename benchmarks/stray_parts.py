@@ -4,6 +4,7 @@ Fits each mesh as ``sdfkit fit MESH --steps N`` does (``--padding-cells``: with 
 many cells of the grid's box beyond the shape's, ``grid.padding_cells``), splits the full extracted mesh into connected components, and for each component other
 than those touching the input reports its faces, its distance from the input (cells of the latent grid, from
 trimesh's closest points) and where it sits against the grid's box (cells from the nearest face of the box).
+``--lr`` sets the refinement's peak rate as ``sdfkit fit --lr`` does.
 
     python -m benchmarks.stray_parts --meshes sphere torus --steps 200 300 --name stray_parts-pad1
     python -m benchmarks.stray_parts --meshes sphere torus --steps 200 300 --padding-cells 2 --name stray_parts-pad2
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", type=int, default=[200, 300, 400])
     parser.add_argument("--padding-cells", type=int, default=None,
                         help="grid.padding_cells (default: the shipped settings' own)")
+    parser.add_argument("--lr", type=float, default=None, help="sdfkit fit --lr (default: the refinement's own)")
     parser.add_argument("--name", default="stray_parts")
     args = parser.parse_args()
 
@@ -58,14 +60,18 @@ def main() -> None:
     if args.padding_cells is not None:
         settings = load_yaml(REPO / "configs" / "shipped.yaml")
         settings["grid"]["padding_cells"] = args.padding_cells
+        # A config file's fit section would replace the refinement's own rate and draw (FitConfig.refine_*):
+        # only the grid may differ from the user's command.
+        settings.pop("fit", None)
+        settings.pop("train", None)
         config = workdir / "settings.yaml"
         config.write_text(yaml.safe_dump(settings))
     rows, cells = [], []
     for name in args.meshes:
         for steps in args.steps:
             t = time.perf_counter()
-            result = fit_mesh(SHARED / "val" / f"{name}.obj", workdir / f"{name}-{steps}",
-                              FitRequest(steps=steps, config=str(config) if config else None), progress=False)
+            request = FitRequest(steps=steps, lr=args.lr, config=str(config) if config else None)
+            result = fit_mesh(SHARED / "val" / f"{name}.obj", workdir / f"{name}-{steps}", request, progress=False)
             seconds = time.perf_counter() - t
             spec, norm = result.field.grid.spec, result.normalization
             cell = spec.cell * norm.scale
@@ -83,10 +89,11 @@ def main() -> None:
                           f"{seconds:.1f}"])
             print(*cells[-1], flush=True)
     write_table(args.name, "Stray parts of fitted meshes",
-                f"Grid padding: {args.padding_cells or 'shipped'} cells. A part is stray when its every vertex is farther than "
+                f"Grid padding: {args.padding_cells or 'shipped'} cells; rate: {args.lr or 'the refinement default'}. "
+                f"A part is stray when its every vertex is farther than "
                 f"{STRAY_CELLS} cells from the input (trimesh closest points); distances in cells of the latent grid.",
                 ["mesh", "steps", "CD", "IoU", "parts", "stray", "stray parts", "s"], cells,
-                {"padding_cells": args.padding_cells, "rows": rows})
+                {"padding_cells": args.padding_cells, "lr": args.lr, "rows": rows})
     shutil.rmtree(workdir, ignore_errors=True)
 
 
