@@ -793,7 +793,7 @@ def sample_cloud(cloud: OrientedCloud, config, points_config: PointsConfig) -> t
     Returns points (n, 3) float32, sdf (n,) float32 (negative inside), surface_points and surface_normals
     (m, 3) float32, and the sign-trust figures of :func:`sign_trust`.
     """
-    from data_prep.sampling import VOLUME_RADIUS, sample_volume
+    from data_prep.sampling import sample_volume
 
     rng = np.random.default_rng(config.seed)
     n_near = int(round(config.num_points * config.near_fraction))
@@ -805,7 +805,7 @@ def sample_cloud(cloud: OrientedCloud, config, points_config: PointsConfig) -> t
     near = base + rng.normal(size=(n_near, 3)) * scale[:, None]
     lo, hi = cloud.points.min(axis=0), cloud.points.max(axis=0)
     volume = sample_volume(config.num_points - n_near, config.volume, lo - config.bbox_padding,
-                           hi + config.bbox_padding, VOLUME_RADIUS, rng)
+                           hi + config.bbox_padding, 1.0, rng)
     queries = np.concatenate([near[n_on:], volume])
     sdf, winding, side = signed_distance(cloud, queries)
     trust = sign_trust(winding, side, np.arange(len(queries)) < n_near - n_on)

@@ -14,7 +14,6 @@ import dataclasses
 import io
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -137,10 +136,6 @@ def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) 
     return points, np.asarray(mesh.face_normals, dtype=np.float64)[face]
 
 
-#: Radius of the ball the uniform samples fill (``volume: sphere``), in the unit frame.
-VOLUME_RADIUS = 1.0
-
-
 def sample_volume(count: int, volume: str, lo: np.ndarray, hi: np.ndarray, radius: float,
                   rng: np.random.Generator) -> np.ndarray:
     """``count`` uniform points in the ball of ``radius`` or in the box [lo, hi]: (count, 3)."""
@@ -149,30 +144,6 @@ def sample_volume(count: int, volume: str, lo: np.ndarray, hi: np.ndarray, radiu
     direction = rng.normal(size=(count, 3))
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     return direction * radius * rng.random((count, 1)) ** (1.0 / 3.0)
-
-
-def volume_contains(points: np.ndarray, volume: str, lo: np.ndarray, hi: np.ndarray, radius: float) -> np.ndarray:
-    """(n,) bool: which of the (n, 3) ``points`` lie where :func:`sample_volume` draws (ball or box)."""
-    points = np.asarray(points, dtype=np.float64)
-    if volume == "bbox":
-        return np.all((points >= lo) & (points <= hi), axis=1)
-    return np.einsum("ij,ij->i", points, points) <= radius * radius
-
-
-def volume_size(volume: str, lo: np.ndarray, hi: np.ndarray, radius: float) -> float:
-    """The volume :func:`sample_volume` fills (unit-frame lengths cubed)."""
-    if volume == "bbox":
-        return float(np.prod(np.asarray(hi, dtype=np.float64) - np.asarray(lo, dtype=np.float64)))
-    return 4.0 / 3.0 * np.pi * radius**3
-
-
-def uniform_density(config: SamplingConfig, lo: np.ndarray, hi: np.ndarray) -> tuple[float, Callable]:
-    """The uniform samples of :func:`sample_mesh` (and of a cloud's): their count per unit volume, and a
-    (n, 3) -> (n,) bool test of where they are drawn. ``lo``, ``hi``: the shape's unit-frame bounds."""
-    n_volume = config.num_points - int(round(config.num_points * config.near_fraction))
-    box_lo, box_hi = np.asarray(lo) - config.bbox_padding, np.asarray(hi) + config.bbox_padding
-    size = volume_size(config.volume, box_lo, box_hi, VOLUME_RADIUS)
-    return n_volume / size, lambda points: volume_contains(points, config.volume, box_lo, box_hi, VOLUME_RADIUS)
 
 
 def mesh_to_sdf_values(mesh_unit: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
@@ -225,8 +196,7 @@ def sample_mesh(mesh_unit: trimesh.Trimesh, config: SamplingConfig,
     near = base + rng.normal(size=(n_near, 3)) * scale[:, None]
     lo, hi = mesh_unit.bounds
     # The uniform half fills the unit sphere whatever the normalisation margin.
-    volume = sample_volume(n_volume, config.volume, lo - config.bbox_padding, hi + config.bbox_padding,
-                           VOLUME_RADIUS, rng)
+    volume = sample_volume(n_volume, config.volume, lo - config.bbox_padding, hi + config.bbox_padding, 1.0, rng)
     points = np.concatenate([near, volume])
     if config.method == "mesh-to-sdf":
         sdf = mesh_to_sdf_values(mesh_unit, points)

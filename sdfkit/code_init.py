@@ -80,7 +80,7 @@ def refine_no_worse(
 
     def score(s: Scene) -> float:
         return sample_l1(decoder, s, cfg.loss.band, seed=cfg.fit.seed, surface_fraction=cfg.fit.surface_fraction,
-                         surface_band=cfg.fit.surface_band, beyond_fraction=cfg.fit.beyond_fraction)
+                         surface_band=cfg.fit.surface_band)
 
     starts = [s.grid.codes.detach().clone() for s in scenes]
     start_l1 = [score(s) for s in scenes]

@@ -191,13 +191,6 @@ class FitConfig:
     (``benchmarks/results/sheet_fin.md``)."""
     surface_band: float = 0.25
     """Cells from the surface (by the samples' exact distance) within which a sample counts for ``surface_fraction``."""
-    beyond_fraction: float = 0.0
-    refine_beyond_fraction: float = 0.05
-    """Share of each step's points drawn from the samples beyond the uniform samples' volume (``refine_*``: after
-    the encoder, where the config file sets no ``beyond_fraction``). A fit adds samples there, as dense as the
-    uniform ones, wherever the active tiles reach past that volume (:func:`sdfkit.scene.add_beyond_samples`).
-    Without both, the refinement's high rate left stray parts of surface a cell or so outside the shape, where
-    few samples are drawn (BENCHMARKS.md, "Stray parts beyond the uniform samples")."""
     lr_final_fraction: float = 0.05
     optimizer: Literal["adam", "lm"] = "adam"
     """How the codes are refined: ``adam`` (``steps`` gradient steps) or ``lm``, Levenberg-Marquardt sweeps over
@@ -237,8 +230,6 @@ class FitConfig:
                 and self.surface_band > 0):
             raise SdfkitError("fit surface_fraction and refine_surface_fraction must be in [0, 1] and surface_band "
                               "positive")
-        if not (0.0 <= self.beyond_fraction <= 1.0 and 0.0 <= self.refine_beyond_fraction <= 1.0):
-            raise SdfkitError("fit beyond_fraction and refine_beyond_fraction must be in [0, 1]")
         if self.steps < fewest or self.refine_steps < 0 or (self.batch_points is not None and self.batch_points < 1):
             raise SdfkitError("fit steps and batch points (--steps, --batch-points) must be at least 1 "
                               "(steps 0 with --init encoder)")

@@ -346,18 +346,15 @@ def save_encoder(path: str | Path, encoder: CodeEncoder, cfg: EncoderConfig, dec
 
 
 def sample_l1(decoder: ModulatedSiren, scene: Scene, band: float, count: int = 1 << 14, seed: int = 0,
-              chunk: int = 1 << 14, surface_fraction: float = 0.0, surface_band: float = 0.25,
-              beyond_fraction: float = 0.0) -> float:
+              chunk: int = 1 << 14, surface_fraction: float = 0.0, surface_band: float = 0.25) -> float:
     """Mean clamped L1 (cells) of the scene's current codes on a fixed draw of ``count`` samples.
 
     The same draw for the same scene and seed, so two code tables are compared on equal terms; drawn as a fit
-    draws its batches (:class:`sdfkit.scene.BatchDraw`: ``surface_fraction`` of them near the surface,
-    ``beyond_fraction`` beyond the uniform samples' volume), so the score weighs the samples as the refinement's
-    loss does.
+    draws its batches (:class:`sdfkit.scene.BatchDraw`: ``surface_fraction`` of them near the surface), so the
+    score weighs the samples as the refinement's loss does.
     """
     gen = torch.Generator(device=scene.points.device).manual_seed(seed)
-    idx = BatchDraw.of(scene, min(count, len(scene.points)), surface_fraction, surface_band,
-                       beyond_fraction).sample(gen)
+    idx = BatchDraw.of(scene, min(count, len(scene.points)), surface_fraction, surface_band).sample(gen)
     total = 0.0
     with torch.no_grad():
         amps = decoder.amplitudes(scene.grid.codes)

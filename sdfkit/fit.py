@@ -25,7 +25,7 @@ import trimesh
 
 from data_prep.mesh import Normalization, normalize_mesh, read_mesh
 from data_prep.points import PointCloud, is_point_cloud
-from data_prep.sampling import SdfSamples, sample_unit_mesh, uniform_density
+from data_prep.sampling import SdfSamples, sample_unit_mesh
 from data_prep.sdf import MeshSDF
 from data_prep.yaml_io import from_dict, load_yaml, to_dict
 from sdfkit.code_init import check_init, encoder_codes, refine_no_worse, resolve_init
@@ -45,7 +45,7 @@ from sdfkit.points_loss import SurfaceWeights, cloud_loss, cloud_weights, descri
 from sdfkit.progress import Reporter
 from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device
 from sdfkit.samples import prepare_cloud
-from sdfkit.scene import BatchDraw, Scene, add_beyond_samples, make_scene
+from sdfkit.scene import BatchDraw, Scene, make_scene
 
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
 #: An empty lock file older than this was left by a fit killed between creating and writing it.
@@ -156,7 +156,7 @@ def fit_codes(
     # A generator per scene, seeded alike: each scene draws the batches it would draw alone.
     gens = [torch.Generator(device=device).manual_seed(cfg.fit.seed) for _ in scenes]
     draws = [BatchDraw.of(s, fit_batch_points(cfg, s.grid.num_codes), cfg.fit.surface_fraction,
-                          cfg.fit.surface_band, cfg.fit.beyond_fraction) for s in scenes]
+                          cfg.fit.surface_band) for s in scenes]
     chunk = chunk_points or (cpu_chunk_points(decoder.hidden) if device.type == "cpu" else None)
     t0, step, l1 = time.perf_counter(), 0, torch.tensor(float("nan"))
     with compiled_synthesis(decoder, cfg.fit.compile):
@@ -229,12 +229,10 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
     if cfg.fit.init == "encoder":
         refine = cfg.fit.lm_sweeps if cfg.fit.optimizer == "lm" else cfg.fit.refine_steps
         asked = {"steps": opts.steps is not None or "steps" in file_fit, "lr": opts.lr is not None or "lr" in file_fit,
-                 "points_per_code": "points_per_code" in file_fit, "surface_fraction": "surface_fraction" in file_fit,
-                 "beyond_fraction": "beyond_fraction" in file_fit}
+                 "points_per_code": "points_per_code" in file_fit, "surface_fraction": "surface_fraction" in file_fit}
         cfg = replace_section(cfg, "fit", **{key: value for key, value in (
             ("steps", refine), ("lr", cfg.fit.refine_lr), ("points_per_code", cfg.fit.refine_points_per_code),
-            ("surface_fraction", cfg.fit.refine_surface_fraction),
-            ("beyond_fraction", cfg.fit.refine_beyond_fraction)) if not asked[key]})
+            ("surface_fraction", cfg.fit.refine_surface_fraction)) if not asked[key]})
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
     # Each section checks its own values when built (FitConfig, GridConfig __post_init__); the time budget
@@ -306,9 +304,6 @@ class PreparedFit:
     l1: float = float("nan")
     batch: dict = dataclasses.field(default_factory=dict)
     """For a shape fitted in a batch: the batch's size and its joint refinement seconds."""
-    beyond_samples: int = 0
-    """Samples added where the active tiles reach past the uniform samples' volume
-    (:func:`sdfkit.scene.add_beyond_samples`)."""
 
     @property
     def encode(self) -> bool:
@@ -361,15 +356,12 @@ def prepare_fit(mesh_path: Path, out: Path, fmt: str, opts: FitRequest, dev: tor
         gt_unit, normalization = normalize_mesh(gt, sampling.radius)
         samples = sample_unit_mesh(gt_unit, normalization, sampling, str(mesh_path.resolve()), mesh_hash)
         exact_sdf = MeshSDF(gt_unit)
-    scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit)
-    drawn = len(scene.points)
-    scene = add_beyond_samples(scene, *uniform_density(sampling, *gt_unit.bounds), exact_sdf, seed=cfg.fit.seed)
-    scene = scene.to(dev)
+    scene = make_scene(samples, cfg, name=mesh_path.stem, seed=cfg.fit.seed, mesh_unit=gt_unit).to(dev)
     decoder = decoder.to(dev)
     timings["prepare"] = time.perf_counter() - t
     stage.done()
     prepared = PreparedFit(mesh_path, out, fmt, gt, mesh_hash, decoder, cfg, dec_id, samples, scene, cloud,
-                           cloud_info, timings, beyond_samples=len(scene.points) - drawn)
+                           cloud_info, timings)
     if prepared.encode:  # the encoder reads a mesh's exact SDF, or a cloud's estimate of it (winding-number signs)
         t = time.perf_counter()
         with torch.no_grad():
@@ -487,8 +479,6 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
             "steps": prepared.steps_done,
             "refinement": prepared.refinement,
             "batch_points": fit_batch_points(cfg, scene.grid.num_codes),
-            "samples": {"fitted": len(scene.points), "added_beyond_volume": prepared.beyond_samples,
-                        "beyond_volume": len(scene.beyond) if scene.beyond is not None else 0},
             "final_l1_cells": prepared.l1,
             "seconds": {k: round(v, 3) for k, v in timings.items()},
             "seconds_total": round(sum(timings.values()), 3),

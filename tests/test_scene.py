@@ -11,7 +11,7 @@ import trimesh
 
 from data_prep.errors import SdfkitError
 from sdfkit.models.latent_grid import GlobalGrid, auto_resolution
-from sdfkit.scene import BatchDraw, add_beyond_samples, grid_for_samples, grid_resolution, make_scene, uncovered_points
+from sdfkit.scene import BatchDraw, grid_for_samples, grid_resolution, make_scene
 
 from helpers import small_config, sphere_samples
 
@@ -74,53 +74,3 @@ def test_a_batch_draw_takes_its_share_near_the_surface_and_the_rest_from_all_sam
     assert abs(near[plain].mean() - near.mean()) < 0.1
     # A scene with no sample in the band falls back to drawing from all of them.
     assert BatchDraw.of(scene, 1000, 0.9, surface_band=1e-9).near == 0
-
-
-def _cells_reached(grid) -> set[tuple[int, int, int]]:
-    """Slow reference: every cell with an active tile at one of its 8 corners."""
-    nx, ny, nz = grid.spec.cells
-    lookup = grid.lookup.numpy().reshape(grid.spec.vertex_shape)
-    return {(i, j, k) for i in range(nx) for j in range(ny) for k in range(nz)
-            if (lookup[i:i + 2, j:j + 2, k:k + 2] >= 0).any()}
-
-
-def test_uncovered_points_fill_the_cells_active_tiles_reach_at_the_density_and_only_where_uncovered():
-    scene = make_scene(sphere_samples(3000), small_config(resolution=6))
-    spec = scene.grid.spec
-    reached = _cells_reached(scene.grid)
-    assert 0 < len(reached) < np.prod(spec.cells)
-
-    density = 2.0e4
-    everywhere = uncovered_points(scene.grid, density, lambda p: np.zeros(len(p), dtype=bool), seed=1)
-    cells = {tuple(c) for c in np.floor((everywhere - np.asarray(spec.origin)) / spec.cell).astype(int)}
-    assert cells <= reached and len(cells) > 0.9 * len(reached)
-    expected = density * len(reached) * spec.cell**3
-    assert abs(len(everywhere) - expected) < 5 * np.sqrt(expected)
-
-    inside_ball = lambda p: np.linalg.norm(p, axis=1) < 0.6  # noqa: E731
-    outside = uncovered_points(scene.grid, density, inside_ball, seed=1)
-    assert len(outside) and not inside_ball(outside).any()
-    assert abs(len(outside) - (~inside_ball(everywhere)).sum()) < 5 * np.sqrt(len(outside))
-
-
-def test_beyond_samples_are_appended_with_their_distances_and_drawn_as_their_share():
-    scene = make_scene(sphere_samples(3000), small_config(resolution=6))
-    covered = lambda p: np.linalg.norm(p, axis=1) < 0.6  # noqa: E731
-    sdf = lambda p: np.linalg.norm(p, axis=1) - 0.5  # noqa: E731
-    grown = add_beyond_samples(scene, 2.0e4, covered, sdf, seed=1)
-    n = len(scene.points)
-    torch.testing.assert_close(grown.points[:n], scene.points)
-    torch.testing.assert_close(grown.sdf[n:], torch.as_tensor(sdf(grown.points[n:].numpy()), dtype=torch.float32))
-    assert grown.beyond is not None
-    np.testing.assert_array_equal(grown.beyond.numpy(), np.flatnonzero(~covered(grown.points.numpy())))
-    assert (grown.beyond >= n).sum() == len(grown.points) - n  # every added sample, and the old ones out there
-
-    draw = BatchDraw.of(grown, 1000, surface_fraction=0.5, beyond_fraction=0.1)
-    idx = draw.sample(torch.Generator().manual_seed(0)).numpy()
-    beyond = np.zeros(len(grown.points), dtype=bool)
-    beyond[grown.beyond.numpy()] = True
-    assert len(idx) == 1000 and beyond[idx[-100:]].all()
-    # Without the share the draw is the one a scene without beyond samples gets.
-    plain = BatchDraw.of(grown, 1000, surface_fraction=0.5).sample(torch.Generator().manual_seed(0))
-    same = BatchDraw.of(dataclasses.replace(grown, beyond=None), 1000, surface_fraction=0.5)
-    torch.testing.assert_close(plain, same.sample(torch.Generator().manual_seed(0)))
