@@ -4,15 +4,18 @@ Fits each mesh as ``sdfkit fit MESH --steps N`` does (``--padding-cells``: with 
 many cells of the grid's box beyond the shape's, ``grid.padding_cells``), splits the full extracted mesh into connected components, and for each component other
 than those touching the input reports its faces, its distance from the input (cells of the latent grid, from
 trimesh's closest points) and where it sits against the grid's box (cells from the nearest face of the box).
-``--lr`` sets the refinement's peak rate as ``sdfkit fit --lr`` does.
+``--lr`` sets the refinement's peak rate as ``sdfkit fit --lr`` does; ``--seeds`` fits each mesh once per seed
+(``sdfkit fit --seed``: its samples and batches), since stray parts come and go with the draws.
 
     python -m benchmarks.stray_parts --meshes sphere torus --steps 200 300 --name stray_parts-pad1
     python -m benchmarks.stray_parts --meshes sphere torus --steps 200 300 --padding-cells 2 --name stray_parts-pad2
+    python -m benchmarks.stray_parts --meshes penguin hand --steps 300 --seeds 0 1 2 3 --name stray_parts-seeds
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import tempfile
 import time
@@ -48,6 +51,7 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", type=int, default=[200, 300, 400])
     parser.add_argument("--padding-cells", type=int, default=None,
                         help="grid.padding_cells (default: the shipped settings' own)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="sdfkit fit --seed: one fit per seed")
     parser.add_argument("--lr", type=float, default=None, help="sdfkit fit --lr (default: the refinement's own)")
     parser.add_argument("--name", default="stray_parts")
     args = parser.parse_args()
@@ -67,32 +71,32 @@ def main() -> None:
         config = workdir / "settings.yaml"
         config.write_text(yaml.safe_dump(settings))
     rows, cells = [], []
-    for name in args.meshes:
-        for steps in args.steps:
-            t = time.perf_counter()
-            request = FitRequest(steps=steps, lr=args.lr, config=str(config) if config else None)
-            result = fit_mesh(SHARED / "val" / f"{name}.obj", workdir / f"{name}-{steps}", request, progress=False)
-            seconds = time.perf_counter() - t
-            spec, norm = result.field.grid.spec, result.normalization
-            cell = spec.cell * norm.scale
-            lo, hi = (norm.from_unit(b) for b in spec.bounds)
-            parts = components(result.recon, result.mesh, cell, lo, hi)
-            stray = [p for p in parts if p["min_cells"] > STRAY_CELLS]
-            report = result.report
-            rows.append({"mesh": name, "steps": steps, "seconds": seconds,
-                         "chamfer": report["metrics"]["chamfer"], "iou": report["metrics"]["iou"],
-                         "grid": report["tiles"], "components": parts})
-            cells.append([name, steps, f"{report['metrics']['chamfer']:.3e}", f"{report['metrics']['iou']:.4f}",
-                          len(parts), len(stray),
-                          ", ".join(f"{p['faces']} faces at {p['min_cells']:.2f}-{p['max_cells']:.2f} cells, "
-                                    f"{p['box_face_cells']:.2f} from the box" for p in stray) or "-",
-                          f"{seconds:.1f}"])
-            print(*cells[-1], flush=True)
+    for name, steps, seed in itertools.product(args.meshes, args.steps, args.seeds):
+        t = time.perf_counter()
+        request = FitRequest(steps=steps, lr=args.lr, seed=seed, config=str(config) if config else None)
+        result = fit_mesh(SHARED / "val" / f"{name}.obj", workdir / f"{name}-{steps}-{seed}", request,
+                          progress=False)
+        seconds = time.perf_counter() - t
+        spec, norm = result.field.grid.spec, result.normalization
+        cell = spec.cell * norm.scale
+        lo, hi = (norm.from_unit(b) for b in spec.bounds)
+        parts = components(result.recon, result.mesh, cell, lo, hi)
+        stray = [p for p in parts if p["min_cells"] > STRAY_CELLS]
+        report = result.report
+        rows.append({"mesh": name, "steps": steps, "seed": seed, "seconds": seconds,
+                     "chamfer": report["metrics"]["chamfer"], "iou": report["metrics"]["iou"],
+                     "grid": report["tiles"], "components": parts})
+        cells.append([name, steps, seed, f"{report['metrics']['chamfer']:.3e}", f"{report['metrics']['iou']:.4f}",
+                      len(parts), len(stray),
+                      ", ".join(f"{p['faces']} faces at {p['min_cells']:.2f}-{p['max_cells']:.2f} cells, "
+                                f"{p['box_face_cells']:.2f} from the box" for p in stray) or "-",
+                      f"{seconds:.1f}"])
+        print(*cells[-1], flush=True)
     write_table(args.name, "Stray parts of fitted meshes",
                 f"Grid padding: {args.padding_cells or 'shipped'} cells; rate: {args.lr or 'the refinement default'}. "
                 f"A part is stray when its every vertex is farther than "
                 f"{STRAY_CELLS} cells from the input (trimesh closest points); distances in cells of the latent grid.",
-                ["mesh", "steps", "CD", "IoU", "parts", "stray", "stray parts", "s"], cells,
+                ["mesh", "steps", "seed", "CD", "IoU", "parts", "stray", "stray parts", "s"], cells,
                 {"padding_cells": args.padding_cells, "lr": args.lr, "rows": rows})
     shutil.rmtree(workdir, ignore_errors=True)
 
