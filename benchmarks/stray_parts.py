@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -45,21 +44,11 @@ def components(recon, input_mesh, cell: float, lo: np.ndarray, hi: np.ndarray) -
     return sorted(out, key=lambda c: -c["faces"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--meshes", nargs="+", default=["sphere", "torus"], help="names in ../shared/meshes/val")
-    parser.add_argument("--steps", nargs="+", type=int, default=[200, 300, 400])
-    parser.add_argument("--padding-cells", type=int, default=None,
-                        help="grid.padding_cells (default: the shipped settings' own)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="sdfkit fit --seed: one fit per seed")
-    parser.add_argument("--lr", type=float, default=None, help="sdfkit fit --lr (default: the refinement's own)")
-    parser.add_argument("--name", default="stray_parts")
-    args = parser.parse_args()
-
+def fit_all(args: argparse.Namespace, workdir: Path) -> tuple[list[dict], list[list]]:
+    """Every (mesh, steps, seed) fit of ``args`` in ``workdir``: the JSON rows and the table cells."""
     from data_prep.yaml_io import load_yaml
     from sdfkit.fit import FitRequest, fit_mesh
 
-    workdir = Path(tempfile.mkdtemp())
     config = None
     if args.padding_cells is not None:
         settings = load_yaml(REPO / "configs" / "shipped.yaml")
@@ -92,13 +81,28 @@ def main() -> None:
                                 f"{p['box_face_cells']:.2f} from the box" for p in stray) or "-",
                       f"{seconds:.1f}"])
         print(*cells[-1], flush=True)
+    return rows, cells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meshes", nargs="+", default=["sphere", "torus"], help="names in ../shared/meshes/val")
+    parser.add_argument("--steps", nargs="+", type=int, default=[200, 300, 400])
+    parser.add_argument("--padding-cells", type=int, default=None,
+                        help="grid.padding_cells (default: the shipped settings' own)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="sdfkit fit --seed: one fit per seed")
+    parser.add_argument("--lr", type=float, default=None, help="sdfkit fit --lr (default: the refinement's own)")
+    parser.add_argument("--name", default="stray_parts")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, cells = fit_all(args, Path(tmp))
     write_table(args.name, "Stray parts of fitted meshes",
                 f"Grid padding: {args.padding_cells or 'shipped'} cells; rate: {args.lr or 'the refinement default'}. "
                 f"A part is stray when its every vertex is farther than "
                 f"{STRAY_CELLS} cells from the input (trimesh closest points); distances in cells of the latent grid.",
                 ["mesh", "steps", "seed", "CD", "IoU", "parts", "stray", "stray parts", "s"], cells,
                 {"padding_cells": args.padding_cells, "lr": args.lr, "rows": rows})
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -274,8 +274,13 @@ def validation_l1(decoder: ModulatedSiren, encoder: CodeEncoder, scenes: list[tu
 
 
 def initial_encoder(cfg: EncoderConfig, decoder: ModulatedSiren, latent_dim: int) -> CodeEncoder:
-    """Random weights, or ``train.init``'s encoder when it serves ``decoder`` with the network of ``model``."""
-    encoder = CodeEncoder(cfg.model, latent_dim)
+    """Random weights drawn from ``train.seed``, or ``train.init``'s encoder when it serves ``decoder`` with the
+    network of ``model``."""
+    # Seeded here, not by the caller: the CLI builds the encoder before training starts (to refuse a bad init
+    # file before sampling), and the same seed must give the same weights on either path.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.train.seed)
+        encoder = CodeEncoder(cfg.model, latent_dim)
     if cfg.train.init is None:
         return encoder
     start, served = load_encoder(cfg.train.init)

@@ -14,6 +14,7 @@ from sdfkit.encoder import (
     CodeEncoder,
     cell_loss,
     cell_samples,
+    initial_encoder,
     join_cells,
     lattice_points,
     load_encoder,
@@ -261,3 +262,19 @@ def test_train_encoder_refuses_a_bad_init_file_in_one_line_before_sampling(share
     assert proc.returncode == 1 and proc.stderr.startswith("error:") and "missing.pt" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and "tiles," not in proc.stderr  # no mesh was sampled ("NAME: N tiles, ...")
     assert not out.exists()
+
+
+def test_random_encoder_weights_come_from_the_train_seed_alone():
+    from sdfkit.models.siren import ModulatedSiren
+
+    decoder = ModulatedSiren(hidden=16, layers=2, latent_dim=8)
+    cfg = EncoderConfig(model=EncoderModelConfig(lattice=3, hidden=16, layers=2), train=EncoderTrainConfig(seed=3))
+    first = initial_encoder(cfg, decoder, 8)
+    torch.rand(1000)  # the global generator moves on, as the CLI's work before training moves it
+    again = initial_encoder(cfg, decoder, 8)
+    torch.manual_seed(3)
+    reference = CodeEncoder(cfg.model, 8)  # seed, then build: what training from random weights has always done
+    for a, b, c in zip(first.state_dict().values(), again.state_dict().values(), reference.state_dict().values()):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    other = initial_encoder(dataclasses.replace(cfg, train=EncoderTrainConfig(seed=4)), decoder, 8)
+    assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), other.state_dict().values()))
