@@ -19,6 +19,7 @@ from typing import Any, cast
 import mcubes
 import numpy as np
 import trimesh
+from scipy.spatial import KDTree
 
 from sdfkit.errors import SdfkitError
 from sdfkit.progress import ProgressArg, stage_of
@@ -410,7 +411,7 @@ def clean_components(mesh: trimesh.Trimesh, keep_largest: bool = False,
     """Keep only the largest connected component (by faces), or drop those of fewer than ``min_component_faces``."""
     if not keep_largest and min_component_faces <= 0:
         return mesh
-    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+    labels = component_labels(mesh)
     counts = np.bincount(labels)
     if keep_largest:
         keep = labels == np.argmax(counts)
@@ -418,11 +419,50 @@ def clean_components(mesh: trimesh.Trimesh, keep_largest: bool = False,
         keep = counts[labels] >= min_component_faces
         if not keep.any():
             raise SdfkitError(f"every component has fewer than {min_component_faces} faces")
+    return keep_faces(mesh, keep)
+
+
+def component_labels(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(F,) int: the connected component of each face (faces joined by a shared edge)."""
+    return trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+
+
+def keep_faces(mesh: trimesh.Trimesh, keep: np.ndarray) -> trimesh.Trimesh:
+    """The mesh of the faces where ``keep`` (F,) bool holds, without unreferenced vertices (``mesh`` if all)."""
     if keep.all():
         return mesh
     out = cast(trimesh.Trimesh, mesh.submesh([np.flatnonzero(keep)], append=True, repair=False))  # append: one mesh
     out.remove_unreferenced_vertices()
     return out
+
+
+def drop_unsupported_parts(mesh: trimesh.Trimesh, support: np.ndarray,
+                           max_distance: float) -> tuple[trimesh.Trimesh, dict]:
+    """Remove the connected components that no input point supports.
+
+    A component is unsupported when every one of its vertices lies farther than ``max_distance`` from every
+    point of ``support`` (M, 3), in the mesh's units: it reproduces nothing of the input. A fitted field makes
+    such parts where few samples constrain it (a small closed blob some cells off the surface); a part of the
+    input, however small, has vertices near its own samples and stays. The field itself is not changed.
+
+    Returns the kept mesh and ``{"removed": parts, "faces": their faces, "max_distance": max_distance}``.
+    """
+    info = {"removed": 0, "faces": 0, "max_distance": float(max_distance)}
+    if len(mesh.faces) == 0 or len(support) == 0:
+        return mesh, info
+    labels = component_labels(mesh)
+    dist, _ = KDTree(np.asarray(support, dtype=np.float64)).query(np.asarray(mesh.vertices), k=1, workers=-1)
+    # A component's nearest approach: the least distance over the vertices of its faces.
+    nearest = np.full(labels.max() + 1, np.inf)
+    np.minimum.at(nearest, np.repeat(labels, 3), dist[np.asarray(mesh.faces).ravel()])
+    unsupported = nearest > max_distance
+    if not unsupported.any():
+        return mesh, info
+    if unsupported.all():  # nothing near the input at all: keep the field's surface rather than return nothing
+        return mesh, info
+    drop = unsupported[labels]
+    info.update(removed=int(unsupported.sum()), faces=int(drop.sum()))
+    return keep_faces(mesh, ~drop), info
 
 
 def extract_mesh(

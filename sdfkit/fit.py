@@ -33,12 +33,13 @@ from sdfkit.config import FitConfig, SdfkitConfig, load_settings, replace_sectio
 from sdfkit.decoder_io import load_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.export import DEFAULT_FACES, check_faces, simplification_chamfer, write_simplified
-from sdfkit.extract import extract_mesh
+from sdfkit.extract import drop_unsupported_parts, extract_mesh
 from sdfkit.field import NeuralField
 from sdfkit.fit_output import LATENTS, PREVIEW, REPORT, mesh_file_name, write_latents, write_report
 from sdfkit.io import describe_os_error, make_temp_dir, refuse_existing, replace_dir
 from sdfkit.lm import lm_fit_codes
 from sdfkit.metrics import evaluate_meshes, evaluate_to_points
+from sdfkit.models.latent_grid import GridSpec
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import backward_in_chunks, compiled_synthesis, cosine_factor
 from sdfkit.points_loss import SurfaceWeights, cloud_loss, cloud_weights, describe_cloud_loss
@@ -48,6 +49,10 @@ from sdfkit.samples import prepare_cloud
 from sdfkit.scene import BatchDraw, Scene, make_scene
 
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
+#: Parts of the extracted mesh wholly farther than this many cells from the input are dropped. A part of the field
+#: that no sample constrains lies 0.66 cells out or more (``benchmarks/results/stray_parts-*``); a part fitted to
+#: input points passes within a fraction of a cell of them.
+UNSUPPORTED_CELLS = 0.5
 #: An empty lock file older than this was left by a fit killed between creating and writing it.
 EMPTY_LOCK_SECONDS = 10.0
 
@@ -92,6 +97,8 @@ class FitRequest:
     denoise: str = "auto"
     """Point clouds: move the points onto quadratic surfaces fitted to their neighbours: ``auto`` (when the cloud
     looks noisy), ``on`` or ``off``."""
+    keep_unsupported: bool = False
+    """Keep the extracted mesh's parts that lie wholly away from the input (:func:`unsupported_distance`)."""
 
 
 @dataclasses.dataclass
@@ -110,10 +117,21 @@ class FitResult:
     """The latent grid's box in the unit frame, (3,) each."""
     written: trimesh.Trimesh | None = None
     """``mesh.<format>`` as written (simplified to ``--faces``), in the input's units."""
+    extracted: trimesh.Trimesh | None = None
+    """The extracted mesh before its unsupported parts were dropped (None when none were), in the input's units."""
 
 
 #: Writes one extra file of a fit (``preview.png``) at the given path, inside the not-yet-renamed output folder.
 Drawer = Callable[[Path, FitResult], None]
+
+
+def unsupported_distance(spec: GridSpec, resolution: int, scale: float) -> float:
+    """How far from every input point a part of the extracted mesh must lie, in the input's units, to be dropped
+    (:func:`sdfkit.extract.drop_unsupported_parts`): :data:`UNSUPPORTED_CELLS` cells of the latent grid, and at
+    least two lattice steps of the extraction so that a real part's vertices, which sit within a step of the
+    surface its samples lie on, are never that far."""
+    step = float(np.max(np.asarray(spec.cells) * spec.cell)) / max(resolution - 1, 1)
+    return max(UNSUPPORTED_CELLS * spec.cell, 2.0 * step) * scale
 
 
 def fit_batch_points(cfg: SdfkitConfig, num_codes: int) -> int:
@@ -435,6 +453,11 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
     lo, hi = scene.grid.spec.bounds
     recon = extract_mesh(field, resolution=cfg.fit.resolution, bounds=(lo, hi), normalization=samples.normalization,
                          progress=bar, region=field.may_cross)
+    extracted, unsupported = recon, None
+    if not opts.keep_unsupported:
+        recon, unsupported = drop_unsupported_parts(recon, samples.normalization.from_unit(samples.surface_points),
+                                                    unsupported_distance(scene.grid.spec, cfg.fit.resolution,
+                                                                         samples.normalization.scale))
     timings["extract"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -462,7 +485,8 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
         timings["write"] = time.perf_counter() - t
         write_latents(tmp / LATENTS, decoder, cfg, scene.grid, samples.normalization, prepared.mesh_path,
                       prepared.mesh_hash, mesh_file)
-        result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi), simplified)
+        result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi), simplified,
+                           extracted if extracted is not recon else None)
         if preview is not None and opts.preview:
             t = time.perf_counter()
             preview(tmp / PREVIEW, result)
@@ -489,6 +513,8 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
             "config": {"fit": dataclasses.asdict(cfg.fit), "grid": dataclasses.asdict(cfg.grid),
                        "sampling": dataclasses.asdict(cfg.sampling)},
         }
+        if unsupported is not None:
+            report["unsupported_parts"] = unsupported
         if prepared.batch:
             report["batch"] = prepared.batch
         if prepared.cloud is not None:

@@ -11,6 +11,7 @@ from data_prep.sdf import MeshSDF
 from sdfkit.errors import SdfkitError
 from sdfkit.extract import (
     _farthest,
+    drop_unsupported_parts,
     evaluate_grid,
     evaluate_grid_coarse_to_fine,
     evaluate_points,
@@ -274,6 +275,39 @@ def test_min_component_faces_drops_floaters_only():
     assert len(kept.faces) == sizes[1] and kept.bounds[0][0] > 0.1
     with pytest.raises(SdfkitError, match="fewer than"):
         extract_mesh(two, resolution=64, min_component_faces=sizes[1] + 1)
+
+
+def unsupported_reference(mesh: trimesh.Trimesh, support: np.ndarray, max_distance: float) -> list[int]:
+    """Slow reference: the face counts of the parts (trimesh's split) some vertex of which is within reach."""
+    kept = []
+    for part in mesh.split(only_watertight=False):
+        gaps = np.linalg.norm(part.vertices[:, None, :] - support[None, :, :], axis=-1)
+        if gaps.min() <= max_distance:
+            kept.append(len(part.faces))
+    return sorted(kept)
+
+
+def test_drop_unsupported_parts_keeps_what_the_input_reaches():
+    shape = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    small = trimesh.creation.icosphere(subdivisions=1, radius=0.05)
+    small.apply_translation([0.0, 0.0, -1.5])  # a real part of the input, however small
+    blob = trimesh.creation.icosphere(subdivisions=1, radius=0.05)
+    blob.apply_translation([0.0, 1.2, 0.0])  # 0.15 from the nearest input point: nothing supports it
+    recon = trimesh.util.concatenate([shape, small, blob])
+    rng = np.random.default_rng(0)
+    support = np.concatenate([shape.sample(2000, seed=1), small.vertices[:3] + rng.normal(0, 0.01, (3, 3))])
+
+    kept, info = drop_unsupported_parts(recon, support, max_distance=0.1)
+
+    assert sorted(len(p.faces) for p in kept.split(only_watertight=False)) == unsupported_reference(
+        recon, support, 0.1) == sorted([len(shape.faces), len(small.faces)])
+    assert info == {"removed": 1, "faces": len(blob.faces), "max_distance": 0.1}
+    assert kept.bounds[1][1] < 1.01  # the blob above the sphere is gone
+    # Within reach, the blob stays; with nothing within reach of any part, the mesh is returned as it is.
+    near, info = drop_unsupported_parts(recon, support, max_distance=0.2)
+    assert len(near.faces) == len(recon.faces) and info["removed"] == 0
+    alone, info = drop_unsupported_parts(recon, support + 10.0, max_distance=0.1)
+    assert alone is recon and info["removed"] == 0
 
 
 def test_evaluate_points_single_point_matches_a_batch(sphere_mesh_file):

@@ -68,6 +68,9 @@ def fit(
                      ] = DEFAULT_FACES,
     keep_full: Annotated[bool, typer.Option("--keep-full", help="Also write the unsimplified mesh_full.<format>.")
                          ] = False,
+    keep_unsupported: Annotated[bool, typer.Option("--keep-unsupported",
+        help="Keep parts of the mesh that lie wholly away from the input (dropped by default: report.json counts "
+             "them).")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int | None, typer.Option(help="Random seed for sampling and batches.")] = None,
     normals: Annotated[str, typer.Option(
@@ -98,7 +101,8 @@ def fit(
         decoder=str(decoder) if decoder else None, config=str(config) if config else None, steps=steps,
         batch_points=batch_points, max_seconds=max_seconds, precision=precision, compile=compile,
         grid_resolution=grid_resolution, resolution=resolution, device=device,
-        format=format, faces=faces, keep_full=keep_full, force=force, preview=preview, seed=seed, init=init,
+        format=format, faces=faces, keep_full=keep_full, keep_unsupported=keep_unsupported, force=force,
+        preview=preview, seed=seed, init=init,
         optimizer=optimizer, encoder=str(encoder) if encoder else None, normals=normals, denoise=denoise,
         batch_shapes=batch_shapes,
     )
