@@ -166,14 +166,13 @@ class FitConfig:
     """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
     points_per_code: float = 3.0
     lr: float = 2e-2
-    refine_steps: int = 400
-    """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``. After the
-    fine-tuned encoder 300 steps end within 1.5 times the 600-step fit from noise's Chamfer on the four val meshes
-    with one, but left a small stray blob beside the sphere (CD 1.310e-06 against 3.955e-08 at 400), and 200 left
-    the torus at 3.55 times: ``benchmarks/results/fast_fit-encoder2-*-20261206.md``. Both blobs lie beyond the reach of
-    the uniform samples; at ``lr`` 0.02 neither fit has one, and a wider grid box only moves them. Over three
-    seeds at 300 steps 2 of the 15 val fits carry such parts (``stray_parts-*-20261206.md``; BENCHMARKS.md,
-    "Stray parts beyond the uniform samples")."""
+    refine_steps: int = 250
+    """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``. Over three
+    seeds on the five val meshes, with the parts no input sample supports dropped from the mesh (``sdfkit fit``
+    does so by default), 250 steps end at 0.95 to 1.24 times the 600-step fit from noise's Chamfer, and 200 at up
+    to 1.45 times (the torus); without the drop, stray blobs of field beyond the samples' reach would be scored at
+    200 to 300 steps in 9 of 45 fits (``benchmarks/results/stray_parts-trim-*-20261206.md``; BENCHMARKS.md,
+    "Unsupported parts dropped, and 250 refinement steps")."""
     refine_lr: float = 5e-2
     refine_points_per_code: float = 1.0
     """After the encoder: the peak rate and the points per code, where the config file sets no ``lr`` or
