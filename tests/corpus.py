@@ -446,9 +446,9 @@ CASES: tuple[Case, ...] = (
          dict(ACCURACY), reference=base_sphere),
     Case("inverted", "geometry", "every face wound inwards", build_inverted, dict(ACCURACY), reference=base_sphere),
     # The refined field dips below zero on a few percent of the fin with either draw; after 20 steps by 0.07 cells,
-    # enough for the extraction to catch a sliver or not by luck, after the default 400 by 0.02 cells or less
+    # enough for the extraction to catch a sliver or not by luck, after 400 by 0.02 cells or less
     # (benchmarks/results/sheet_fin.md).
-    Case("non_manifold_edge", "geometry", "a fin: an edge shared by three faces (fit: the default 400 steps)",
+    Case("non_manifold_edge", "geometry", "a fin: an edge shared by three faces (fit: 400 steps)",
          build_non_manifold, dict(ACCURACY), reference=base_sphere, fit_args=("--steps", "400")),
     Case("open_boundary", "geometry", "8 faces removed (a hole)", build_open, dict(ACCURACY), reference=base_sphere),
     Case("many_components", "geometry", "27 disjoint spheres in one mesh", build_components, dict(ACCURACY),
