@@ -450,8 +450,10 @@ def drop_unsupported_parts(mesh: trimesh.Trimesh, support: np.ndarray,
     info = {"removed": 0, "faces": 0, "max_distance": float(max_distance)}
     if len(mesh.faces) == 0 or len(support) == 0:
         return mesh, info
-    labels = component_labels(mesh)
     dist, _ = KDTree(np.asarray(support, dtype=np.float64)).query(np.asarray(mesh.vertices), k=1, workers=-1)
+    if dist.max() <= max_distance:  # every vertex within reach: no part can be unsupported (the usual case)
+        return mesh, info
+    labels = component_labels(mesh)
     # A component's nearest approach: the least distance over the vertices of its faces.
     nearest = np.full(labels.max() + 1, np.inf)
     np.minimum.at(nearest, np.repeat(labels, 3), dist[np.asarray(mesh.faces).ravel()])

@@ -308,6 +308,8 @@ def test_drop_unsupported_parts_keeps_what_the_input_reaches():
     assert len(near.faces) == len(recon.faces) and info["removed"] == 0
     alone, info = drop_unsupported_parts(recon, support + 10.0, max_distance=0.1)
     assert alone is recon and info["removed"] == 0
+    whole, info = drop_unsupported_parts(shape, support, max_distance=0.5)  # every vertex within reach
+    assert whole is shape and info["removed"] == 0
 
 
 def test_evaluate_points_single_point_matches_a_batch(sphere_mesh_file):
