@@ -107,6 +107,14 @@ def init_distributed(device: torch.device) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size())
 
 
+def close_distributed() -> None:
+    """Leave the process group, if any, once every process is done: a gloo group left to the interpreter's exit
+    can abort the process ("terminate called without an active exception") after its work has finished."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 class DecoderLoss(torch.nn.Module):
     """The decoder as the one module DistributedDataParallel replicates.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from sdfkit.config import settings_from_dict
-from sdfkit.train import train
+from sdfkit.train import close_distributed, train
 
 
 def main() -> None:
@@ -17,6 +17,7 @@ def main() -> None:
     result = train(cfg, out / "run", device="cpu", progress=False)
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     torch.save({"state": result.decoder.state_dict(), "history": result.history}, out / f"rank{rank}.pt")
+    close_distributed()  # as `sdfkit train` does
 
 
 if __name__ == "__main__":

@@ -27,11 +27,13 @@ def train(
 ) -> None:
     """Train the decoder and every training scene's latent grid jointly (auto-decoder)."""
     from sdfkit.config import check_precision, load_settings, replace_section
+    from sdfkit.train import close_distributed
     from sdfkit.train import train as run_training
 
     if precision is not None:
         check_precision(precision)
     cfg = replace_section(load_settings(config), "train", steps=steps, precision=precision, compile=compile)
     result = run_training(cfg, out, device=device, resume=resume, progress=not quiet)
+    close_distributed()  # after a failure torchrun ends the group: a barrier there would wait for the dead rank
     typer.echo(f"trained {result.steps} steps in {result.seconds:.1f} s, final L1 {result.final_loss:.5f} (cells)")
     typer.echo(f"decoder: {result.decoder_path}")
