@@ -132,9 +132,9 @@ def test_the_report_counts_the_parts_dropped_away_from_the_input(sphere_mesh_fil
     """Every fit of a mesh checks its parts against the input's surface samples; ``keep_unsupported`` skips it."""
     config = str(small_fit_config(tmp_path))
     result = fit_mesh(sphere_mesh_file, tmp_path / "out", FitRequest(config=config, device="cpu"), progress=False)
-    spec = result.report["config"]
-    cell = (result.bounds[1] - result.bounds[0]).max() / max(result.report["tiles"]["grid"])
-    step = (result.bounds[1] - result.bounds[0]).max() / (spec["fit"]["resolution"] - 1)
+    extent = (result.bounds[1] - result.bounds[0]).max()
+    cell = extent / max(result.report["tiles"]["grid"])
+    step = extent / (result.report["config"]["fit"]["resolution"] - 1)
     expected = max(0.25 * cell, 2 * step) * result.normalization.scale
     assert result.report["unsupported_parts"]["max_distance"] == pytest.approx(expected)
     assert result.report["unsupported_parts"]["removed"] == 0  # a sphere fitted to a sphere: one part, supported
