@@ -152,6 +152,11 @@ def shipped_fit_scene(mesh_path: str | Path, steps: int):
     return decoder, cfg, make_scene(samples, cfg, name="scene", seed=0, mesh_unit=unit), unit
 
 
+def unscored_seconds(report: dict) -> float:
+    """A fit report's seconds without its scoring: what the reconstruction itself cost, to set beside another
+    method's unscored time (the report's stage seconds; scoring runs beside the other stages)."""
+    return float(sum(v for k, v in report["seconds"].items() if k != "score"))
+
 
 def timed_fit_command(mesh: Path, out: Path, options: list[str], threads: int | None) -> tuple[dict, float, float]:
     """``sdfkit fit MESH --out OUT`` on the CPU in a fresh process.

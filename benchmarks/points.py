@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import SHARED, git_commit, write_result
+from benchmarks.common import SHARED, git_commit, unscored_seconds, write_result
 
 #: Share of the mesh's height removed from the top for the holed condition.
 CAP_FRACTION = 0.15
@@ -101,7 +101,7 @@ def sdfkit_fit(cloud_file: Path, out: Path, normals: str, args) -> tuple:
     opts = FitRequest(steps=args.steps, max_seconds=args.max_seconds, resolution=args.resolution, preview=False,
                       force=True, normals=normals, config=args.config)
     report = fit_mesh(cloud_file, out, opts, progress=False).report
-    seconds = report["seconds_total"] - report["seconds"].get("score", 0.0)
+    seconds = unscored_seconds(report)
     return trimesh.load(out / report["mesh"], force="mesh", process=False), seconds, report
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import SHARED, write_result, write_result_text
+from benchmarks.common import SHARED, unscored_seconds, write_result, write_result_text
 from benchmarks.points import make_cloud, open3d_normals, poisson
 
 
@@ -78,7 +78,7 @@ def main() -> None:
                                       force=True)
                     result = fit_mesh(cloud_file, Path(tmp) / "fit", opts, progress=False)
                     report = result.report
-                    seconds = report["seconds_total"] - report["seconds"].get("score", 0.0)
+                    seconds = unscored_seconds(report)
                     m = evaluate_meshes(result.recon, mesh, num_volume=args.volume_points)
                     rows.append({**condition, "variant": variant, "chamfer": m["chamfer"], "iou": m["iou"],
                                  "fscore_1pct": m["fscore_1pct"], "seconds": seconds, "steps": report["steps"],
