@@ -24,8 +24,8 @@ from pathlib import Path
 
 from benchmarks.common import SHARED, machine, timed_fit_command, write_result, write_result_text
 
-#: The targets of the CPU path (seconds, whole command).
-OBJECT_TARGET_S, SCENE_TARGET_S = 60.0, 600.0
+#: The targets of the CPU path (seconds, whole command): an object in 30 s, a nine-object scene in 3 minutes.
+OBJECT_TARGET_S, SCENE_TARGET_S = 30.0, 180.0
 
 
 def run_fit(mesh: Path, out: Path, max_seconds: float | None, threads: int | None) -> dict:
@@ -42,15 +42,18 @@ def run_fit(mesh: Path, out: Path, max_seconds: float | None, threads: int | Non
 
 
 def markdown(rows: list[dict], header: str) -> str:
-    lines = [header, "", "| case | mesh | codes | --max-seconds | steps | prepare s | fit s | extract s | score s | "
-             "whole command s | target | CD | IoU | load before/after |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    # Scoring runs in child processes beside writing and the preview (docs/report.md): its seconds overlap theirs.
+    lines = [header, "", "| case | mesh | codes | --max-seconds | steps | prepare s | fit s | extract s | write s | "
+             "preview s | score s (beside) | whole command s | target | CD | IoU | load before/after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["stages_s"]
         target = OBJECT_TARGET_S if r["case"] == "object" else SCENE_TARGET_S
         verdict = "met" if r["wall_s"] <= target else "not met"
         lines.append(
             f"| {r['case']} | {r['mesh']} | {r['codes']} | {r['max_seconds'] or '-'} | {r['steps']} | {s['prepare']:.1f} | "
-            f"{s['fit']:.1f} | {s['extract']:.1f} | {s['score']:.1f} | {r['wall_s']:.1f} | {target:.0f} s: {verdict} | "
+            f"{s['fit']:.1f} | {s['extract']:.1f} | {s.get('write', 0):.1f} | {s.get('preview', 0):.1f} | "
+            f"{s['score']:.1f} | {r['wall_s']:.1f} | {target:.0f} s: {verdict} | "
             f"{r['chamfer']:.3e} | {r['iou']:.4f} | {r['load_before']}/{r['load_after']} |")
     return "\n".join(lines) + "\n"
 
