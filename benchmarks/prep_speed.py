@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
 
-    from data_prep.sdf import default_workers
+    from data_prep.forked import default_workers
 
     workers = default_workers()
     print(f"machine: {machine()} (shared with other jobs: timings are noisy)")

@@ -31,6 +31,7 @@ import numpy as np
 
 from data_prep.errors import SdfkitError
 from data_prep.files import atomic_write_text
+from data_prep.forked import default_workers
 from data_prep.manifest import (
     ManifestRow,
     failed_row,
@@ -44,7 +45,6 @@ from data_prep.manifest import (
 from data_prep.mesh import MESH_SUFFIXES, file_hash, find_meshes, load_mesh, normalize_mesh, read_mesh
 from data_prep.points import POINT_SUFFIXES, PointsConfig, is_point_cloud, points_settings, prepare_points
 from data_prep.sampling import FORMAT_VERSION, SamplingConfig, SdfSamples, config_settings, sample_unit_mesh
-from data_prep.sdf import default_workers
 
 #: Where a ShapeNet (v2) model's mesh lies below ``<root>/<synset>/<model>/``.
 SHAPENET_MESH = Path("models") / "model_normalized.obj"

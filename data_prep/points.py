@@ -381,7 +381,7 @@ def neighbour_distances(points: np.ndarray, k: int) -> tuple[KDTree, np.ndarray,
     """KD-tree of (n, 3) ``points`` and each point's k nearest others: distances (n, k), indices (n, k)."""
     tree = KDTree(points)
     k = min(k, len(points) - 1)
-    dist, idx = tree.query(points, k=k + 1)
+    dist, idx = tree.query(points, k=k + 1, workers=-1)
     return tree, np.asarray(dist)[:, 1:], np.asarray(idx)[:, 1:]
 
 
@@ -439,13 +439,47 @@ def _neighbourhood(points: np.ndarray, tree: KDTree, block: slice, k: int,
     """(b, k + 1) indices of each point of ``block`` (column 0) and its k nearest neighbours, and their (b, k + 1)
     0/1 weights: with ``normals``, a neighbour whose normal's cosine with the point's is at most
     :data:`FACING_MIN_COS` weighs 0. Asked per block: 1M x 257 indices at once would not fit."""
-    knn_idx = np.asarray(tree.query(points[block], k=k + 1)[1])
+    knn_idx = np.asarray(tree.query(points[block], k=k + 1, workers=-1)[1])
     knn_idx[:, 0] = np.arange(block.start, block.start + len(knn_idx))  # the point itself, even among duplicates
     if normals is None:
         return knn_idx, np.ones(knn_idx.shape)
     weight = (np.einsum("bki,bi->bk", normals[knn_idx], normals[block]) > FACING_MIN_COS).astype(np.float64)
     weight[:, 0] = 1.0
     return knn_idx, weight
+
+
+#: The exponents (of u, of v) of the quadratic height field's six terms: 1, u, v, u^2, u v, v^2.
+QUADRIC_TERMS = ((0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2))
+
+
+def quadric_normal_equations(u: np.ndarray, v: np.ndarray, h: np.ndarray,
+                             weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The normal equations of each row's weighted least-squares fit of ``h = c0 + c1 u + c2 v + c3 u^2 + c4 u v +
+    c5 v^2`` over its k points: (b, 6, 6) Gram matrix and (b, 6) right-hand side, from (b, k) ``u``, ``v``, ``h``
+    and ``weight``.
+
+    Built from the 15 weighted sums of u^a v^c (a + c <= 4) instead of a (b, k, 6) table of the terms: at a few
+    hundred neighbours that table and its products were most of a denoising pass's time.
+    """
+    moments = _monomial_sums(weight, u, v, 4)
+    moments_h = _monomial_sums(weight * h, u, v, 2)
+    gram = np.stack([np.stack([moments[a + a2, c + c2] for a2, c2 in QUADRIC_TERMS], axis=-1)
+                     for a, c in QUADRIC_TERMS], axis=-2)
+    return gram, np.stack([moments_h[a, c] for a, c in QUADRIC_TERMS], axis=-1)
+
+
+def _monomial_sums(source: np.ndarray, u: np.ndarray, v: np.ndarray, degree: int) -> dict[tuple[int, int], np.ndarray]:
+    """{(a, c): (b,) sum over k of ``source`` u^a v^c} for a + c <= ``degree``; all arrays (b, k)."""
+    sums = {}
+    with_u = source
+    for a in range(degree + 1):
+        term = with_u
+        for c in range(degree + 1 - a):
+            sums[a, c] = term.sum(axis=1)
+            if c < degree - a:
+                term = term * v
+        with_u = with_u * u
+    return sums
 
 
 def _height_fields(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray | None):
@@ -462,16 +496,16 @@ def _height_fields(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray
         group = points[knn_idx]  # (b, k + 1, 3), row 0: the point
         center = np.einsum("bk,bki->bi", weight, group) / weight.sum(axis=1, keepdims=True)
         offset = group - center[:, None, :]
-        _, vectors = np.linalg.eigh(np.einsum("bk,bki,bkj->bij", weight, offset, offset))
+        # Weighted sums of products as batched matrix products: a three-operand einsum loops in Python's stead.
+        _, vectors = np.linalg.eigh((offset * weight[..., None]).transpose(0, 2, 1) @ offset)
         plane_normal = vectors[:, :, 0]
         axis = np.where(np.abs(plane_normal[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
         t1 = np.cross(plane_normal, axis)
         t1 /= np.linalg.norm(t1, axis=1, keepdims=True)
         t2 = np.cross(plane_normal, t1)
         u, v, h = (np.einsum("bki,bi->bk", offset, t) for t in (t1, t2, plane_normal))
-        basis = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)  # (b, k + 1, 6)
-        gram = np.einsum("bk,bki,bkj->bij", weight, basis, basis) + 1e-12 * np.eye(6)
-        coef = np.linalg.solve(gram, np.einsum("bk,bki,bk->bi", weight, basis, h)[..., None])[..., 0]
+        gram, rhs = quadric_normal_equations(u, v, h, weight)
+        coef = np.linalg.solve(gram + 1e-12 * np.eye(6), rhs[..., None])[..., 0]
         yield block, center, t1, t2, plane_normal, u, v, coef
 
 
@@ -545,7 +579,7 @@ def denoise_neighbours(tree: KDTree, points: np.ndarray, spread: np.ndarray, k: 
     probe = points[:: max(1, len(points) // 2000)]
     for count in (2 * k, 4 * k, 8 * k, 16 * k):
         count = min(count, len(points) - 1)
-        if float(np.median(tree.query(probe, k=count + 1)[0][:, -1])) >= reach or count == len(points) - 1:
+        if float(np.median(tree.query(probe, k=count + 1, workers=-1)[0][:, -1])) >= reach or count == len(points) - 1:
             return count
     return count
 

@@ -10,18 +10,14 @@ signs fail. Sign convention: **negative inside**, positive outside.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-
 import numpy as np
 import point_cloud_utils as pcu
 import trimesh
 
+from data_prep.forked import map_rows
+
 #: Points per call into the distance and winding-number kernels; bounds memory.
 CHUNK = 1 << 20
-
-#: Below this many points a process pool costs more than it saves.
-MIN_POINTS_PER_WORKER = 20_000
 
 
 def _arrays(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,16 +65,6 @@ def _signed_serial(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) 
     return np.where(inside(vertices, faces, points), -d, d)
 
 
-# Mesh and points a forked pool's workers read (inherited, not pickled per task).
-_POOL_INPUT: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-
-
-def _pool_chunk(bounds: tuple[int, int]) -> np.ndarray:
-    assert _POOL_INPUT is not None
-    vertices, faces, points = _POOL_INPUT
-    return _signed_serial(vertices, faces, points[bounds[0] : bounds[1]])
-
-
 def signed_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, workers: int = 1) -> np.ndarray:
     """Exact signed distance to a triangle mesh, negative inside.
 
@@ -99,27 +85,7 @@ def signed_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
     """
     v, f = _arrays(vertices, faces)
     p = np.ascontiguousarray(points, dtype=np.float64)
-    workers = max(1, min(int(workers), len(p) // MIN_POINTS_PER_WORKER))
-    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return _signed_serial(v, f, p)
-    global _POOL_INPUT
-    _POOL_INPUT = (v, f, p)
-    try:
-        # Two chunks per worker even out near-surface and far points, which cost differently.
-        bounds = np.linspace(0, len(p), 2 * workers + 1).astype(int)
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_pool_chunk, list(zip(bounds[:-1].tolist(), bounds[1:].tolist())))
-    finally:
-        _POOL_INPUT = None
-    return np.concatenate(parts)
-
-
-def default_workers() -> int:
-    """Cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return map_rows(lambda start, stop: _signed_serial(v, f, p[start:stop]), len(p), workers)
 
 
 class MeshSDF:

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 import trimesh
 
+from data_prep.forked import default_workers
 from data_prep.mesh import Normalization, normalize_mesh, read_mesh
 from data_prep.points import PointCloud, is_point_cloud
 from data_prep.sampling import SdfSamples, sample_unit_mesh
-from data_prep.sdf import MeshSDF, default_workers
+from data_prep.sdf import MeshSDF
 from data_prep.yaml_io import from_dict, load_yaml, to_dict
 from sdfkit.code_init import check_init, encoder_codes, refine_no_worse, resolve_init
 from sdfkit.config import FitConfig, SdfkitConfig, load_settings, replace_section

@@ -26,6 +26,7 @@ from data_prep.points import (
     neighbour_planes,
     orient_cloud,
     prepare_points,
+    quadric_normal_equations,
     read_points,
     signed_distance,
     unshrink,
@@ -300,6 +301,16 @@ def reference_jet(group: np.ndarray) -> np.ndarray:
     center, frame, local, coef = reference_height_field(group)
     u, v = local[0, :2]
     return center + np.array([u, v, coef @ [1.0, u, v, u * u, u * v, v * v]]) @ frame
+
+
+def test_quadric_normal_equations_match_the_terms_table():
+    rng = np.random.default_rng(3)
+    u, v, h = (rng.normal(size=(40, 17)) for _ in range(3))
+    weight = (rng.random((40, 17)) > 0.2).astype(np.float64)
+    gram, rhs = quadric_normal_equations(u, v, h, weight)
+    terms = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)  # (b, k, 6), the reference
+    np.testing.assert_allclose(gram, np.einsum("bk,bki,bkj->bij", weight, terms, terms), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rhs, np.einsum("bk,bki,bk->bi", weight, terms, h), rtol=1e-12, atol=1e-12)
 
 
 def test_jet_projection_matches_a_per_point_least_squares_fit():
