@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import trimesh
 
-from data_prep.forked import default_workers
+from data_prep.forked import Beside, default_workers
 from data_prep.mesh import Normalization, normalize_mesh, read_mesh
 from data_prep.points import PointCloud, is_point_cloud
 from data_prep.sampling import SdfSamples, sample_unit_mesh
@@ -45,7 +45,7 @@ from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import CodeAdam, backward_in_chunks, compiled_synthesis, cosine_factor
 from sdfkit.points_loss import SurfaceWeights, cloud_loss, cloud_weights, describe_cloud_loss
 from sdfkit.progress import Reporter
-from sdfkit.runtime import Beside, cpu_chunk_points, device_name, resolve_device
+from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device
 from sdfkit.samples import prepare_cloud
 from sdfkit.scene import BatchDraw, Scene, make_scene
 

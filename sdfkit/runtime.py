@@ -1,5 +1,4 @@
-"""Where and how computation runs: the device, process-wide settings that make the CPU path fast, and work run
-beside the main process (:class:`Beside`).
+"""Where and how computation runs: the device, and process-wide settings that make the CPU path fast.
 
 glibc's allocator hands every block above its mmap threshold (128 KiB at
 start, adjusted up to 32 MiB) straight back to the kernel when freed. A
@@ -17,12 +16,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import multiprocessing
-import signal
 import sys
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 from data_prep.errors import SdfkitError
 
@@ -42,8 +37,6 @@ TRIM_THRESHOLD = 1 << 30
 CPU_ACTIVATION_BYTES = 8 << 20
 
 _tuned: bool | None = None
-
-T = TypeVar("T")
 
 
 def cpu_chunk_points(hidden: int) -> int:
@@ -107,78 +100,3 @@ def device_name(device: torch.device) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-class Beside(Generic[T]):
-    """``fn()`` computed in a forked child process while the caller goes on; :meth:`result` waits for its value.
-
-    The stages after a fit's extraction (scoring, writing, the preview) each run on one core; scoring is NumPy and
-    point-cloud-utils work that holds the GIL, so a thread would not overlap it, but a forked child does. The child
-    inherits ``fn``'s inputs as they are (nothing is pickled on the way in) and must not use torch: a forked child
-    of a process whose OpenMP or CUDA runtime has started may hang in them. Its value, or the exception it raised,
-    comes back pickled. Where the platform cannot fork, ``fn()`` runs at once, in this process.
-    """
-
-    def __init__(self, fn: Callable[[], T]):
-        self.seconds = 0.0
-        """How long ``fn()`` took (in the child)."""
-        self.waited = 0.0
-        """How long :meth:`result` waited for it."""
-        self._outcome: tuple[bool, object, float] | None = None
-        self._process = None
-        if "fork" not in multiprocessing.get_all_start_methods():
-            self._outcome = _outcome_of(fn)
-            return
-        ctx = multiprocessing.get_context("fork")
-        self._reader, writer = ctx.Pipe(duplex=False)
-        self._process = ctx.Process(target=_send_outcome, args=(writer, fn), daemon=True)
-        self._process.start()
-        writer.close()  # the child holds its own end, so the reader sees EOF if the child dies
-
-    def result(self) -> T:
-        """``fn()``'s value once the child has sent it; the exception ``fn`` raised is raised here."""
-        outcome = self._outcome
-        if outcome is None:
-            start = time.perf_counter()
-            try:
-                outcome = self._reader.recv()
-            except EOFError:
-                outcome = (False, SdfkitError("a worker process ended without its result"), 0.0)
-            finally:
-                assert self._process is not None  # a child was started, or the outcome is known
-                self._process.join()
-                self._reader.close()
-                self.waited = time.perf_counter() - start
-            self._outcome = outcome
-        ok, value, self.seconds = outcome
-        if not ok:
-            raise value  # type: ignore[misc]
-        return value  # type: ignore[return-value]
-
-    def cancel(self) -> None:
-        """Stop the child if it still runs (its result is no longer wanted); nothing if the result came."""
-        if self._outcome is None and self._process is not None:
-            self._process.terminate()
-            self._process.join()
-            self._reader.close()
-            self._outcome = (False, SdfkitError("cancelled"), 0.0)
-
-
-def _send_outcome(writer, fn: Callable[[], object]) -> None:
-    """The child's work: ``fn``'s outcome down the pipe. Ctrl-C is the parent's to handle (the child, a daemon,
-    ends with it), and a value that cannot be pickled comes back as a one-line error, not a child's traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    outcome = _outcome_of(fn)
-    try:
-        writer.send(outcome)
-    except Exception as exc:
-        writer.send((False, SdfkitError(f"a worker's result could not be sent back: {exc}"), outcome[2]))
-
-
-def _outcome_of(fn: Callable[[], object]) -> tuple[bool, object, float]:
-    """(True, fn(), seconds), or (False, the exception it raised, seconds)."""
-    start = time.perf_counter()
-    try:
-        return True, fn(), time.perf_counter() - start
-    except Exception as exc:  # handed to the caller of Beside.result, which raises it
-        return False, exc, time.perf_counter() - start

@@ -1,13 +1,19 @@
-"""``data_prep.forked``: rows computed in forked processes come back in order, and a daemonic worker computes alone."""
+"""``data_prep.forked``: rows computed in forked processes come back in order, a daemonic worker computes alone, and a
+call beside the caller returns its value or its error."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
+import time
 
 import numpy as np
+import pytest
 
-from data_prep.forked import MIN_ROWS_PER_WORKER, map_rows
+from data_prep.errors import SdfkitError
+from data_prep.forked import MIN_ROWS_PER_WORKER, Beside, map_rows
 
 
 def _rows_with_pids(start: int, stop: int) -> np.ndarray:
@@ -41,3 +47,39 @@ def test_a_daemonic_worker_computes_its_rows_itself():
     worker.start()
     assert queue.get(timeout=60) is True
     worker.join()
+
+
+def test_beside_computes_in_a_child_while_the_caller_goes_on():
+    data = list(range(100_000))  # inherited by the child, not sent to it
+
+    def work() -> tuple[int, int]:
+        return os.getpid(), sum(data)
+
+    job = Beside(work)
+    pid, total = job.result()
+    assert pid != os.getpid() and total == sum(data)
+    assert job.seconds >= 0.0 and job.waited >= 0.0
+    assert job.result() == (pid, total)  # a second call returns the same value without waiting
+
+
+def test_beside_raises_the_childs_error_in_the_caller():
+    def fail() -> None:
+        raise SdfkitError("the mesh has no faces")
+
+    with pytest.raises(SdfkitError, match="the mesh has no faces"):
+        Beside(fail).result()
+
+
+def test_beside_reports_a_child_that_died_or_sent_what_cannot_travel():
+    with pytest.raises(SdfkitError, match="ended without its result"):
+        Beside(lambda: os._exit(3)).result()
+    with pytest.raises(SdfkitError, match="could not be sent back"):
+        Beside(lambda: threading.Lock()).result()  # a lock cannot be pickled
+
+
+def test_cancel_stops_a_running_child():
+    job = Beside(lambda: time.sleep(600))
+    job.cancel()
+    assert job._process is not None and job._process.exitcode == -signal.SIGTERM  # stopped, not waited for
+    with pytest.raises(SdfkitError, match="cancelled"):
+        job.result()

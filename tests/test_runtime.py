@@ -1,25 +1,18 @@
-"""Process settings: the allocator tuning that keeps a step's temporaries out of fresh pages; work beside the main
-process."""
+"""Process settings: the allocator tuning that keeps a step's temporaries out of fresh pages."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from data_prep.errors import SdfkitError
 from sdfkit.runtime import (
     CPU_ACTIVATION_BYTES,
     MMAP_THRESHOLD_MAX,
-    Beside,
     cpu_chunk_points,
     device_name,
     tune_allocator,
@@ -80,39 +73,3 @@ def test_device_name_is_the_cpu_model():
               if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []
     name = device_name(torch.device("cpu"))
     assert name and name != "cpu" and (not models or name == models[0])
-
-
-def test_beside_computes_in_a_child_while_the_caller_goes_on():
-    data = list(range(100_000))  # inherited by the child, not sent to it
-
-    def work() -> tuple[int, int]:
-        return os.getpid(), sum(data)
-
-    job = Beside(work)
-    pid, total = job.result()
-    assert pid != os.getpid() and total == sum(data)
-    assert job.seconds >= 0.0 and job.waited >= 0.0
-    assert job.result() == (pid, total)  # a second call returns the same value without waiting
-
-
-def test_beside_raises_the_childs_error_in_the_caller():
-    def fail() -> None:
-        raise SdfkitError("the mesh has no faces")
-
-    with pytest.raises(SdfkitError, match="the mesh has no faces"):
-        Beside(fail).result()
-
-
-def test_beside_reports_a_child_that_died_or_sent_what_cannot_travel():
-    with pytest.raises(SdfkitError, match="ended without its result"):
-        Beside(lambda: os._exit(3)).result()
-    with pytest.raises(SdfkitError, match="could not be sent back"):
-        Beside(lambda: threading.Lock()).result()  # a lock cannot be pickled
-
-
-def test_cancel_stops_a_running_child():
-    job = Beside(lambda: time.sleep(600))
-    job.cancel()
-    assert job._process is not None and job._process.exitcode == -signal.SIGTERM  # stopped, not waited for
-    with pytest.raises(SdfkitError, match="cancelled"):
-        job.result()
