@@ -170,14 +170,14 @@ def _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes):
 def test_a_time_budget_anneals_the_learning_rate_to_its_end(tiny_cfg, tiny_run, shared_meshes, monkeypatch):
     """Cut short by --max-seconds, a fit still ends on the final rate, not mid-descent."""
     import sdfkit.fit as fit_module
+    from sdfkit.optim import CodeAdam
 
     decoder, scene = _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes)
     clock = iter(np.arange(0.0, 1000.0, 1.0))  # one fake second per reading of the clock
     monkeypatch.setattr(fit_module.time, "perf_counter", lambda: float(next(clock)))
     rates = []
-    real_step = torch.optim.Adam.step
-    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (rates.append(self.param_groups[0]["lr"]),
-                                                                         real_step(self, *a, **k))[1])
+    real_step = CodeAdam.step
+    monkeypatch.setattr(CodeAdam, "step", lambda self: (rates.append(self.lr), real_step(self))[1])
     cfg = dataclasses.replace(tiny_cfg, fit=dataclasses.replace(tiny_cfg.fit, steps=10_000))
     steps, _ = fit_module.fit_codes(decoder, scene, cfg, max_seconds=10.0)
     assert steps < 20  # stopped by the budget, far short of the step count
