@@ -496,7 +496,7 @@ def _height_fields(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray
         group = points[knn_idx]  # (b, k + 1, 3), row 0: the point
         center = np.einsum("bk,bki->bi", weight, group) / weight.sum(axis=1, keepdims=True)
         offset = group - center[:, None, :]
-        # Weighted sums of products as batched matrix products: a three-operand einsum loops in Python's stead.
+        # The weighted scatter as a batched matrix product (BLAS); a three-operand einsum runs as one plain loop.
         _, vectors = np.linalg.eigh((offset * weight[..., None]).transpose(0, 2, 1) @ offset)
         plane_normal = vectors[:, :, 0]
         axis = np.where(np.abs(plane_normal[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
