@@ -464,9 +464,13 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
 
     # Scoring (NumPy and point-cloud-utils on one core) runs in forked children beside the writing and the
     # preview, which use the main process's core: the report's stage seconds then add up to more than its total.
-    cloud_points = prepared.cloud.points if prepared.cloud is not None else None
-    score = Beside(lambda: evaluate_to_points(recon, cloud_points) if cloud_points is not None
-                   else evaluate_meshes(recon, gt))  # type: ignore[arg-type]  # every mesh input was read
+    if prepared.cloud is not None:
+        cloud_points = prepared.cloud.points
+        score = Beside(lambda: evaluate_to_points(recon, cloud_points))
+    else:
+        assert gt is not None  # every mesh input was read
+        mesh = gt
+        score = Beside(lambda: evaluate_meshes(recon, mesh))
     beside: list[Beside] = [score]
     try:
         tmp = make_temp_dir(out)

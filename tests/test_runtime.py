@@ -10,13 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdfkit.runtime import (
-    CPU_ACTIVATION_BYTES,
-    MMAP_THRESHOLD_MAX,
-    cpu_chunk_points,
-    device_name,
-    tune_allocator,
-)
+from sdfkit.runtime import CPU_ACTIVATION_BYTES, MMAP_THRESHOLD_MAX, cpu_chunk_points, device_name, tune_allocator
 
 BLOCK_BYTES, BLOCKS, ROUNDS = 4 << 20, 8, 4
 
