@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from benchmarks.common import REPO, SHARED, write_table
-from sdfkit.fit import UNSUPPORTED_CELLS
+from sdfkit.fit_output import UNSUPPORTED_CELLS
 
 #: A component whose every vertex is farther than this from the input (cells) is counted as stray: the distance
 #: at which ``sdfkit fit`` drops a part as unsupported.

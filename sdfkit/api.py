@@ -84,11 +84,15 @@ class SignedDistance:
         # d_input = d_unit * scale and x_unit = x_input / scale + c: the gradient is unchanged by the similarity.
         return dist * self.normalization.scale, grad
 
-    def mesh(self, resolution: int = 256, level: float = 0.0) -> trimesh.Trimesh:
-        """Marching cubes of the field at ``level`` (input units) over its box: a mesh in the input's units."""
+    def mesh(self, resolution: int = 256, level: float = 0.0, keep_unsupported: bool = False) -> trimesh.Trimesh:
+        """Marching cubes of the field at ``level`` (input units) over its box: a mesh in the input's units.
+
+        Like ``sdfkit fit``, it drops the parts that lie wholly away from the fitted input unless
+        ``keep_unsupported`` (:meth:`sdfkit.fit_output.FittedScene.drop_unsupported`)."""
         lo, hi = self.scene.bounds
-        return extract_mesh(self.field, resolution=resolution, level=level / self.normalization.scale,
+        mesh = extract_mesh(self.field, resolution=resolution, level=level / self.normalization.scale,
                             bounds=(lo, hi), normalization=self.normalization)
+        return mesh if keep_unsupported else self.scene.drop_unsupported(mesh, resolution, level)[0]
 
     @property
     def report(self) -> dict:

@@ -88,8 +88,12 @@ def lattice_points(grid: LatentGrid, lattice: int) -> tuple[np.ndarray, np.ndarr
     ijk = np.stack(np.unravel_index(vertex, grid.spec.vertex_shape), axis=-1)  # (T, 3)
     ticks = np.arange(-sub, sub + 1)
     offsets = np.stack(np.meshgrid(ticks, ticks, ticks, indexing="ij"), axis=-1).reshape(-1, 3)
-    keys = (ijk[:, None, :] * sub + offsets[None]).reshape(-1, 3)  # (T * L^3, 3) on the 1/sub-cell lattice
-    unique, index = np.unique(keys, axis=0, return_inverse=True)
+    keys = (ijk[:, None, :] * sub + offsets[None] + sub).reshape(-1, 3)  # (T * L^3, 3) >= 0, 1/sub-cell lattice
+    dims = tuple(int(d) for d in keys.max(axis=0) + 1)
+    # Rows as one int64 each, in the same (x, y, z) order: np.unique over rows sorts structured records, which
+    # took seconds for a scene's tens of thousands of tiles.
+    flat, index = np.unique(np.ravel_multi_index(tuple(keys.T), dims), return_inverse=True)
+    unique = np.stack(np.unravel_index(flat, dims), axis=-1) - sub
     points = np.asarray(grid.spec.origin) + unique * (grid.spec.cell / sub)
     return points, index.reshape(len(vertex), -1)
 

@@ -36,11 +36,18 @@ from sdfkit.errors import SdfkitError
 from sdfkit.export import DEFAULT_FACES, check_faces, simplification_chamfer, write_simplified
 from sdfkit.extract import drop_unsupported_parts, extract_mesh
 from sdfkit.field import NeuralField
-from sdfkit.fit_output import LATENTS, PREVIEW, REPORT, mesh_file_name, write_latents, write_report
+from sdfkit.fit_output import (
+    LATENTS,
+    PREVIEW,
+    REPORT,
+    mesh_file_name,
+    unsupported_distance,
+    write_latents,
+    write_report,
+)
 from sdfkit.io import describe_os_error, make_temp_dir, refuse_existing, replace_dir
 from sdfkit.lm import lm_fit_codes
 from sdfkit.metrics import evaluate_meshes, evaluate_to_points
-from sdfkit.models.latent_grid import GridSpec
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import CodeAdam, backward_in_chunks, compiled_synthesis, cosine_factor
 from sdfkit.points_loss import SurfaceWeights, cloud_loss, cloud_weights, describe_cloud_loss
@@ -50,10 +57,6 @@ from sdfkit.samples import prepare_cloud
 from sdfkit.scene import BatchDraw, Scene, make_scene
 
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb", "off")
-#: Parts of the extracted mesh wholly farther than this many cells from the input are dropped. The parts of the
-#: field that no sample constrains came 0.42 cells from the input or farther, while every vertex of the fitted
-#: surfaces lay within 0.11 cells of it (``benchmarks/results/stray_parts-*-20261206.json``).
-UNSUPPORTED_CELLS = 0.25
 #: An empty lock file older than this was left by a fit killed between creating and writing it.
 EMPTY_LOCK_SECONDS = 10.0
 
@@ -124,15 +127,6 @@ class FitResult:
 
 #: Writes one extra file of a fit (``preview.png``) at the given path, inside the not-yet-renamed output folder.
 Drawer = Callable[[Path, FitResult], None]
-
-
-def unsupported_distance(spec: GridSpec, resolution: int, scale: float) -> float:
-    """How far from every input point a part of the extracted mesh must lie, in the input's units, to be dropped
-    (:func:`sdfkit.extract.drop_unsupported_parts`): :data:`UNSUPPORTED_CELLS` cells of the latent grid, and at
-    least two lattice steps of the extraction so that a real part's vertices, which sit within a step of the
-    surface its samples lie on, are never that far."""
-    step = float(np.max(np.asarray(spec.cells) * spec.cell)) / max(resolution - 1, 1)
-    return max(UNSUPPORTED_CELLS * spec.cell, 2.0 * step) * scale
 
 
 def fit_batch_points(cfg: SdfkitConfig, num_codes: int) -> int:
@@ -487,7 +481,7 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
             to_full = Beside(lambda: simplification_chamfer(simplified, recon, gt if gt is not None else recon))
             beside.append(to_full)
             write_latents(tmp / LATENTS, decoder, cfg, scene.grid, samples.normalization, prepared.mesh_path,
-                          prepared.mesh_hash, mesh_file)
+                          prepared.mesh_hash, mesh_file, samples.surface_points)
         timings["write"] = time.perf_counter() - t
         result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi), simplified,
                            extracted if extracted is not recon else None)

@@ -2,9 +2,10 @@
 
 Files: ``mesh.<format>`` (the extracted mesh, in the input's units),
 ``latents.pt`` (the decoder, the latent grid, the clamp band, the input's
-normalisation and where the input came from; plain data, loaded with
-``weights_only=True``), ``report.json`` (metrics, timings, settings) and,
-when drawn, ``preview.png``.
+normalisation, where the input came from and its surface points, which decide
+which parts of a mesh the input supports; plain data, loaded with
+``weights_only=True``), ``report.json`` (metrics, timings, settings) and, when
+drawn, ``preview.png``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+import trimesh
 
 from data_prep.mesh import Normalization
 from sdfkit.config import SdfkitConfig
 from sdfkit.decoder_io import decoder_from_payload, decoder_payload
 from sdfkit.errors import SdfkitError
+from sdfkit.extract import drop_unsupported_parts
 from sdfkit.field import NeuralField
 from sdfkit.io import load_torch, save_torch
-from sdfkit.models.latent_grid import LatentGrid
+from sdfkit.models.latent_grid import GridSpec, LatentGrid
 from sdfkit.models.siren import ModulatedSiren
 from sdfkit.runtime import resolve_device
 
@@ -29,6 +33,11 @@ LATENTS = "latents.pt"
 REPORT = "report.json"
 PREVIEW = "preview.png"
 LATENTS_VERSION = 1
+#: Parts of the extracted mesh wholly farther than this many cells from the input are dropped
+#: (:func:`unsupported_distance`). The parts of the field that no sample constrains came 0.42 cells from the input
+#: or farther, while every vertex of the fitted surfaces lay within 0.11 cells of it
+#: (``benchmarks/results/stray_parts-*-20261206.json``).
+UNSUPPORTED_CELLS = 0.25
 
 
 def mesh_file_name(fmt: str, full: bool = False) -> str:
@@ -37,9 +46,21 @@ def mesh_file_name(fmt: str, full: bool = False) -> str:
     return f"mesh_full.{fmt}" if full else f"mesh.{fmt}"
 
 
+def unsupported_distance(spec: GridSpec, resolution: int, scale: float) -> float:
+    """How far from every input point a part of the extracted mesh must lie, in the input's units, to be dropped
+    (:func:`sdfkit.extract.drop_unsupported_parts`): :data:`UNSUPPORTED_CELLS` cells of the latent grid, and at
+    least two lattice steps of the extraction so that a real part's vertices, which sit within a step of the
+    surface its samples lie on, are never that far."""
+    step = float(np.max(np.asarray(spec.cells) * spec.cell)) / max(resolution - 1, 1)
+    return max(UNSUPPORTED_CELLS * spec.cell, 2.0 * step) * scale
+
+
 def write_latents(path: Path, decoder: ModulatedSiren, cfg: SdfkitConfig, grid: LatentGrid,
-                  normalization: Normalization, source: Path, mesh_hash: str, mesh_file: str) -> None:
-    """Write ``latents.pt`` atomically: everything :func:`load_fitted` needs to rebuild the field."""
+                  normalization: Normalization, source: Path, mesh_hash: str, mesh_file: str,
+                  support: np.ndarray) -> None:
+    """Write ``latents.pt`` atomically: everything :func:`load_fitted` needs to rebuild the field, and ``support``
+    (M, 3), the input's surface points in the unit frame, with which :meth:`FittedScene.drop_unsupported` drops the
+    parts the fit dropped from any later extraction."""
     save_torch(
         {
             "sdfkit": {"kind": "latents", "version": LATENTS_VERSION},
@@ -50,6 +71,7 @@ def write_latents(path: Path, decoder: ModulatedSiren, cfg: SdfkitConfig, grid: 
             "source": str(source.resolve()),
             "mesh_hash": mesh_hash,
             "mesh_file": mesh_file,
+            "support": torch.from_numpy(np.ascontiguousarray(support, dtype=np.float32)),
         },
         path,
     )
@@ -71,6 +93,18 @@ class FittedScene:
     source: Path
     decoder_id: str
     report: dict
+    support: np.ndarray | None = None
+    """(M, 3) float32 unit-frame surface points of the input (None: a latents file written before they were kept)."""
+
+    def drop_unsupported(self, mesh: trimesh.Trimesh, resolution: int,
+                         level: float = 0.0) -> tuple[trimesh.Trimesh, dict | None]:
+        """``mesh`` (input units, extracted at ``resolution`` and iso ``level`` in input units) without the parts
+        that no input point supports, as ``sdfkit fit`` dropped them from its own mesh; (``mesh``, None) when the
+        file keeps no surface points. An offset surface lies ``|level|`` farther from the input, so it may."""
+        if self.support is None:
+            return mesh, None
+        reach = unsupported_distance(self.field.grid.spec, resolution, self.normalization.scale) + abs(level)
+        return drop_unsupported_parts(mesh, self.normalization.from_unit(self.support), reach)
 
 
 def load_fitted(path: str | Path, device: str = "cpu") -> FittedScene:
@@ -91,6 +125,11 @@ def load_fitted(path: str | Path, device: str = "cpu") -> FittedScene:
         band = float(payload["band"])
         norm = Normalization.from_dict(payload["normalization"])
         mesh_file, source = str(payload["mesh_file"]), Path(str(payload["source"]))
+        support = payload.get("support")
+        if support is not None:
+            support = np.asarray(support.numpy(), dtype=np.float32)
+            if support.ndim != 2 or support.shape[1] != 3 or not np.isfinite(support).all():
+                raise SdfkitError(f"{latents} holds invalid surface points")
     except KeyError as exc:
         raise SdfkitError(f"{latents} lacks '{exc.args[0]}'") from None
     if grid.codes.shape[1] != decoder.latent_dim:
@@ -100,4 +139,4 @@ def load_fitted(path: str | Path, device: str = "cpu") -> FittedScene:
     field = NeuralField(decoder.to(dev), grid.to(dev), band)
     report_path = folder / REPORT
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    return FittedScene(field, norm, field.bounds, folder / mesh_file, source, dec_id, report)
+    return FittedScene(field, norm, field.bounds, folder / mesh_file, source, dec_id, report, support)

@@ -36,8 +36,11 @@ def backward_in_chunks(
     stay below the allocator's mmap threshold and are reused instead of being
     paged in afresh at every step. The amplitudes of every code are computed
     once per step and their gradient gathered over the chunks before it goes
-    through the modulation network, so chunks add no amplitude work. None:
-    one pass. ``precision`` applies to the forward passes (:func:`precision_scope`).
+    through the modulation network, so chunks add no amplitude work. Each
+    chunk gathers the amplitude rows it uses outside the graph, and their
+    gradients are added into the table's by row, so a chunk's backward costs
+    what its rows cost, not the size of the whole table (a scene's tens of
+    thousands of codes). ``max_points`` None: one pass. ``precision`` applies to the forward passes (:func:`precision_scope`).
     Returns the scenes' mean L1 term (detached).
     """
     if isinstance(grids, LatentGrid):
@@ -53,19 +56,27 @@ def backward_in_chunks(
     code, local, weight, side, target, share = (torch.cat(t) for t in zip(*corners))
     with precision_scope(points[0].device, precision):  # the forward passes only, as autocast asks
         amps = torch.cat([decoder.amplitudes(grid.codes) for grid in grids], dim=1)
-    table = amps.detach().requires_grad_()
+    table = amps.detach()
+    table_grad = torch.zeros_like(table)
     count = len(target)
     size = -(-count // -(-count // max_points)) if max_points else count  # equal chunks
     l1_sum = torch.zeros((), device=target.device)
     for start in range(0, count, size):
         rows = slice(start, start + size)
+        chunk_code = code[rows]
+        used = chunk_code[chunk_code >= 0]
+        gathered = [layer.index_select(0, used).requires_grad_() for layer in table]
         with precision_scope(target.device, precision):
-            pred = blend_tiles(decoder, code[rows], local[rows], weight[rows], side[rows], band, amps=table)
+            pred = blend_tiles(decoder, chunk_code, local[rows], weight[rows], side[rows], band, amps=gathered,
+                               gathered=True)
         l1 = (clamped_l1_terms(pred, target[rows], band) * share[rows]).sum()
         l1.backward()
+        for layer_grad, rows_amps in zip(table_grad, gathered):
+            if rows_amps.grad is not None:  # None when no point of the chunk reaches an active tile
+                layer_grad.index_add_(0, used, rows_amps.grad)
         l1_sum += l1.detach()
     prior = torch.stack([grid.codes.pow(2).sum() / len(grid.codes) for grid in grids]).sum()
-    torch.autograd.backward([amps, code_reg * prior], [table.grad, None])
+    torch.autograd.backward([amps, code_reg * prior], [table_grad, None])
     return l1_sum / len(grids)
 
 

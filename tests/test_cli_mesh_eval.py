@@ -100,3 +100,74 @@ def test_eval_errors_are_one_line(sphere_mesh_file: Path, tmp_path: Path, monkey
     assert_one_line_error(run("eval", sphere_mesh_file, sphere_mesh_file, "--surface-points", 0), "positive")
     assert_one_line_error(run("eval", sphere_mesh_file, sphere_mesh_file, "--json", tmp_path / "m.txt"), ".json")
     assert not list(tmp_path.glob("m.*"))
+
+
+@pytest.fixture(scope="module")
+def two_balls_fit(tmp_path_factory) -> Path:
+    """A fit of two unit balls 4 apart (coarse and quick): the input supports both of its parts."""
+    import sdfkit as api
+
+    folder = tmp_path_factory.mktemp("two_balls")
+    balls = [trimesh.creation.icosphere(subdivisions=3).apply_translation((x, 0.0, 0.0)) for x in (-2.0, 2.0)]
+    trimesh.util.concatenate(balls).export(folder / "balls.obj")
+    api.fit_mesh(folder / "balls.obj", folder / "fit", steps=60, grid_resolution=16, resolution=48)
+    return folder / "fit"
+
+
+def _parts(path: Path) -> list[trimesh.Trimesh]:
+    mesh = trimesh.load(path, force="mesh", process=False)
+    return sorted(mesh.split(only_watertight=False), key=lambda part: part.centroid[0])
+
+
+def _without_right_support(fit: Path, out: Path, keep: bool = True) -> Path:
+    """A copy of the fit whose stored surface points lack the right ball's (or, ``keep=False``, any at all)."""
+    import shutil
+
+    import torch
+
+    shutil.copytree(fit, out)
+    payload = torch.load(out / "latents.pt", weights_only=True)
+    if keep:
+        payload["support"] = payload["support"][payload["support"][:, 0] < 0]
+    else:
+        del payload["support"]
+    torch.save(payload, out / "latents.pt")
+    return out
+
+
+def test_mesh_of_a_fit_keeps_what_the_input_supports_as_the_fit_did(two_balls_fit: Path, tmp_path: Path,
+                                                                    monkeypatch, capsys):
+    import sdfkit as api
+
+    fit_mesh_file = two_balls_fit / "mesh.obj"
+    proc = in_process(monkeypatch, capsys, "mesh", two_balls_fit, tmp_path / "same.obj", "--resolution", 48,
+                      "--faces", 0)
+    assert proc.returncode == 0, proc.stderr
+    # The same field, lattice and rule: the fit's own mesh again, both balls, and the same stray parts dropped.
+    strays = json.loads((two_balls_fit / "report.json").read_text())["unsupported_parts"]["removed"]
+    assert (f"dropped {strays} part(s)" in proc.stdout) == (strays > 0)
+    again, written = trimesh.load(tmp_path / "same.obj", process=False), trimesh.load(fit_mesh_file, process=False)
+    assert len(again.faces) == len(written.faces) and np.allclose(again.bounds, written.bounds, atol=1e-5)
+    assert len(_parts(fit_mesh_file)) == 2
+
+    # The right ball's surface points taken away: its part is unsupported, dropped unless asked to be kept.
+    lone = _without_right_support(two_balls_fit, tmp_path / "lone")
+    proc = in_process(monkeypatch, capsys, "mesh", lone, tmp_path / "left.obj", "--resolution", 48, "--faces", 0)
+    assert proc.returncode == 0, proc.stderr
+    assert f"dropped {strays + 1} part(s)" in proc.stdout
+    (left,) = _parts(tmp_path / "left.obj")
+    assert left.bounds[1][0] < 0
+    proc = in_process(monkeypatch, capsys, "mesh", lone, tmp_path / "both.obj", "--resolution", 48, "--faces", 0,
+                      "--keep-unsupported")
+    assert proc.returncode == 0 and len(_parts(tmp_path / "both.obj")) == strays + 2
+    sdf = api.load(lone)
+    assert len(sdf.mesh(48).split(only_watertight=False)) == 1
+    assert len(sdf.mesh(48, keep_unsupported=True).split(only_watertight=False)) == strays + 2
+
+    # A latents file without surface points keeps every part and says so.
+    old = _without_right_support(two_balls_fit, tmp_path / "old", keep=False)
+    proc = in_process(monkeypatch, capsys, "mesh", old, tmp_path / "old.obj", "--resolution", 48, "--faces", 0)
+    assert proc.returncode == 0 and "every part kept" in proc.stdout
+    assert len(_parts(tmp_path / "old.obj")) == strays + 2
+    proc = in_process(monkeypatch, capsys, "mesh", fit_mesh_file, tmp_path / "x.obj", "--exact", "--keep-unsupported")
+    assert_one_line_error(proc, "--keep-unsupported applies to a fit output folder")

@@ -27,7 +27,9 @@ def _write(folder, codes_scale: float = 0.3):
         grid.codes.normal_(0.0, codes_scale)
     norm = Normalization(center=(1.0, 2.0, 3.0), scale=0.25)
     folder.mkdir()
-    write_latents(folder / LATENTS, decoder, cfg, grid, norm, folder / "in.obj", "abc123", mesh_file_name("ply"))
+    support = np.random.default_rng(1).normal(size=(50, 3)).astype(np.float32)
+    write_latents(folder / LATENTS, decoder, cfg, grid, norm, folder / "in.obj", "abc123", mesh_file_name("ply"),
+                  support)
     write_report(folder / REPORT, {"steps": 3, "metrics": {"iou": 0.5}})
     return NeuralField(decoder, grid, cfg.loss.band), norm, decoder
 
@@ -40,6 +42,8 @@ def test_a_fit_output_reads_back_as_written(tmp_path):
     assert fitted.normalization == norm and fitted.decoder_id == decoder_id(decoder)
     assert fitted.mesh_path == tmp_path / "out" / "mesh.ply" and fitted.source == (tmp_path / "out" / "in.obj").resolve()
     assert fitted.report == {"steps": 3, "metrics": {"iou": 0.5}}
+    assert fitted.support is not None
+    np.testing.assert_array_equal(fitted.support, np.random.default_rng(1).normal(size=(50, 3)).astype(np.float32))
     assert json.loads((tmp_path / "out" / REPORT).read_text()) == fitted.report
     # The latents file itself is accepted too.
     np.testing.assert_allclose(load_fitted(tmp_path / "out" / LATENTS).field(points), field(points), rtol=1e-6)
@@ -62,6 +66,10 @@ def test_foreign_or_damaged_outputs_are_one_line(tmp_path):
     with pytest.raises(SdfkitError, match="NaN or infinite latent codes"):
         load_fitted(tmp_path / "out")
     payload["grid"]["codes"][0, 0] = 0.0
+    for bad in (torch.zeros(4, 2), torch.full((4, 3), float("nan"))):
+        save_torch({**payload, "support": bad}, tmp_path / "out" / LATENTS)
+        with pytest.raises(SdfkitError, match="invalid surface points"):
+            load_fitted(tmp_path / "out")
     del payload["band"]
     save_torch(payload, tmp_path / "out" / LATENTS)
     with pytest.raises(SdfkitError, match="lacks 'band'"):

@@ -60,13 +60,24 @@ def test_code_adam_steps_as_torch_adam():
     assert not torch.equal(ours[0].detach(), start[0])
 
 
-def test_one_pass_matches_scene_loss():
+@pytest.mark.parametrize("max_points", [None, 128])
+def test_backward_in_chunks_matches_scene_loss(max_points):
+    """The reference is plain autograd through :func:`scene_loss`, whose amplitudes are gathered in its graph."""
     cfg = small_config(resolution=4)
     decoder = random_decoder(cfg)
     scene = make_scene(sphere_samples(500), cfg)
-    _, expected = scene_loss(decoder, scene.grid, scene.points, scene.sdf, 1.0, 1e-2)
-    assert float(backward_in_chunks(decoder, scene.grid, scene.points, scene.sdf, 1.0, 1e-2, None)) == pytest.approx(
-        float(expected.detach()), rel=1e-6)
+    with torch.no_grad():
+        scene.grid.codes.normal_(0.0, 0.3)
+    total, expected = scene_loss(decoder, scene.grid, scene.points, scene.sdf, 1.0, 1e-2)
+    total.backward()
+    reference = [scene.grid.codes.grad.clone()] + [p.grad.clone() for p in decoder.parameters()]
+    scene.grid.codes.grad = None
+    decoder.zero_grad()
+    l1 = backward_in_chunks(decoder, scene.grid, scene.points, scene.sdf, 1.0, 1e-2, max_points)
+    assert float(l1) == pytest.approx(float(expected.detach()), rel=1e-6)
+    got = [scene.grid.codes.grad] + [p.grad for p in decoder.parameters()]
+    for a, b in zip(reference, got):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize("final", [0.0, 0.05, 0.5])

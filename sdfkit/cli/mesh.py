@@ -24,6 +24,9 @@ def mesh(
         bool, typer.Option("--keep-largest", help="Keep only the largest connected component.")
     ] = False,
     min_component_faces: Annotated[int, typer.Option(help="Drop components with fewer faces than this.")] = 0,
+    keep_unsupported: Annotated[bool, typer.Option(
+        "--keep-unsupported", help="Keep the parts that lie wholly away from the fitted input, which sdfkit fit "
+                                   "drops (fit output folders).")] = False,
     smooth: Annotated[int, typer.Option(help="Taubin smoothing iterations (0: none).")] = 0,
     coarse_to_fine: Annotated[bool, typer.Option(
         "--coarse-to-fine/--no-coarse-to-fine", help="Evaluate the field only near the surface (same mesh, faster).")
@@ -51,6 +54,8 @@ def mesh(
     refuse_existing(out, force)
     if min_component_faces < 0 or smooth < 0:
         raise SdfkitError("--min-component-faces and --smooth must not be negative")
+    if exact and keep_unsupported:
+        raise SdfkitError("--keep-unsupported applies to a fit output folder: an exact SDF has no unsupported parts")
     if exact:
         from data_prep.mesh import load_mesh, normalize_mesh
         from data_prep.sdf import MeshSDF
@@ -59,7 +64,7 @@ def mesh(
             raise SdfkitError(f"--exact needs a mesh file, and {source} is a folder")
         unit, norm = normalize_mesh(load_mesh(source))
         lo, hi = unit.bounds
-        field, bounds = MeshSDF(unit), padded_bounds(lo, hi, resolution)
+        field, bounds, fitted = MeshSDF(unit), padded_bounds(lo, hi, resolution), None
     else:
         from sdfkit.fit_output import load_fitted
 
@@ -67,15 +72,26 @@ def mesh(
             raise SdfkitError(f"{source} is a file: pass --exact to remesh a mesh, or give a fit output folder")
         fitted = load_fitted(source, device=device)
         field, norm, bounds = fitted.field, fitted.normalization, fitted.bounds
+    notes = []
     with Reporter() as progress:  # one display for extraction and simplification
         result = extract_mesh(field, resolution=resolution, level=level / norm.scale, bounds=bounds,
                               coarse_to_fine=coarse_to_fine,
                               lipschitz_factor=LIPSCHITZ_FACTOR if lipschitz_factor is None else lipschitz_factor,
                               keep_largest=keep_largest, min_component_faces=min_component_faces,
                               smooth_iterations=smooth, normalization=norm, progress=progress)
+        if fitted is not None and not keep_unsupported:
+            result, dropped = fitted.drop_unsupported(result, resolution, level)
+            if dropped is None:
+                notes.append("every part kept: this fit output predates the surface points that decide unsupported "
+                             "parts")
+            elif dropped["removed"]:
+                notes.append(f"dropped {dropped['removed']} part(s) of {dropped['faces']} faces that lie wholly away "
+                             "from the input (--keep-unsupported keeps them)")
         full_faces = len(result.faces)
         with progress.stage("simplify"):
             result = simplify_mesh(result, faces)
     export_mesh(result, out)
     typer.echo(f"wrote {out}: {len(result.vertices)} vertices, {len(result.faces)} faces (of {full_faces}), "
                f"bounds {np.round(result.bounds[0], 4).tolist()} .. {np.round(result.bounds[1], 4).tolist()}")
+    for note in notes:
+        typer.echo(note)

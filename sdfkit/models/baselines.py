@@ -32,6 +32,7 @@ is benchmark code: ``benchmarks/siren_reference.py``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -71,9 +72,11 @@ class ConcatDecoder(nn.Module):
     def mlp(self, h: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def synthesis(self, x: Tensor, amps: Tensor, index: Tensor) -> Tensor:
-        """x : (M, 3); amps : (1, T, latent_dim); index : (M,) long -> (M,)."""
-        return self.mlp(torch.cat([self.embed(x), amps[0].index_select(0, index)], dim=-1))
+    def synthesis(self, x: Tensor, amps: Tensor | Sequence[Tensor], index: Tensor | None) -> Tensor:
+        """x : (M, 3); amps : (1, T, latent_dim), or one (T, latent_dim) tensor; index : (M,) long -> (M,).
+        ``index`` None: ``amps`` holds row m's code at row m (T = M)."""
+        codes = amps[0] if index is None else amps[0].index_select(0, index)
+        return self.mlp(torch.cat([self.embed(x), codes], dim=-1))
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
         """One code per row. x : (M, 3), z : (M, latent_dim) -> (M,)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -324,7 +325,8 @@ def blend_tiles(
     side: Tensor,
     band: float,
     codes: Tensor | None = None,
-    amps: Tensor | None = None,
+    amps: Tensor | Sequence[Tensor] | None = None,
+    gathered: bool = False,
 ) -> Tensor:
     """Blend the 8 tiles' predictions at each point, in cell units.
 
@@ -332,18 +334,22 @@ def blend_tiles(
     ``codes`` (T, D), the latent table that ``code`` indexes (training: the
     amplitudes are then computed once for each code the batch touches, not once
     per point), or ``amps`` (layers, T, hidden), amplitudes precomputed for the
-    whole table (inference).
+    whole table (inference). ``gathered``: ``amps`` holds instead one row per
+    entry of ``code[code >= 0]``, in that order, an (A, hidden) tensor per layer
+    (:func:`sdfkit.optim.backward_in_chunks`, whose gradient is then per row, not
+    per table).
     Returns (N,) blended signed distance in cell units (negative inside).
     """
     active = code >= 0
     flat_code = code[active]
+    slot: Tensor | None
     if amps is None:
         if codes is None:
             raise ValueError("blend_tiles needs codes or amps")
         used, slot = torch.unique(flat_code, return_inverse=True)
         amps = decoder.amplitudes(codes.index_select(0, used))
     else:
-        slot = flat_code
+        slot = None if gathered else flat_code
     values = (side * band).to(local.dtype)
     if flat_code.numel():
         pred = decoder.synthesis(local[active], amps, slot)

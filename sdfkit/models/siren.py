@@ -86,19 +86,24 @@ class ModulatedSiren(nn.Module):
             out.append(a)
         return torch.stack(out, dim=0)
 
-    def synthesis(self, x: Tensor, amps: Tensor, index: Tensor) -> Tensor:
+    def synthesis(self, x: Tensor, amps: Tensor | Sequence[Tensor], index: Tensor | None) -> Tensor:
         """Evaluate the synthesis network, row m modulated by code ``index[m]``.
 
         x : (M, in_dim) coordinates; amps : (layers, T, hidden) from
-        :meth:`amplitudes`; index : (M,) long in [0, T) -> (M,).
+        :meth:`amplitudes`, or a (T, hidden) tensor per layer; index : (M,) long
+        in [0, T) -> (M,). ``index`` None: ``amps`` already holds row m's
+        amplitudes at row m (T = M).
         """
         h = x
-        for i, layer in enumerate(linears(self.synthesis_layers)):
+        # A table is split into one view per layer, whose backward stacks the layers' gradients once; ``amps[i]``
+        # would give each layer's gradient the size of the whole table.
+        layer_amps = amps.unbind(0) if isinstance(amps, Tensor) else amps
+        for layer, amp in zip(linears(self.synthesis_layers), layer_amps):
             # Scaling the (hidden x hidden) weights by w0 instead of the
             # (M x hidden) pre-activations gives the same values and gradients
             # for a fraction of the work.
             pre = nn.functional.linear(h, layer.weight * self.w0, layer.bias * self.w0)
-            h = amps[i].index_select(0, index) * torch.sin(pre)
+            h = (amp if index is None else amp.index_select(0, index)) * torch.sin(pre)
         return self.output(h).squeeze(-1)
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
