@@ -40,7 +40,8 @@ def backward_in_chunks(
     chunk gathers the amplitude rows it uses outside the graph, and their
     gradients are added into the table's by row, so a chunk's backward costs
     what its rows cost, not the size of the whole table (a scene's tens of
-    thousands of codes). ``max_points`` None: one pass. ``precision`` applies to the forward passes (:func:`precision_scope`).
+    thousands of codes). ``max_points`` None: one pass. ``precision`` applies
+    to the forward passes (:func:`precision_scope`).
     Returns the scenes' mean L1 term (detached).
     """
     if isinstance(grids, LatentGrid):
