@@ -100,11 +100,25 @@ class FittedScene:
                          level: float = 0.0) -> tuple[trimesh.Trimesh, dict | None]:
         """``mesh`` (input units, extracted at ``resolution`` and iso ``level`` in input units) without the parts
         that no input point supports, as ``sdfkit fit`` dropped them from its own mesh; (``mesh``, None) when the
-        file keeps no surface points. An offset surface lies ``|level|`` farther from the input, so it may."""
+        file keeps no surface points. The reach grows by ``|level|``: an offset surface lies that much farther from
+        the input."""
         if self.support is None:
             return mesh, None
         reach = unsupported_distance(self.field.grid.spec, resolution, self.normalization.scale) + abs(level)
         return drop_unsupported_parts(mesh, self.normalization.from_unit(self.support), reach)
+
+
+def _surface_points(stored: object, latents: Path) -> np.ndarray | None:
+    """A latents file's surface points as (M, 3) float32 (None when it keeps none); one line when they are not."""
+    if stored is None:
+        return None
+    try:
+        points = np.asarray(stored, dtype=np.float32)
+    except (TypeError, ValueError):
+        points = np.empty((0, 0), dtype=np.float32)
+    if points.ndim != 2 or points.shape[1] != 3 or not np.isfinite(points).all():
+        raise SdfkitError(f"{latents} holds invalid surface points")
+    return points
 
 
 def load_fitted(path: str | Path, device: str = "cpu") -> FittedScene:
@@ -125,11 +139,7 @@ def load_fitted(path: str | Path, device: str = "cpu") -> FittedScene:
         band = float(payload["band"])
         norm = Normalization.from_dict(payload["normalization"])
         mesh_file, source = str(payload["mesh_file"]), Path(str(payload["source"]))
-        support = payload.get("support")
-        if support is not None:
-            support = np.asarray(support.numpy(), dtype=np.float32)
-            if support.ndim != 2 or support.shape[1] != 3 or not np.isfinite(support).all():
-                raise SdfkitError(f"{latents} holds invalid surface points")
+        support = _surface_points(payload.get("support"), latents)
     except KeyError as exc:
         raise SdfkitError(f"{latents} lacks '{exc.args[0]}'") from None
     if grid.codes.shape[1] != decoder.latent_dim:

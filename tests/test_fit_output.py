@@ -66,7 +66,7 @@ def test_foreign_or_damaged_outputs_are_one_line(tmp_path):
     with pytest.raises(SdfkitError, match="NaN or infinite latent codes"):
         load_fitted(tmp_path / "out")
     payload["grid"]["codes"][0, 0] = 0.0
-    for bad in (torch.zeros(4, 2), torch.full((4, 3), float("nan"))):
+    for bad in (torch.zeros(4, 2), torch.full((4, 3), float("nan")), "points"):
         save_torch({**payload, "support": bad}, tmp_path / "out" / LATENTS)
         with pytest.raises(SdfkitError, match="invalid surface points"):
             load_fitted(tmp_path / "out")
