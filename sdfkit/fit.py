@@ -34,14 +34,14 @@ from sdfkit.config import FitConfig, SdfkitConfig, load_settings, replace_sectio
 from sdfkit.decoder_io import load_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.export import DEFAULT_FACES, check_faces, simplification_chamfer, write_simplified
-from sdfkit.extract import drop_unsupported_parts, extract_mesh
+from sdfkit.extract import extract_mesh
 from sdfkit.field import NeuralField
 from sdfkit.fit_output import (
     LATENTS,
     PREVIEW,
     REPORT,
+    drop_unsupported,
     mesh_file_name,
-    unsupported_distance,
     write_latents,
     write_report,
 )
@@ -102,7 +102,8 @@ class FitRequest:
     """Point clouds: move the points onto quadratic surfaces fitted to their neighbours: ``auto`` (when the cloud
     looks noisy), ``on`` or ``off``."""
     keep_unsupported: bool = False
-    """Keep the extracted mesh's parts that lie wholly away from the input (:func:`unsupported_distance`)."""
+    """Keep the extracted mesh's parts that lie wholly away from the input
+    (:func:`sdfkit.fit_output.drop_unsupported`)."""
 
 
 @dataclasses.dataclass
@@ -451,9 +452,8 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
                          progress=bar, region=field.may_cross)
     extracted, unsupported = recon, None
     if not opts.keep_unsupported:
-        recon, unsupported = drop_unsupported_parts(recon, samples.normalization.from_unit(samples.surface_points),
-                                                    unsupported_distance(scene.grid.spec, cfg.fit.resolution,
-                                                                         samples.normalization.scale))
+        recon, unsupported = drop_unsupported(recon, samples.surface_points, samples.normalization, scene.grid.spec,
+                                              cfg.fit.resolution)
     timings["extract"] = time.perf_counter() - t
 
     # Scoring (NumPy and point-cloud-utils on one core) runs in forked children beside the writing and the

@@ -55,6 +55,16 @@ def unsupported_distance(spec: GridSpec, resolution: int, scale: float) -> float
     return max(UNSUPPORTED_CELLS * spec.cell, 2.0 * step) * scale
 
 
+def drop_unsupported(mesh: trimesh.Trimesh, support: np.ndarray, normalization: Normalization, spec: GridSpec,
+                     resolution: int, level: float = 0.0) -> tuple[trimesh.Trimesh, dict]:
+    """``mesh`` (input units, extracted at ``resolution`` and iso ``level`` in input units) without the parts that
+    no point of ``support`` ((M, 3), unit frame) reaches (:func:`sdfkit.extract.drop_unsupported_parts`): the rule
+    of ``sdfkit fit`` and of every later extraction of its ``latents.pt``. The reach (:func:`unsupported_distance`)
+    grows by ``|level|``: an offset surface lies that much farther from the input."""
+    reach = unsupported_distance(spec, resolution, normalization.scale) + abs(level)
+    return drop_unsupported_parts(mesh, normalization.from_unit(support), reach)
+
+
 def write_latents(path: Path, decoder: ModulatedSiren, cfg: SdfkitConfig, grid: LatentGrid,
                   normalization: Normalization, source: Path, mesh_hash: str, mesh_file: str,
                   support: np.ndarray) -> None:
@@ -98,14 +108,11 @@ class FittedScene:
 
     def drop_unsupported(self, mesh: trimesh.Trimesh, resolution: int,
                          level: float = 0.0) -> tuple[trimesh.Trimesh, dict | None]:
-        """``mesh`` (input units, extracted at ``resolution`` and iso ``level`` in input units) without the parts
-        that no input point supports, as ``sdfkit fit`` dropped them from its own mesh; (``mesh``, None) when the
-        file keeps no surface points. The reach grows by ``|level|``: an offset surface lies that much farther from
-        the input."""
+        """:func:`drop_unsupported` with the fit's own surface points, grid and normalisation: the parts ``sdfkit
+        fit`` dropped from its own mesh; (``mesh``, None) when the file keeps no surface points."""
         if self.support is None:
             return mesh, None
-        reach = unsupported_distance(self.field.grid.spec, resolution, self.normalization.scale) + abs(level)
-        return drop_unsupported_parts(mesh, self.normalization.from_unit(self.support), reach)
+        return drop_unsupported(mesh, self.support, self.normalization, self.field.grid.spec, resolution, level)
 
 
 def _surface_points(stored: object, latents: Path) -> np.ndarray | None:
