@@ -317,6 +317,8 @@ class PreparedFit:
     l1: float = float("nan")
     batch: dict = dataclasses.field(default_factory=dict)
     """For a shape fitted in a batch: the batch's size and its joint refinement seconds."""
+    threads: int = 0
+    """torch's intra-op threads during the refinement."""
 
     @property
     def encode(self) -> bool:
@@ -396,6 +398,7 @@ def refine_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter) -> None:
     # The LM sweeps fit the clamped L1 alone; a point cloud's normal terms need Adam.
     lm = cfg.fit.optimizer == "lm" and not scan
     refinement: list[dict] = [{}]
+    prepared.threads = torch.get_num_threads()
     if lm and prepared.encode:
         steps_done, l1, refinement = refine_no_worse(
             decoder, scene, cfg, lambda: lm_refine(decoder, scene, cfg, opts.max_seconds, bar, stage))
@@ -512,6 +515,7 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
                                    + score.waited + to_full.waited, 3),
             "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
             "machine": f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores",
+            "threads": prepared.threads,
             "decoder_id": prepared.dec_id,
             "tiles": {"grid": list(scene.grid.spec.cells), "active": scene.grid.num_codes},
             "config": {"fit": dataclasses.asdict(cfg.fit), "grid": dataclasses.asdict(cfg.grid),

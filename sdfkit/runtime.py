@@ -17,6 +17,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from data_prep.errors import SdfkitError
@@ -67,6 +69,24 @@ def tune_allocator() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _tuned = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _tuned
+
+
+@contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Give torch back its intra-op thread count when the block ends.
+
+    point-cloud-utils links its own OpenMP runtime, but where torch was imported first its calls resolve to
+    torch's: after a large nearest-neighbour search torch ran on one thread, so a cloud's fit used one core of
+    two. Wrap calls into such libraries whose caller goes on with torch.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def resolve_device(device: str) -> torch.device:

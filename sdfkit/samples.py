@@ -15,6 +15,7 @@ from data_prep.errors import SdfkitError
 from data_prep.mesh import file_hash, normalize_mesh, read_mesh
 from data_prep.sampling import SamplingConfig, SdfSamples, prepare_mesh, sample_unit_mesh
 from sdfkit.config import SamplingChoice
+from sdfkit.runtime import torch_threads_kept
 
 
 def random_rotation(seed: int) -> np.ndarray:
@@ -103,9 +104,15 @@ def prepare_cloud(path: str | Path, sampling, normals: str = "auto", denoise: st
 
     from data_prep.points import PointsConfig, prepare_points, read_points
 
-    cloud = read_points(path)
-    samples, info, oriented = prepare_points(path, sampling, PointsConfig(normals=normals, denoise=denoise),
-                                             cloud=cloud)
+    with torch_threads_kept():
+        cloud = read_points(path)
+        samples, info, oriented = prepare_points(path, sampling, PointsConfig(normals=normals, denoise=denoise),
+                                                 cloud=cloud)
     surface = np.asarray(samples.surface_points, dtype=np.float64)
     bounds_unit = trimesh.creation.box(bounds=np.stack([surface.min(axis=0), surface.max(axis=0)]))
-    return samples, cloud, info, bounds_unit, oriented.sdf
+
+    def sdf(queries: np.ndarray) -> np.ndarray:
+        with torch_threads_kept():
+            return oriented.sdf(queries)
+
+    return samples, cloud, info, bounds_unit, sdf

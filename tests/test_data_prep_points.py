@@ -268,6 +268,7 @@ def test_nearest_points_match_a_brute_force_search():
     np.testing.assert_allclose(dist, pairwise.min(axis=1), rtol=1e-12)
 
 
+
 def test_neighbour_planes_match_a_per_point_svd():
     points, _ = sphere_cloud(300)
     points = points + np.random.default_rng(7).normal(size=points.shape) * 0.01

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -67,3 +68,50 @@ def test_device_name_is_the_cpu_model():
               if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []
     name = device_name(torch.device("cpu"))
     assert name and name != "cpu" and (not models or name == models[0])
+
+
+def test_a_cloud_fit_refines_on_the_threads_torch_had(shared_meshes, tmp_path: Path):
+    """A cloud's preparation searches nearest points with point-cloud-utils, which (torch imported first, as by
+    a user's script or the CLI) left torch's OpenMP runtime at one thread: the refinement then used one core of
+    two. The fit runs in a fresh process that imports torch first and asks for two threads."""
+    import numpy as np
+
+    from data_prep.mesh import load_mesh
+    from data_prep.sampling import sample_surface
+
+    points, _ = sample_surface(load_mesh(shared_meshes / "val" / "torus.obj"), 5000, np.random.default_rng(2))
+    np.savetxt(tmp_path / "scan.xyz", points)
+    out = tmp_path / "fit"
+    argv = ["sdfkit", "fit", str(tmp_path / "scan.xyz"), "--out", str(out), "--steps", "2", "--resolution", "32",
+            "--no-preview", "--quiet"]
+    script = f"import sys, torch\ntorch.set_num_threads(2)\nfrom sdfkit.cli import main\nsys.argv = {argv!r}\nmain()\n"
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((out / "report.json").read_text())["threads"] == 2
+
+
+def test_a_clouds_preparation_and_its_distances_keep_torchs_threads(shared_meshes, tmp_path: Path):
+    """:func:`sdfkit.samples.prepare_cloud` and the distance function it returns (the encoder's input) each search
+    nearest points; 200,000 queries are above the size at which the search took torch's threads."""
+    import numpy as np
+
+    from data_prep.mesh import load_mesh
+    from data_prep.sampling import sample_surface
+
+    points, _ = sample_surface(load_mesh(shared_meshes / "val" / "torus.obj"), 5000, np.random.default_rng(2))
+    np.savetxt(tmp_path / "scan.xyz", points)
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, torch
+        torch.set_num_threads(2)
+        from data_prep.sampling import SamplingConfig
+        from sdfkit.samples import prepare_cloud
+        _, _, _, _, sdf = prepare_cloud({str(tmp_path / "scan.xyz")!r}, SamplingConfig(num_points=20_000))
+        print(torch.get_num_threads())
+        sdf(np.random.default_rng(0).uniform(-1, 1, (200_000, 3)))
+        print(torch.get_num_threads())
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["2", "2"]
