@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import trimesh
 
-from data_prep.forked import Beside, default_workers
+from data_prep.forked import Beside, can_fork, default_workers
 from data_prep.mesh import Normalization, normalize_mesh, read_mesh
 from data_prep.points import PointCloud, is_point_cloud
 from data_prep.sampling import SdfSamples, sample_unit_mesh
@@ -52,7 +52,7 @@ from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import CodeAdam, backward_in_chunks, compiled_synthesis, cosine_factor
 from sdfkit.points_loss import SurfaceWeights, cloud_loss, cloud_weights, describe_cloud_loss
 from sdfkit.progress import Reporter
-from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device
+from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device, torch_threads_kept
 from sdfkit.samples import prepare_cloud
 from sdfkit.scene import BatchDraw, Scene, make_scene
 
@@ -474,29 +474,32 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
     except OSError as exc:
         score.cancel()
         raise SdfkitError(describe_os_error(out, exc)) from None
+    # On a CPU the children take a core: torch keeps to one thread until they end. Two threads spinning against
+    # them made the preview about 1.5 times as long (benchmarks/results/cpu_targets-object-beside-*).
+    dev = scene.points.device
     try:
-        t = time.perf_counter()
-        mesh_file = mesh_file_name(fmt)
-        with bar.stage("write"):
-            simplified, meshes = write_simplified(recon, tmp / mesh_file, opts.faces,
-                                                  tmp / mesh_file_name(fmt, full=True) if opts.keep_full else None)
-            # A cloud has no faces to frame by: its reconstruction's own frame serves.
-            to_full = Beside(lambda: simplification_chamfer(simplified, recon, gt if gt is not None else recon))
-            beside.append(to_full)
-            write_latents(tmp / LATENTS, decoder, cfg, scene.grid, samples.normalization, prepared.mesh_path,
-                          prepared.mesh_hash, mesh_file, samples.surface_points)
-        timings["write"] = time.perf_counter() - t
-        result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi), simplified,
-                           extracted if extracted is not recon else None)
-        if preview is not None and opts.preview:
+        with torch_threads_kept(1 if dev.type == "cpu" and can_fork() else None):
             t = time.perf_counter()
-            preview(tmp / PREVIEW, result)
-            timings["preview"] = time.perf_counter() - t
+            mesh_file = mesh_file_name(fmt)
+            with bar.stage("write"):
+                simplified, meshes = write_simplified(recon, tmp / mesh_file, opts.faces,
+                                                      tmp / mesh_file_name(fmt, full=True) if opts.keep_full else None)
+                # A cloud has no faces to frame by: its reconstruction's own frame serves.
+                to_full = Beside(lambda: simplification_chamfer(simplified, recon, gt if gt is not None else recon))
+                beside.append(to_full)
+                write_latents(tmp / LATENTS, decoder, cfg, scene.grid, samples.normalization, prepared.mesh_path,
+                              prepared.mesh_hash, mesh_file, samples.surface_points)
+            timings["write"] = time.perf_counter() - t
+            result = FitResult({}, recon, gt, field, samples.normalization, (lo, hi), simplified,
+                               extracted if extracted is not recon else None)
+            if preview is not None and opts.preview:
+                t = time.perf_counter()
+                preview(tmp / PREVIEW, result)
+                timings["preview"] = time.perf_counter() - t
         with bar.stage("score"):
             metrics = score.result()
             meshes["mesh"]["chamfer_to_full"] = to_full.result()
         timings["score"] = score.seconds + to_full.seconds
-        dev = scene.points.device
         result.report = report = {
             "input": str(prepared.mesh_path.resolve()),
             "mesh": mesh_file,

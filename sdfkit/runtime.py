@@ -72,8 +72,8 @@ def tune_allocator() -> bool:
 
 
 @contextmanager
-def torch_threads_kept() -> Iterator[None]:
-    """Give torch back its intra-op thread count when the block ends.
+def torch_threads_kept(within: int | None = None) -> Iterator[None]:
+    """Give torch back its intra-op thread count when the block ends; ``within``: the count inside the block.
 
     point-cloud-utils links its own OpenMP runtime, but where torch was imported first its calls resolve to
     torch's: after a large nearest-neighbour search torch ran on one thread, so a cloud's fit used one core of
@@ -82,6 +82,8 @@ def torch_threads_kept() -> Iterator[None]:
     import torch
 
     threads = torch.get_num_threads()
+    if within is not None:
+        torch.set_num_threads(max(1, within))
     try:
         yield
     finally:

@@ -99,7 +99,10 @@ def test_fit_end_to_end_with_a_trained_decoder(tiny_run, shared_meshes, tmp_path
     _, train_out = tiny_run
     out = tmp_path / "fit"
     opts = FitRequest(decoder=str(train_out / "decoder.pt"), steps=15, resolution=48, device="cpu", preview=False)
+    threads = torch.get_num_threads()
     report = fit_mesh(shared_meshes / "val" / "torus.obj", out, opts, progress=False).report
+    # The writing ran on one thread beside the scoring children; the caller gets its threads back.
+    assert torch.get_num_threads() == threads == report["threads"]
     assert sorted(p.name for p in out.iterdir()) == ["latents.pt", "mesh.obj", "report.json"]
     # 15 steps of the tiny decoder reach IoU 0.71 and CD 3.5e-3 here; codes left at their start give far less.
     assert report["steps"] == 15 and report["metrics"]["iou"] > 0.6 and report["metrics"]["chamfer"] < 1e-2
