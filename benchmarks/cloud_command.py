@@ -8,6 +8,7 @@ reconstruction scored against the source mesh with the protocol's metrics.
 
     python -m benchmarks.cloud_command                                    # penguin and hand, 100,000 points
     python -m benchmarks.cloud_command --meshes penguin --noise 0 0.01 --normals exact none
+    python -m benchmarks.cloud_command --fit-setting normal_every=2                  # a fit setting changed
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import numpy as np
 from benchmarks.common import SHARED, machine, timed_fit_command, write_result, write_result_text
 
 
-def run_cloud(mesh_name: str, count: int, noise: float, normals: str, work: Path, volume_points: int) -> dict:
-    """One cloud through the command, scored against its mesh."""
+def run_cloud(mesh_name: str, count: int, noise: float, normals: str, work: Path, volume_points: int,
+              options: list[str]) -> dict:
+    """One cloud through the command (with ``options``), scored against its mesh."""
     import trimesh
 
     from benchmarks.points import make_cloud
@@ -40,7 +42,7 @@ def run_cloud(mesh_name: str, count: int, noise: float, normals: str, work: Path
     else:
         np.savez(cloud, points=points)
     out = work / "fit"
-    report, wall, load_before = timed_fit_command(cloud, out, [], None)
+    report, wall, load_before = timed_fit_command(cloud, out, options, None)
     recon = trimesh.load(out / report["mesh"], force="mesh", process=False)
     assert isinstance(recon, trimesh.Trimesh)
     metrics = evaluate_meshes(recon, source, num_volume=volume_points)
@@ -74,16 +76,22 @@ def main() -> None:
     parser.add_argument("--normals", nargs="*", default=["exact"], choices=["exact", "none"],
                         help="write the exact normals into the file, or none")
     parser.add_argument("--volume-points", type=int, default=250_000, help="IoU samples (protocol: 1,000,000)")
+    parser.add_argument("--fit-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for sdfkit fit (repeatable), as in benchmarks/points.py")
     parser.add_argument("--name", default="cloud_command")
     args = parser.parse_args()
 
+    from benchmarks.points import fit_config
+
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        config = fit_config(Path(tmp), None, args.fit_setting)
+        options = ["--config", config] if config else []
         for mesh_name in args.meshes:
             for noise in args.noise:
                 for normals in args.normals:
-                    row = run_cloud(mesh_name, args.count, noise, normals, Path(tmp), args.volume_points)
-                    rows.append(row)
+                    row = run_cloud(mesh_name, args.count, noise, normals, Path(tmp), args.volume_points, options)
+                    rows.append({**row, "fit_settings": args.fit_setting})
                     print(json.dumps(row), flush=True)
                     write_result(args.name, {"rows": rows})
     text = markdown(rows, f"Machine: {machine()}; `python -m benchmarks.cloud_command {' '.join(sys.argv[1:])}`")

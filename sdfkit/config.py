@@ -206,6 +206,9 @@ class FitConfig:
     :mod:`sdfkit.points_loss`) against the clamped L1; 0 turns it off. Estimated normals get no such term."""
     normal_points: int = 4096
     """Cloud points at which the normal term is taken each step."""
+    normal_every: int = 1
+    """Take the normal term every this many steps, at this many times its weight (the same mean gradient for
+    fewer of its passes, which cost about as much as a step's main loss)."""
     seed: int = 0
     precision: Precision = "fp32"
     """Arithmetic of the forward pass (see :func:`sdfkit.optim.precision_scope`)."""
@@ -215,8 +218,8 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
-        if not (self.normal_weight >= 0 and self.normal_points >= 1):
-            raise SdfkitError("fit.normal_weight must be at least 0 and fit.normal_points at least 1")
+        if not (self.normal_weight >= 0 and self.normal_points >= 1 and self.normal_every >= 1):
+            raise SdfkitError("fit.normal_weight must be at least 0, fit.normal_points and fit.normal_every at least 1")
         # The encoder's codes are a fit of their own: zero refinement steps is a valid request.
         fewest = 0 if self.init == "encoder" else 1
         if self.optimizer not in ("adam", "lm"):

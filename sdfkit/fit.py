@@ -145,7 +145,7 @@ def fit_codes(
     progress=None,
     task=None,
     chunk_points: int | None = None,
-    extra_loss: Callable[[], torch.Tensor] | None = None,
+    extra_loss: Callable[[], torch.Tensor | None] | None = None,
 ) -> tuple[int, float]:
     """Optimise only ``scene``'s codes against its samples; the decoder stays frozen.
 
@@ -159,7 +159,8 @@ def fit_codes(
     small rate instead of stopping mid-descent.
     ``chunk_points`` bounds the points of one backward pass (None: sized to the
     cache on a CPU, :func:`sdfkit.runtime.cpu_chunk_points`; one pass on a GPU).
-    ``extra_loss``: a further loss term each step (e.g. :func:`sdfkit.points_loss.surface_loss`).
+    ``extra_loss``: a further loss term each step, None on a step without one (e.g.
+    :func:`sdfkit.points_loss.surface_loss`).
     Returns (steps done, last L1 in cell units, the scenes' mean).
     """
     scenes = [scene] if isinstance(scene, Scene) else list(scene)
@@ -184,8 +185,9 @@ def fit_codes(
             l1 = backward_in_chunks(decoder, [s.grid for s in scenes], [s.points[i] for s, i in zip(scenes, idx)],
                                     [s.sdf[i] for s, i in zip(scenes, idx)], cfg.loss.band, cfg.loss.code_reg, chunk,
                                     cfg.fit.precision)
-            if extra_loss is not None:
-                extra_loss().backward()
+            extra = extra_loss() if extra_loss is not None else None
+            if extra is not None:
+                extra.backward()
             optimizer.step()
             if progress is not None and (step % 10 == 0 or step == cfg.fit.steps):
                 progress.update(task, completed=step, loss=float(l1))
@@ -327,7 +329,8 @@ class PreparedFit:
     @property
     def cloud_terms(self) -> SurfaceWeights:
         """The loss terms a point cloud's fit adds to the clamped L1 (:func:`~sdfkit.points_loss.cloud_weights`)."""
-        return cloud_weights(self.cloud_info.get("normals", ""), self.cfg.fit.normal_weight, self.cfg.fit.normal_points)
+        fit = self.cfg.fit
+        return cloud_weights(self.cloud_info.get("normals", ""), fit.normal_weight, fit.normal_points, fit.normal_every)
 
 
 def check_request(opts: FitRequest, out: Path) -> str:

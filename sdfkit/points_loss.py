@@ -30,6 +30,8 @@ class SurfaceWeights:
     eikonal: float = 0.0
     points: int = 4096
     """Cloud points per step."""
+    every: int = 1
+    """Steps between two takings of the terms, which then weigh this many times as much."""
 
     @property
     def active(self) -> bool:
@@ -50,28 +52,33 @@ def surface_terms(decoder: ModulatedSiren, grid: LatentGrid, points: Tensor, nor
 
 
 def surface_loss(decoder: ModulatedSiren, grid: LatentGrid, points: Tensor, normals: Tensor, band: float,
-                 weights: SurfaceWeights, seed: int = 0) -> Callable[[], Tensor]:
-    """A per-step loss for :func:`sdfkit.fit.fit_codes`: the weighted terms at ``weights.points`` random points."""
+                 weights: SurfaceWeights, seed: int = 0) -> Callable[[], Tensor | None]:
+    """A per-step loss for :func:`sdfkit.fit.fit_codes`: the weighted terms at ``weights.points`` random points,
+    every ``weights.every`` steps from the first (None on the steps between)."""
     gen = torch.Generator(device=points.device).manual_seed(seed + 1)
+    calls = [0]
 
-    def loss() -> Tensor:
+    def loss() -> Tensor | None:
+        calls[0] += 1
+        if (calls[0] - 1) % weights.every:
+            return None
         idx = torch.randint(len(points), (min(weights.points, len(points)),), generator=gen, device=points.device)
         alignment, eikonal = surface_terms(decoder, grid, points[idx], normals[idx], band)
-        return weights.normal * alignment + weights.eikonal * eikonal
+        return weights.every * (weights.normal * alignment + weights.eikonal * eikonal)
 
     return loss
 
 
-def cloud_weights(normals_source: str, normal_weight: float, normal_points: int) -> SurfaceWeights:
-    """The terms a cloud's fit adds: normal alignment at ``normal_weight`` (``fit.normal_weight``) when its normals
-    came with the file, nothing when they were estimated (not measured)."""
+def cloud_weights(normals_source: str, normal_weight: float, normal_points: int, every: int = 1) -> SurfaceWeights:
+    """The terms a cloud's fit adds: normal alignment at ``normal_weight`` (``fit.normal_weight``) every ``every``
+    steps when its normals came with the file, nothing when they were estimated (not measured)."""
     if normals_source != "given":
         return SurfaceWeights()
-    return SurfaceWeights(normal=normal_weight, points=normal_points)
+    return SurfaceWeights(normal=normal_weight, points=normal_points, every=every)
 
 
 def cloud_loss(decoder: ModulatedSiren, grid: LatentGrid, surface_points, surface_normals, weights: SurfaceWeights,
-               band: float, seed: int = 0) -> Callable[[], Tensor] | None:
+               band: float, seed: int = 0) -> Callable[[], Tensor | None] | None:
     """The extra loss of a cloud's fit (:func:`cloud_weights`), or None when it adds no term.
 
     surface_points, surface_normals : (m, 3) float arrays in the unit frame (the samples' ``surface_*``).
@@ -87,6 +94,7 @@ def cloud_loss(decoder: ModulatedSiren, grid: LatentGrid, surface_points, surfac
 def describe_cloud_loss(weights: SurfaceWeights) -> str:
     """The loss a cloud's fit uses, in words, for ``report.json``."""
     if weights.active:
+        when = "a step" if weights.every == 1 else f"every {weights.every} steps, times {weights.every}"
         return (f"clamped L1 (10% of near-surface samples on the points) + {weights.normal:g} x normal "
-                f"alignment + {weights.eikonal:g} x Eikonal at {weights.points} points a step")
+                f"alignment + {weights.eikonal:g} x Eikonal at {weights.points} points {when}")
     return "clamped L1 (10% of near-surface samples on the points)"
