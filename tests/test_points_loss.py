@@ -77,3 +77,21 @@ def test_a_cloud_with_normals_gets_the_alignment_term_and_one_without_does_not()
     value = loss()
     value.backward()
     assert torch.isfinite(value) and float(grid.codes.grad.abs().sum()) > 0
+
+
+def test_a_term_taken_every_third_step_weighs_three_times_on_those_steps():
+    """Steps 1, 4, 7 take the terms at three times the weight, on the points an every-step loss draws on its own
+    first three calls; the steps between return None."""
+    from sdfkit.points_loss import SurfaceWeights, describe_cloud_loss, surface_loss
+
+    decoder, grid, points = _setup()
+    normals = torch.nn.functional.normalize(points, dim=-1)
+    every_step = surface_loss(decoder, grid, points, normals, BAND, SurfaceWeights(normal=0.1, points=16))
+    third = surface_loss(decoder, grid, points, normals, BAND, SurfaceWeights(normal=0.1, points=16, every=3))
+    expected = [every_step() for _ in range(3)]
+    taken = [third() for _ in range(7)]
+    assert [value is None for value in taken] == [False, True, True, False, True, True, False]
+    for value, reference in zip([taken[0], taken[3], taken[6]], expected):
+        assert value is not None and reference is not None
+        np.testing.assert_allclose(float(value.detach()), 3.0 * float(reference.detach()), rtol=1e-12)
+    assert "every 3 steps" in describe_cloud_loss(SurfaceWeights(normal=0.1, every=3))
