@@ -209,7 +209,7 @@ class FitConfig:
     normal_every: int = 2
     """Take the normal term every this many steps, at this many times its weight: the same mean gradient for
     fewer of its passes, each of which costs about as much as a step's main loss. Every second step refined four
-    clouds in 25-33% less time at -7% to +2% of the Chamfer (BENCHMARKS.md, "The normal term every second step")."""
+    clouds in 15-33% less time at -7% to +2% of the Chamfer (BENCHMARKS.md, "The normal term every second step")."""
     seed: int = 0
     precision: Precision = "fp32"
     """Arithmetic of the forward pass (see :func:`sdfkit.optim.precision_scope`)."""
