@@ -429,6 +429,7 @@ def refine_batch(batch: Sequence[PreparedFit], opts: FitRequest, bar: Reporter) 
     if any(p.cloud is not None or p.cfg.fit != cfg.fit or p.decoder is not decoder for p in batch):
         raise SdfkitError("a batch of fits needs meshes (not point clouds) with one decoder and one fit setting")
     budget = opts.max_seconds * len(batch) if opts.max_seconds is not None else None
+    threads = torch.get_num_threads()
     t = time.perf_counter()
     stage = bar.stage("fit", total=cfg.fit.steps, budget_s=budget)
     stage.update(note=f"{len(batch)} shapes")
@@ -443,6 +444,7 @@ def refine_batch(batch: Sequence[PreparedFit], opts: FitRequest, bar: Reporter) 
     for prepared, outcome in zip(batch, refinement):
         prepared.timings["fit"] = seconds / len(batch)  # each shape's share of the joint refinement
         prepared.steps_done, prepared.l1, prepared.refinement = steps_done, l1, outcome
+        prepared.threads = threads
         prepared.batch = {"shapes": len(batch), "fit_seconds": round(seconds, 3)}
         prepared.cfg = replace_section(prepared.cfg, "fit", optimizer="adam")
 
@@ -478,7 +480,7 @@ def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: 
         score.cancel()
         raise SdfkitError(describe_os_error(out, exc)) from None
     # On a CPU the children take a core: torch keeps to one thread until they end. Two threads spinning against
-    # them made the preview about 1.5 times as long (benchmarks/results/cpu_targets-object-beside-*).
+    # them made the preview about 1.5 times as long (benchmarks/results/cpu_targets-object-beside-{a,b}-20261207).
     dev = scene.points.device
     try:
         with torch_threads_kept(1 if dev.type == "cpu" and can_fork() else None):

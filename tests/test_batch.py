@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sdfkit.batch import summary_stats
 
@@ -139,6 +140,7 @@ def test_meshes_refined_in_one_batch_end_as_they_would_alone(chair_folder, tmp_p
     for row in rows[1:]:
         report = json.loads((tmp_path / "together" / row["mesh"] / "report.json").read_text())
         assert report["batch"]["shapes"] == 2 and report["steps"] == 10
+        assert report["threads"] == torch.get_num_threads()
         codes = [load_torch(tmp_path / kind / row["mesh"] / "latents.pt")["grid"]["codes"]
                  for kind in ("together", "alone")]
         assert codes[0].shape == codes[1].shape

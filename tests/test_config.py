@@ -42,6 +42,7 @@ def test_every_shipped_config_loads_and_round_trips(path: Path):
     (lambda: FitConfig(surface_band=0.0), "surface_band"),
     (lambda: FitConfig(normal_weight=-0.1), "normal_weight"),
     (lambda: FitConfig(normal_points=0), "normal_points"),
+    (lambda: FitConfig(normal_every=0), "normal_every"),
     (lambda: TrainConfig(precision="half"), "unknown precision 'half'"),  # type: ignore[arg-type]
     (lambda: GridConfig(resolution=0), "--grid-resolution.* between 1 and 256, got 0"),
     (lambda: GridConfig(resolution=257), "between 1 and 256, got 257"),
