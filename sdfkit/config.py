@@ -191,6 +191,14 @@ class FitConfig:
     (``benchmarks/results/sheet_fin.md``)."""
     surface_band: float = 0.25
     """Cells from the surface (by the samples' exact distance) within which a sample counts for ``surface_fraction``."""
+    weight_floor: float = 0.0
+    refine_weight_floor: float = 0.05
+    """A point's tiles whose blending weight is below this add to its prediction but send no gradient to their
+    codes (:func:`sdfkit.optim.backward_in_chunks`; ``refine_*``: after the encoder, where the config file sets no
+    ``weight_floor``). At most 1/8, the least weight a point's heaviest tile has. At 0.05 a refinement step took
+    0.78-0.82 times as long as at 0 on three val meshes (``benchmarks/results/weight_floor-20261207.md``), and
+    250 steps ended at -1% to +3% of the Chamfer on four, 0.99-1.28 times the 600-step fit's
+    (``fast_fit-weight-floor-20261207.md``; 0.02: 0.86-0.92 times the step, -1% to -5% of the Chamfer)."""
     lr_final_fraction: float = 0.05
     optimizer: Literal["adam", "lm"] = "adam"
     """How the codes are refined: ``adam`` (``steps`` gradient steps) or ``lm``, Levenberg-Marquardt sweeps over
@@ -234,6 +242,8 @@ class FitConfig:
                 and self.surface_band > 0):
             raise SdfkitError("fit surface_fraction and refine_surface_fraction must be in [0, 1] and surface_band "
                               "positive")
+        if not (0.0 <= self.weight_floor <= 0.125 and 0.0 <= self.refine_weight_floor <= 0.125):
+            raise SdfkitError("fit weight_floor and refine_weight_floor must be in [0, 0.125]")
         if self.steps < fewest or self.refine_steps < 0 or (self.batch_points is not None and self.batch_points < 1):
             raise SdfkitError("fit steps and batch points (--steps, --batch-points) must be at least 1 "
                               "(steps 0 with --init encoder)")

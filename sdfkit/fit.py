@@ -184,7 +184,7 @@ def fit_codes(
             optimizer.zero_grad()
             l1 = backward_in_chunks(decoder, [s.grid for s in scenes], [s.points[i] for s, i in zip(scenes, idx)],
                                     [s.sdf[i] for s, i in zip(scenes, idx)], cfg.loss.band, cfg.loss.code_reg, chunk,
-                                    cfg.fit.precision)
+                                    cfg.fit.precision, cfg.fit.weight_floor)
             extra = extra_loss() if extra_loss is not None else None
             if extra is not None:
                 extra.backward()
@@ -221,8 +221,9 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
     config file's ``fit``/``grid``/``sampling`` sections, then CLI options.
 
     ``fit.init`` ``auto`` becomes ``encoder`` when an encoder serves the decoder named ``dec_id``, else ``random``;
-    after the encoder, ``steps``, ``lr`` and ``points_per_code`` take their ``refine_*`` values (``fit.lm_sweeps``
-    for the steps with the ``lm`` optimizer) unless the config file or ``opts`` sets them.
+    after the encoder, ``steps``, ``lr``, ``points_per_code``, ``surface_fraction`` and ``weight_floor`` take their
+    ``refine_*`` values (``fit.lm_sweeps`` for the steps with the ``lm`` optimizer) unless the config file or
+    ``opts`` sets them.
     """
     cfg = dataclasses.replace(base, fit=FitConfig())
     file_fit: dict = {}
@@ -244,10 +245,12 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
     if cfg.fit.init == "encoder":
         refine = cfg.fit.lm_sweeps if cfg.fit.optimizer == "lm" else cfg.fit.refine_steps
         asked = {"steps": opts.steps is not None or "steps" in file_fit, "lr": opts.lr is not None or "lr" in file_fit,
-                 "points_per_code": "points_per_code" in file_fit, "surface_fraction": "surface_fraction" in file_fit}
+                 "points_per_code": "points_per_code" in file_fit, "surface_fraction": "surface_fraction" in file_fit,
+                 "weight_floor": "weight_floor" in file_fit}
         cfg = replace_section(cfg, "fit", **{key: value for key, value in (
             ("steps", refine), ("lr", cfg.fit.refine_lr), ("points_per_code", cfg.fit.refine_points_per_code),
-            ("surface_fraction", cfg.fit.refine_surface_fraction)) if not asked[key]})
+            ("surface_fraction", cfg.fit.refine_surface_fraction), ("weight_floor", cfg.fit.refine_weight_floor))
+            if not asked[key]})
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
     # Each section checks its own values when built (FitConfig, GridConfig __post_init__); the time budget

@@ -38,6 +38,8 @@ def test_every_shipped_config_loads_and_round_trips(path: Path):
     (lambda: FitConfig(resolution=2049), "between 16 and 2048, got 2049"),
     (lambda: FitConfig(precision="fp16"), "unknown precision 'fp16'"),  # type: ignore[arg-type]
     (lambda: FitConfig(refine_surface_fraction=1.5), "surface_fraction"),
+    (lambda: FitConfig(refine_weight_floor=0.2), "weight_floor"),
+    (lambda: FitConfig(weight_floor=-0.01), "weight_floor"),
     (lambda: FitConfig(surface_fraction=-0.1), "surface_fraction"),
     (lambda: FitConfig(surface_band=0.0), "surface_band"),
     (lambda: FitConfig(normal_weight=-0.1), "normal_weight"),

@@ -90,10 +90,12 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     assert (refined.steps, refined.lr, refined.points_per_code) == (
         defaults.refine_steps, defaults.refine_lr, defaults.refine_points_per_code)
     assert refined.surface_fraction == defaults.refine_surface_fraction > 0
+    assert refined.weight_floor == defaults.refine_weight_floor > 0
     from_noise = fit_settings(SdfkitConfig(), FitRequest(init="random")).fit
     assert (from_noise.steps, from_noise.lr, from_noise.points_per_code) == (
         defaults.steps, defaults.lr, defaults.points_per_code)
     assert from_noise.surface_fraction == defaults.surface_fraction == 0
+    assert from_noise.weight_floor == defaults.weight_floor == 0
     # What the user asks for wins: the CLI's --steps and --lr, a config file's fit section.
     asked = fit_settings(SdfkitConfig(), FitRequest(init="encoder", steps=7, lr=0.001)).fit
     assert (asked.steps, asked.lr, asked.points_per_code) == (7, 0.001, defaults.refine_points_per_code)
@@ -106,6 +108,8 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     config.write_text(yaml.safe_dump({"fit": {"refine_surface_fraction": 0.6}}))
     assert fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit.surface_fraction == 0.6
     assert fit_settings(SdfkitConfig(), FitRequest(init="random", config=str(config))).fit.surface_fraction == 0.0
+    config.write_text(yaml.safe_dump({"fit": {"weight_floor": 0.0}}))
+    assert fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit.weight_floor == 0.0
 
 
 def test_a_config_file_changes_only_the_keys_it_names(tmp_path):
@@ -141,3 +145,25 @@ def test_the_report_counts_the_parts_dropped_away_from_the_input(sphere_mesh_fil
     kept = fit_mesh(sphere_mesh_file, tmp_path / "kept", FitRequest(config=config, device="cpu",
                                                                   keep_unsupported=True), progress=False)
     assert "unsupported_parts" not in kept.report
+
+
+def test_fit_codes_takes_the_weight_floor_of_its_settings():
+    """Three steps from the same codes with and without a floor end apart: the setting reaches the backward."""
+    import torch
+
+    from sdfkit.config import replace_section
+    from sdfkit.fit import fit_codes
+    from sdfkit.scene import make_scene
+
+    from helpers import random_decoder, small_config, sphere_samples
+
+    cfg = small_config(resolution=4)
+    decoder = random_decoder(cfg)
+    ends = []
+    for floor in (0.0, 0.1):
+        scene = make_scene(sphere_samples(500), cfg)
+        with torch.no_grad():
+            scene.grid.codes.copy_(torch.randn(scene.grid.codes.shape, generator=torch.Generator().manual_seed(0)))
+        fit_codes(decoder, scene, replace_section(cfg, "fit", steps=3, weight_floor=floor))
+        ends.append(scene.grid.codes.detach().clone())
+    assert not torch.allclose(ends[0], ends[1])
