@@ -1,3 +1,3 @@
-from sdfkit.cli import main
+from sdfkit.cli import console
 
-main()
+console()
