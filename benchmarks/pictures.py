@@ -49,7 +49,7 @@ def main() -> None:
         "viewer_slice_256_s": best(lambda: colorize(evaluate_slice(src.field, 2, float(centre[2]), src.bounds, 256)),
                                    args.repeats),
         "render_1x512_s": best(lambda: render_row(mesh, 1, (512, 512)), args.repeats),
-        "preview_renders_s": best(lambda: render_panels(unit, unit), args.repeats),
+        "preview_renders_s": best(lambda: render_panels(unit, unit).result(), args.repeats),
         "preview_slices_field_s": best(lambda: slice_panels(src.field, src.bounds), args.repeats),
         "preview_total_s": best(lambda: preview_sheet(unit, unit, src.field, norm, src.bounds), args.repeats),
         "slices_3x3_256_total_s": best(lambda: slice_sheet(src.field, src.bounds, 3, 256, normalization=norm),

@@ -73,17 +73,17 @@ class Beside(Generic[T]):
     """``fn()`` computed in a forked child process while the caller goes on; :meth:`result` waits for its value.
 
     The value, or the exception ``fn`` raised, comes back pickled. Where this process cannot fork
-    (:func:`can_fork`), ``fn()`` runs at once, in this process.
+    (:func:`can_fork`), or with ``here``, ``fn()`` runs at once, in this process.
     """
 
-    def __init__(self, fn: Callable[[], T]):
+    def __init__(self, fn: Callable[[], T], here: bool = False):
         self.seconds = 0.0
         """How long ``fn()`` took (in the child)."""
         self.waited = 0.0
         """How long :meth:`result` waited for it."""
         self._outcome: tuple[bool, object, float] | None = None
         self._process = None
-        if not can_fork():
+        if here or not can_fork():
             self._outcome = _outcome_of(fn)
             return
         ctx = multiprocessing.get_context("fork")

@@ -179,3 +179,30 @@ def test_preview_has_renders_and_three_labelled_slices(tmp_path):
             mask = object_mask(sheet.image[top:bottom, left:right])
             rows, cols = np.nonzero(mask)
             assert mask.mean() > 0.1 and abs(cols.mean() - (right - left) / 2) < 20
+
+
+def test_the_preview_renders_in_a_child_and_leaves_mesh_to_sdf_importable(tmp_path):
+    """In a fresh process, as the ``sdfkit`` command runs: the renders come from a forked child, so this process
+    never loads OpenGL and may import mesh_to_sdf afterwards (it refuses to load after pyrender)."""
+    import json
+    import subprocess
+    import sys
+
+    script = """
+import json, sys
+import trimesh
+from data_prep.mesh import normalize_mesh
+from data_prep.sdf import MeshSDF
+from viewer.preview import preview_sheet
+gt = trimesh.creation.icosphere(subdivisions=3, radius=2.0)
+unit, norm = normalize_mesh(gt)
+sheet = preview_sheet(gt, gt, MeshSDF(unit), norm, ((-1.2,) * 3, (1.2,) * 3))
+loaded = ["OpenGL" in sys.modules, "pyrender" in sys.modules]
+import mesh_to_sdf
+print(json.dumps({"panels": len(sheet.panel_boxes), "loaded": loaded}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["loaded"] == [False, False]
+    assert out["panels"] == (5 if offscreen_gl_available() else 3)

@@ -8,11 +8,13 @@ in distance units and the clamp band marked.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
+from data_prep.forked import Beside, can_fork
 from viewer.figures import RenderPanel, Sheet, SlicePanel, draw_sheet, sheet_png
 from viewer.render import NoOffscreenGL, render_meshes
 from viewer.slices import Field, clamp_distance, default_range, evaluate_slice
@@ -21,17 +23,28 @@ PANEL = 320
 SLICE_RESOLUTION = 192
 
 
-def render_panels(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None) -> list[RenderPanel]:
-    """Renders of the reconstruction and the ground truth, or [] when offscreen GL is unavailable."""
+def _panels(meshes: list[trimesh.Trimesh], names: list[str], import_order: bool) -> list[RenderPanel]:
+    try:
+        images = render_meshes(meshes, (PANEL, PANEL), import_order=import_order)
+    except NoOffscreenGL:
+        return []  # the slices still tell the story; any other rendering failure is raised
+    return [RenderPanel(name, image) for image, name in zip(images, names)]
+
+
+def render_panels(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None) -> Beside[list[RenderPanel]]:
+    """The renders of the reconstruction and the ground truth, made in a forked child while the caller goes on
+    (:class:`data_prep.forked.Beside`; in this process where it cannot fork): [] when offscreen GL is unavailable.
+
+    The child alone loads pyrender and OpenGL, so it skips importing mesh_to_sdf ahead of them (0.6-1.4 s), and
+    this process may still import mesh_to_sdf later. A process that has loaded OpenGL already renders here: a
+    child would inherit its driver's state.
+    """
     meshes, names = [recon], ["reconstruction"]
     if gt is not None:
         meshes.append(gt)
         names.append("ground truth")
-    try:
-        images = render_meshes(meshes, (PANEL, PANEL))
-    except NoOffscreenGL:
-        return []  # the slices still tell the story; any other rendering failure is raised
-    return [RenderPanel(name, image) for image, name in zip(images, names)]
+    here = "OpenGL" in sys.modules or not can_fork()
+    return Beside(lambda: _panels(meshes, names, import_order=here), here=here)
 
 
 def slice_panels(field: Field, bounds, resolution: int = SLICE_RESOLUTION) -> list[SlicePanel]:
@@ -52,9 +65,14 @@ def preview_sheet(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None, field: Fie
     """
     if clamp is None:
         clamp = clamp_distance(field)
-    slices = slice_panels(field, bounds)
+    renders = render_panels(recon, gt)  # in a child, beside the slices' field evaluations
+    try:
+        slices = slice_panels(field, bounds)
+    except BaseException:
+        renders.cancel()
+        raise
     vmax = default_range(np.concatenate([s.values.ravel() for s in slices]), bounds, clamp)
-    cells = [*render_panels(recon, gt), *slices]
+    cells = [*renders.result(), *slices]
     return draw_sheet([cells], bounds, vmax, clamp, normalization, panel_px=PANEL, annotate=annotate)
 
 

@@ -52,8 +52,9 @@ class NoOffscreenGL(SdfkitError):
     """
 
 
-def _pyrender():
-    """Import pyrender for offscreen use: EGL when no display, mesh_to_sdf first (it must precede pyrender)."""
+def _pyrender(import_order: bool = True):
+    """Import pyrender for offscreen use: EGL when no display, and with ``import_order`` mesh_to_sdf first (it
+    refuses to load after pyrender; a process that will not sample with it may skip its import, 0.6-1.4 s)."""
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     platform = os.environ.get("PYOPENGL_PLATFORM", "glx").lower()
@@ -61,10 +62,11 @@ def _pyrender():
     if library and ctypes.util.find_library(library) is None:
         raise NoOffscreenGL(f"{NO_GL_MESSAGE}: PYOPENGL_PLATFORM={platform} needs lib{library}, which is not "
                             "installed (install EGL or OSMesa drivers, or set PYOPENGL_PLATFORM)")
-    try:
-        import mesh_to_sdf  # noqa: F401
-    except Exception:
-        pass  # optional here; only the import order matters when it is installed
+    if import_order:
+        try:
+            import mesh_to_sdf  # noqa: F401
+        except Exception:
+            pass  # optional here; only the import order matters when it is installed
     try:
         import pyrender
     except Exception as exc:  # PyOpenGL raises more than ImportError when it cannot bind its library
@@ -140,9 +142,9 @@ def _mesh(pyrender, mesh: trimesh.Trimesh, material):
 
 
 def _render(items: list[tuple[trimesh.Trimesh, float]], size: tuple[int, int], elevation: float,
-            color) -> list[np.ndarray]:
+            color, import_order: bool = True) -> list[np.ndarray]:
     """Render each (mesh, azimuth) pair with ONE offscreen context (creating one costs more than a frame)."""
-    pyrender = _pyrender()
+    pyrender = _pyrender(import_order)
     width, height = size
     material = pyrender.MetallicRoughnessMaterial(baseColorFactor=(*color, 1.0), metallicFactor=0.0,
                                                   roughnessFactor=0.7)
@@ -196,9 +198,12 @@ def render_views(mesh: trimesh.Trimesh, size: tuple[int, int] = (512, 512), azim
 
 def render_meshes(meshes: list[trimesh.Trimesh], size: tuple[int, int] = (512, 512),
                   azimuth: float = DEFAULT_AZIMUTH, elevation: float = DEFAULT_ELEVATION,
-                  color=MESH_RGB) -> list[np.ndarray]:
-    """One (H, W, 3) uint8 image per mesh, all from the same view (each framed on its own mesh)."""
-    return _render([(mesh, azimuth) for mesh in meshes], size, elevation, color)
+                  color=MESH_RGB, import_order: bool = True) -> list[np.ndarray]:
+    """One (H, W, 3) uint8 image per mesh, all from the same view (each framed on its own mesh).
+
+    ``import_order`` False skips importing mesh_to_sdf ahead of pyrender, for a process that will never import
+    mesh_to_sdf (a forked child that only renders)."""
+    return _render([(mesh, azimuth) for mesh in meshes], size, elevation, color, import_order)
 
 
 def render_mesh(mesh: trimesh.Trimesh, size: tuple[int, int] = (512, 512), azimuth: float = DEFAULT_AZIMUTH,
