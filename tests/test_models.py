@@ -42,6 +42,19 @@ def test_synthesis_matches_the_layer_formula():
         h = a[i] * torch.sin(dec.w0 * (h @ layer.weight.T + layer.bias))
     expected = (h @ dec.output.weight.T + dec.output.bias).squeeze(-1)
     torch.testing.assert_close(dec(x, z), expected, rtol=1e-5, atol=1e-5)
+    # Without a graph (extraction, slices) the layers overwrite their blocks in place: the same values, and the
+    # amplitude table the rows were gathered from is left as it was.
+    index = torch.tensor([4, 0, 0, 2, 1])
+    table = a.detach().clone()
+    with torch.no_grad():
+        in_place = dec.synthesis(x, table, index)
+    torch.testing.assert_close(in_place, dec.synthesis(x, a, index).detach(), rtol=0, atol=0)
+    torch.testing.assert_close(table, a.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(in_place, dec(x, z[index]).detach(), rtol=1e-5, atol=1e-5)
+    rows = a.detach()[:, index]  # (layers, M, hidden): row m's own amplitudes, no index
+    with torch.no_grad():
+        torch.testing.assert_close(dec.synthesis(x, rows, None), in_place, rtol=0, atol=0)
+    torch.testing.assert_close(rows, a.detach()[:, index], rtol=0, atol=0)
 
 
 def test_siren_initialisation_bounds():

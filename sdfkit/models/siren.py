@@ -98,12 +98,16 @@ class ModulatedSiren(nn.Module):
         # A table is split into one view per layer, whose backward stacks the layers' gradients once; ``amps[i]``
         # would give each layer's gradient the size of the whole table.
         layer_amps = amps.unbind(0) if isinstance(amps, Tensor) else amps
+        # Without a graph the sine and the product overwrite the pre-activations: one (M x hidden) block a layer
+        # instead of three, the same values.
+        in_place = not torch.is_grad_enabled()
         for layer, amp in zip(linears(self.synthesis_layers), layer_amps):
             # Scaling the (hidden x hidden) weights by w0 instead of the
             # (M x hidden) pre-activations gives the same values and gradients
             # for a fraction of the work.
             pre = nn.functional.linear(h, layer.weight * self.w0, layer.bias * self.w0)
-            h = (amp if index is None else amp.index_select(0, index)) * torch.sin(pre)
+            rows = amp if index is None else amp.index_select(0, index)
+            h = pre.sin_().mul_(rows) if in_place else rows * torch.sin(pre)
         return self.output(h).squeeze(-1)
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
