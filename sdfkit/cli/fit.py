@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sdfkit.cli.app import app
+from sdfkit.config import FitConfig
 from sdfkit.export import DEFAULT_FACES
 
 #: Below this IoU against its input a fit is flagged on stderr.
@@ -46,8 +47,8 @@ def fit(
         help="adam: gradient steps on the codes; lm: Levenberg-Marquardt sweeps over the tiles (--steps then "
              "counts sweeps).")] = None,
     steps: Annotated[int | None, typer.Option(
-        help="Optimisation steps on the latent codes (default 400 after the encoder, 600 from noise; LM: "
-             "sweeps).")] = None,
+        help=f"Optimisation steps on the latent codes (default {FitConfig.refine_steps} after the encoder, "
+             f"{FitConfig.steps} from noise; LM: sweeps).")] = None,
     batch_points: Annotated[
         int | None, typer.Option(help="Points per step (default: 1 per code after the encoder, 3 from noise; "
                                       "8,192 to 262,144).")
