@@ -4,7 +4,7 @@ For each mesh the command's preparation runs once (read, sample, encode); then r
 from the encoder's codes run at each floor in turn, ``--rounds`` times, so every floor sees the same load. The row
 gives the median and the spread of the rounds' seconds per step, and the share of the steps' tile rows below the
 floor (those that skip their backward). The Chamfer each floor reaches is the user's command's: run
-``benchmarks.fast_fit`` with ``--variants encoder:250/weight_floor=F``.
+``benchmarks.fast_fit`` with ``--variants encoder:225/weight_floor=F``.
 
     python -m benchmarks.weight_floor                                    # penguin, floors 0, 0.02, 0.05, 0.1
     python -m benchmarks.weight_floor --meshes penguin torus --floors 0 0.05 --rounds 6

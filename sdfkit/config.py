@@ -166,13 +166,15 @@ class FitConfig:
     """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
     points_per_code: float = 3.0
     lr: float = 2e-2
-    refine_steps: int = 250
-    """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``. Over three
-    seeds on the five val meshes, with the parts no input sample supports dropped from the mesh (``sdfkit fit``
-    does so by default), 250 steps end at 0.95 to 1.24 times the 600-step fit from noise's Chamfer, and 200 at up
-    to 1.45 times (the torus); without the drop, stray blobs of field beyond the samples' reach would be scored at
-    200 to 300 steps in 9 of 45 fits (``benchmarks/results/stray_parts-trim-*-20261206.md``; BENCHMARKS.md,
-    "Unsupported parts dropped, and 250 refinement steps")."""
+    refine_steps: int = 225
+    """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``: the fewest
+    measured that keep the four val meshes with a 600-step fit from noise within 1.5 times its Chamfer, with room.
+    With ``refine_weight_floor`` 0.05, 225 steps end at 1.05 to 1.37 times it and 250 at 0.99 to 1.28
+    (``benchmarks/results/fast_fit-steps225-points250k-20261207.md``, ``fast_fit-weight-floor-20261207.md``).
+    Without the floor, over three seeds, 250 steps ended at 0.95 to 1.24 times and 200 at up to 1.45 (the torus),
+    with the parts no input sample supports dropped from the mesh (``sdfkit fit`` does so by default); without
+    the drop, stray blobs of field beyond the samples' reach would be scored at 200 to 300 steps in 9 of 45 fits
+    (``stray_parts-trim-*-20261206.md``; BENCHMARKS.md, "Unsupported parts dropped, and 250 refinement steps")."""
     refine_lr: float = 5e-2
     refine_points_per_code: float = 1.0
     """After the encoder: the peak rate and the points per code, where the config file sets no ``lr`` or
