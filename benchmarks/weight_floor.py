@@ -2,8 +2,8 @@
 
 For each mesh the command's preparation runs once (read, sample, encode); then rounds of ``--steps`` Adam steps
 from the encoder's codes run at each floor in turn, ``--rounds`` times, so every floor sees the same load. The row
-gives the median and the spread of the rounds' seconds per step, and the share of the steps' tile rows below the
-floor (those that skip their backward). The Chamfer each floor reaches is the user's command's: run
+gives the median and the spread of the rounds' seconds per step, the share of the samples' tile rows below the
+floor (those that skip their backward) and their share of the blend's weight. The Chamfer each floor reaches is the user's command's: run
 ``benchmarks.fast_fit`` with ``--variants encoder:225/weight_floor=F``.
 
     python -m benchmarks.weight_floor                                    # penguin, floors 0, 0.02, 0.05, 0.1
@@ -58,16 +58,21 @@ def main() -> None:
         base = statistics.median(seconds[args.floors[0]])
         for floor in args.floors:
             median = statistics.median(seconds[floor])
-            light = float((weights < floor).float().mean())
+            below = weights < floor
+            light = float(below.float().mean())
+            share = float((weights * below).sum() / weights.sum())
             rows.append({"mesh": name, "codes": scene.grid.num_codes, "floor": floor, "light_rows": light,
-                         "seconds_per_step": seconds[floor], "median": median})
-            cells.append([name, f"{scene.grid.num_codes:,}", floor, f"{light:.0%}", f"{median * 1000:.1f}",
+                         "light_weight": share, "seconds_per_step": seconds[floor], "median": median})
+            cells.append([name, f"{scene.grid.num_codes:,}", floor, f"{light:.0%}", f"{share:.1%}",
+                          f"{median * 1000:.1f}",
                           f"{min(seconds[floor]) * 1000:.1f}-{max(seconds[floor]) * 1000:.1f}",
                           f"{median / base:.2f}"])
     write_table(args.name, "Refinement seconds per step at each weight floor",
                 f"{args.rounds} rounds of {args.steps} steps per floor, floors in turn within each round, "
-                f"torch threads {torch.get_num_threads()}; light rows: the samples' tile rows below the floor.",
-                ["mesh", "codes", "weight floor", "light rows", "ms per step (median)", "range", "against first"],
+                f"torch threads {torch.get_num_threads()}; light rows: the samples' tile rows below the floor, and "
+                "their share of the blend's weight.",
+                ["mesh", "codes", "weight floor", "light rows", "their weight", "ms per step (median)", "range",
+                 "against first"],
                 cells, {"rows": rows})
 
 
