@@ -35,9 +35,9 @@ def render_panels(recon: trimesh.Trimesh, gt: trimesh.Trimesh | None) -> Beside[
     """The renders of the reconstruction and the ground truth, made in a forked child while the caller goes on
     (:class:`data_prep.forked.Beside`; in this process where it cannot fork): [] when offscreen GL is unavailable.
 
-    The child alone loads pyrender and OpenGL, so it skips importing mesh_to_sdf ahead of them (0.6-1.4 s), and
-    this process may still import mesh_to_sdf later. A process that has loaded OpenGL already renders here: a
-    child would inherit its driver's state.
+    The child alone loads pyrender and OpenGL, so it skips importing mesh_to_sdf (and scikit-learn) ahead of
+    them, and this process may still import mesh_to_sdf later. A process that has loaded OpenGL already renders
+    here: a child would inherit its driver's state.
     """
     meshes, names = [recon], ["reconstruction"]
     if gt is not None:

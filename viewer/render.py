@@ -54,7 +54,8 @@ class NoOffscreenGL(SdfkitError):
 
 def _pyrender(import_order: bool = True):
     """Import pyrender for offscreen use: EGL when no display, and with ``import_order`` mesh_to_sdf first (it
-    refuses to load after pyrender; a process that will not sample with it may skip its import, 0.6-1.4 s)."""
+    refuses to load after pyrender; a process that will not sample with it may skip its import and its
+    scikit-learn)."""
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     platform = os.environ.get("PYOPENGL_PLATFORM", "glx").lower()

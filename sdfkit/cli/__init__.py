@@ -52,8 +52,9 @@ def console() -> NoReturn:
     """The ``sdfkit`` script and ``python -m sdfkit``: :func:`main`, then the process ends without the
     interpreter's teardown.
 
-    By then every output is written, closed and renamed into place. The teardown would free torch's, the meshes'
-    and the renderer's objects one by one, about 0.8 s after a fit (BENCHMARKS.md, "The command's exit").
+    By then every output is written, closed and renamed into place. The teardown would free torch's and the
+    meshes' objects one by one, 0.83-0.97 s after a short fit
+    (``benchmarks/results/command_exit-20261207.md``; BENCHMARKS.md, "The command's end").
     Exit handlers still run (they flush logging and join multiprocessing's children), and so do the flushes of
     stdout and stderr, whose buffers hold the last lines when they are pipes.
     """
