@@ -46,9 +46,9 @@ def backward_in_chunks(
 
     ``weight_floor``: a point's tiles whose trilinear weight is below it still enter its prediction, evaluated
     without a graph, but send no gradient: the loss is the same, and the gradient loses the shares those rows
-    carry. At 0.05 they are 42% of the rows of points spread evenly over their cells, holding 6% of the blend's
-    weight, and each skips a backward that costs about twice its forward
-    (:attr:`sdfkit.config.FitConfig.refine_weight_floor`). 0: every row sends its gradient.
+    carry. At 0.05 they are 42% of a fit's sample rows, holding 6% of the blend's weight, and each skips a
+    backward that costs about twice its forward (:attr:`sdfkit.config.FitConfig.refine_weight_floor`). 0: every
+    row sends its gradient.
     Returns the scenes' mean L1 term (detached).
     """
     if isinstance(grids, LatentGrid):
