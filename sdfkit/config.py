@@ -199,9 +199,9 @@ class FitConfig:
     codes (:func:`sdfkit.optim.backward_in_chunks`; ``refine_*``: after the encoder, where the config file sets no
     ``weight_floor``). At most 1/8, the least weight a point's heaviest tile has. At 0.05 a refinement step took
     0.77-0.82 times as long as at 0 on three val meshes in two runs (``benchmarks/results/weight_floor-20261207.md``,
-    ``weight_floor-share-20261207.md``), and
-    250 steps ended at -1% to +3% of the Chamfer on four, 0.99-1.28 times the 600-step fit's
-    (``fast_fit-weight-floor-20261207.md``; 0.02: 0.86-0.92 times the step, -1% to -5% of the Chamfer)."""
+    ``weight_floor-share-20261207.md``), and 250 steps ended at -1% to +3% of the Chamfer on four, 0.99-1.28 times
+    the 600-step fit's (``fast_fit-weight-floor-20261207.md``; 0.02: 0.86-0.92 times the step, -1% to -5% of the
+    Chamfer)."""
     lr_final_fraction: float = 0.05
     optimizer: Literal["adam", "lm"] = "adam"
     """How the codes are refined: ``adam`` (``steps`` gradient steps) or ``lm``, Levenberg-Marquardt sweeps over

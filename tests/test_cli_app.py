@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib.metadata import version
@@ -48,7 +49,10 @@ def test_usage_errors_through_the_interpreter(args, fragment, tmp_path):
 def test_version_and_help():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout == f"sdfkit {version('sdfkit')}\n" and result.stderr == ""
-    proc = subprocess.run([sys.executable, "-m", "sdfkit", "--version"], capture_output=True, text=True, timeout=120)
+    # Buffered streams, as a pipe gives them: the script ends without the interpreter's teardown, so it must flush.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([sys.executable, "-m", "sdfkit", "--version"], capture_output=True, text=True, timeout=120,
+                          env=env)
     assert proc.returncode == 0 and proc.stdout == f"sdfkit {version('sdfkit')}\n" and proc.stderr == ""
     result = CliRunner().invoke(app, ["fit", "--help"])
     assert result.exit_code == 0 and "--max-seconds" in result.stdout and result.stderr == ""

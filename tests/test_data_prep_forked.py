@@ -60,6 +60,8 @@ def test_beside_computes_in_a_child_while_the_caller_goes_on():
     assert pid != os.getpid() and total == sum(data)
     assert job.seconds >= 0.0 and job.waited >= 0.0
     assert job.result() == (pid, total)  # a second call returns the same value without waiting
+    here = Beside(work, here=True)  # asked to stay: computed at once, in this process
+    assert here.result() == (os.getpid(), total)
 
 
 def test_beside_raises_the_childs_error_in_the_caller():
