@@ -59,9 +59,9 @@ def main() -> None:
                      "subsample": min(default.winding_points, args.count)}
         for key, winding_points in (("whole", args.count), ("default", default.winding_points)):
             cloud = orient_cloud(PointCloud(norm.to_unit(points), normals),
-                                 PointsConfig(normals="given", winding_points=winding_points))
+                                 PointsConfig(normals="given", winding_points=winding_points, tangent_reach=0.0))
             t0 = time.perf_counter()
-            sdf, winding, _ = signed_distance(cloud, queries)
+            sdf, winding, _ = signed_distance(cloud, queries, winding_at=np.ones(len(queries), dtype=bool))
             row[f"{key}_s"] = round(time.perf_counter() - t0, 2)
             row[f"{key}_wrong"] = float(np.mean((sdf < 0) != inside))
             if key == "default":

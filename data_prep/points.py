@@ -26,9 +26,12 @@ Signs and distances without faces
     the sign is the fast winding number of the oriented cloud (Barill et al. 2018, point-cloud-utils' libigl
     binding), inside where it exceeds 1/2; each point stands for a disc of area ``pi r_k^2 / k`` (r_k: distance
     to its k-th neighbour). A gap in the cloud is closed by the winding number's 1/2 level, not left open.
+    Next to a clean cloud, within ``tangent_reach`` median disc radii of its nearest point, the sign is the side
+    of that point's tangent plane instead: right more often than the winding number there, whose queries next to
+    the cloud cost most of its time (a denoised cloud keeps the winding number, which signs its scatter better).
     A cloud of more than ``winding_points`` points takes its winding numbers from an even subsample of that
-    many; within the subsample's median disc radius of the cloud, where that coarser sum is unreliable, the sign
-    is the side of the nearest point's tangent plane (:class:`WindingCloud`).
+    many; the tangent planes then reach at least the subsample's median disc radius, within which that coarser
+    sum is unreliable (:class:`WindingCloud`).
     The unsigned distance of a query q with nearest cloud point p (normal n, disc radius h) is
     ``max(|(q - p) . n|, |q - p| - h)``: the distance to p's tangent plane near the surface, and the distance to
     the nearest point less the gap the discs leave further away (never more than the true distance to a surface
@@ -71,6 +74,14 @@ CHUNK = 1 << 18
 #: for a million points: ``benchmarks/results/cloud_prep-*.md``) while a query needs no memory of its own, so one
 #: call takes all of a fit's samples.
 WINDING_CHUNK = 1 << 22
+#: :attr:`PointsConfig.tangent_reach`. On clean clouds of 10,000 and 100,000 points sampled from the penguin and
+#: human_woman, 2 disc radii signed 0.093-0.333% of the sampler's samples wrong against the winding number's
+#: 0.153-0.460% on three, 2.987% against 2.710% on the sparse human_woman, and the sampler took 0.30-0.73 times
+#: as long; on noisy clouds (0.25% and 1% of the diagonal) the tangent planes were wrong more often, by 0.3 to 7
+#: percentage points (``benchmarks/results/tangent_reach-20261207.md``).
+TANGENT_REACH = 2.0
+#: Samples whose winding number is computed next to the cloud too, for the report's sign-trust figures.
+TRUST_SAMPLES = 50_000
 
 #: ``denoise: auto`` moves the points onto their neighbourhoods' height fields (:func:`jet_project`) when the
 #: median distance of a point's neighbours from their plane exceeds this share of the median k-th-neighbour
@@ -122,6 +133,10 @@ class PointsConfig:
     million-point penguin), while its signs differ from the whole cloud's only next to it, where the tangent plane
     decides."""
 
+    tangent_reach: float = TANGENT_REACH
+    """Within this many median disc radii of a clean cloud a query's sign is the side of its nearest point's
+    tangent plane, not the winding number (0: the winding number everywhere; a denoised cloud takes 0)."""
+
     def __post_init__(self):
         if self.normals not in ("auto", "given", "estimate"):
             raise SdfkitError(f"--normals must be auto, given or estimate, got '{self.normals}'")
@@ -131,6 +146,8 @@ class PointsConfig:
             raise SdfkitError(f"points denoise must be auto, on or off, got '{self.denoise}'")
         if self.winding_points < MIN_POINTS:
             raise SdfkitError(f"points winding_points must be at least {MIN_POINTS}, got {self.winding_points}")
+        if not self.tangent_reach >= 0:
+            raise SdfkitError(f"points tangent_reach must be at least 0, got {self.tangent_reach}")
         if self.outlier_std < 0 or not 0.0 <= self.surface_fraction <= 1.0:
             raise SdfkitError("points outlier_std must be non-negative and surface_fraction in [0, 1]")
 
@@ -663,9 +680,9 @@ def winding_number(points: np.ndarray, normals: np.ndarray, areas: np.ndarray, q
 class WindingCloud:
     """The oriented points whose fast winding number gives the signs: the cloud itself, or an even subsample of it.
 
-    points, normals : (m, 3) float64; areas : (m,) disc areas within the subsample; near : the subsample's median
-    disc radius, within which of the whole cloud the sign comes from the nearest point's tangent plane instead
-    (0 when the subsample is the whole cloud: the winding number decides everywhere).
+    points, normals : (m, 3) float64; areas : (m,) disc areas within the subsample; near : the distance from the
+    whole cloud within which the sign comes from the nearest point's tangent plane instead (0: the winding number
+    decides everywhere).
     """
 
     points: np.ndarray
@@ -675,21 +692,23 @@ class WindingCloud:
 
     @classmethod
     def of(cls, points: np.ndarray, normals: np.ndarray, areas: np.ndarray, most: int, neighbours: int,
-           seed: int = 0) -> WindingCloud:
+           reach: float = TANGENT_REACH, seed: int = 0) -> WindingCloud:
         """The whole cloud when it has at most ``most`` points, else ``most`` of them drawn evenly (seeded), their
-        discs sized over the subsample's own ``neighbours`` nearest points.
+        discs sized over the subsample's own ``neighbours`` nearest points. ``near`` is ``reach`` median disc
+        radii of the whole cloud, and at least the subsample's median disc radius.
 
         On the million-point penguin and human_woman, 250,000 queries of the sampler's kind get the mesh's own sign
         as often either way: 0.022% and 0.050% of them differ with 100,000 points and the tangent planes, 0.036% and
         0.041% through the whole cloud, 0.187% and 0.246% through the subsample alone
         (``benchmarks/results/winding_subsample-20261206.md``).
         """
+        near = reach * float(np.sqrt(np.median(areas) / np.pi))
         if len(points) <= most:
-            return cls(points, normals, areas)
+            return cls(points, normals, areas, near)
         pick = np.sort(np.random.default_rng(seed).choice(len(points), size=most, replace=False))
         _, dist, _ = neighbour_distances(points[pick], neighbours)
         sub_areas = disc_areas(dist)
-        return cls(points[pick], normals[pick], sub_areas, float(np.sqrt(np.median(sub_areas) / np.pi)))
+        return cls(points[pick], normals[pick], sub_areas, max(near, float(np.sqrt(np.median(sub_areas) / np.pi))))
 
 
 @dataclasses.dataclass
@@ -763,18 +782,25 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
             points = jet_project(points, tree, count)
         _, dist, _ = neighbour_distances(points, config.neighbours)
     areas = disc_areas(dist)
-    winding = WindingCloud.of(points, normals, areas, config.winding_points, config.neighbours)
+    # A denoised cloud's points still scatter about its surface: next to them the winding number, a sum over many
+    # points, signs better than the nearest one's tangent plane.
+    reach = 0.0 if denoised else config.tangent_reach
+    winding = WindingCloud.of(points, normals, areas, config.winding_points, config.neighbours, reach)
     return OrientedCloud(points, normals, areas, np.sqrt(areas / np.pi), source, int((~keep).sum()), round(noise, 4),
                          denoised, winding)
 
 
-def signed_distance(cloud: OrientedCloud, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def signed_distance(cloud: OrientedCloud, queries: np.ndarray, winding_at: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Signed distance estimates at (q, 3) ``queries``, negative inside (see the module notes).
+
+    winding_at : (q,) bool, queries whose winding number is wanted even where the tangent plane gives the sign
+        (:func:`sign_trust`'s check); all of them go to the kernel in one call, which builds its tree once.
 
     Returns
     -------
     sdf : (q,) float64
-    winding : (q,) float64 winding number
+    winding : (q,) float64 winding number; NaN where the tangent plane gave the sign and ``winding_at`` is False
     normal_side : (q,) float64, +1 / -1: the side of the nearest point's tangent plane (a second, local sign)
     """
     queries = np.asarray(queries, dtype=np.float64)
@@ -783,20 +809,26 @@ def signed_distance(cloud: OrientedCloud, queries: np.ndarray) -> tuple[np.ndarr
     along = np.einsum("ij,ij->i", offset, cloud.normals[nearest])
     unsigned = np.maximum(np.abs(along), dist - cloud.radius[nearest])
     signs = cloud.signs
-    winding = winding_number(signs.points, signs.normals, signs.areas, queries)
-    # Next to the cloud a subsample's winding number is coarser than the points; their tangent planes are not.
-    inside = np.where(dist <= signs.near, along < 0, winding > 0.5) if signs.near > 0 else winding > 0.5
+    far = dist > signs.near
+    wanted = far if winding_at is None else far | winding_at
+    winding = np.full(len(queries), np.nan)
+    if wanted.any():
+        winding[wanted] = winding_number(signs.points, signs.normals, signs.areas, queries[wanted])
+    inside = np.where(far, winding > 0.5, along < 0)
     return np.where(inside, -unsigned, unsigned), winding, np.where(along < 0, -1.0, 1.0)
 
 
 def sign_trust(winding: np.ndarray, normal_side: np.ndarray, near: np.ndarray) -> dict[str, float]:
-    """How far the signs can be trusted, for the report.
+    """How far the signs can be trusted, for the report, from the samples whose ``winding`` number was computed
+    (not NaN; :func:`sample_cloud` adds an even share of the others).
 
     ambiguous : share of samples whose winding number lies in [0.25, 0.75] (neither clearly inside nor outside);
     normal_disagreement : share of near-surface samples (``near`` (q,) bool) where the winding-number sign and
     the side of the nearest point's tangent plane differ.
     """
-    ambiguous = float(np.mean((winding > 0.25) & (winding < 0.75)))
+    known = ~np.isnan(winding)
+    winding, normal_side, near = winding[known], normal_side[known], near[known]
+    ambiguous = float(np.mean((winding > 0.25) & (winding < 0.75))) if len(winding) else 0.0
     side = np.where(winding > 0.5, -1.0, 1.0)
     disagree = float(np.mean(side[near] != normal_side[near])) if near.any() else 0.0
     return {"ambiguous": ambiguous, "normal_disagreement": disagree}
@@ -841,8 +873,11 @@ def sample_cloud(cloud: OrientedCloud, config, points_config: PointsConfig) -> t
     volume = sample_volume(config.num_points - n_near, config.volume, lo - config.bbox_padding,
                            hi + config.bbox_padding, 1.0, rng)
     queries = np.concatenate([near[n_on:], volume])
-    sdf, winding, side = signed_distance(cloud, queries)
-    trust = sign_trust(winding, side, np.arange(len(queries)) < n_near - n_on)
+    check = np.zeros(len(queries), dtype=bool)  # an even share of the samples, seeded: their winding numbers too
+    check[rng.choice(len(queries), size=min(TRUST_SAMPLES, len(queries)), replace=False)] = True
+    sdf, winding, side = signed_distance(cloud, queries, winding_at=check)
+    near_samples = np.arange(len(queries)) < n_near - n_on
+    trust = sign_trust(np.where(check, winding, np.nan), side, near_samples)
     points = np.concatenate([base[:n_on], queries])
     sdf = np.concatenate([np.zeros(n_on), sdf])
     return (points.astype(np.float32), sdf.astype(np.float32), cloud.points[surface].astype(np.float32),

@@ -28,6 +28,7 @@ from data_prep.points import (
     prepare_points,
     quadric_normal_equations,
     read_points,
+    sample_cloud,
     signed_distance,
     unshrink,
 )
@@ -215,8 +216,9 @@ def test_a_large_clouds_signs_from_a_subsample_and_the_tangent_planes_next_to_it
     """A cloud above ``winding_points`` signs as the whole cloud does: the subsample's winding number alone misses
     next to the surface, and the nearest point's tangent plane takes over there."""
     mesh, points, normals = penguin
-    whole = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given"))
-    sub = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given", winding_points=2000))
+    whole = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given", tangent_reach=0.0))
+    sub = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given", winding_points=2000,
+                                                                 tangent_reach=0.0))
     assert whole.winding is not None and whole.winding.near == 0 and len(whole.winding.points) == len(whole.points)
     assert sub.winding is not None and len(sub.winding.points) == 2000 and sub.winding.near > 0
     rng = np.random.default_rng(5)
@@ -225,7 +227,7 @@ def test_a_large_clouds_signs_from_a_subsample_and_the_tangent_planes_next_to_it
     truth = np.abs(mesh_winding_number(mesh.vertices, mesh.faces, queries)) > 0.5
     agree = {}
     for name, cloud in (("whole", whole), ("sub", sub)):
-        sdf, winding, _ = signed_distance(cloud, queries)
+        sdf, winding, _ = signed_distance(cloud, queries, winding_at=np.ones(len(queries), dtype=bool))
         agree[name], agree[f"{name} winding alone"] = np.mean((sdf < 0) == truth), np.mean((winding > 0.5) == truth)
     assert agree["sub winding alone"] < agree["whole"] - 0.01, agree  # the coarse sum alone misses next to the surface
     assert agree["sub"] >= agree["whole"] - 0.002 and agree["sub"] >= 0.99, agree
@@ -401,6 +403,29 @@ def test_a_noisy_cloud_with_normals_is_denoised_without_shrinking():
     shrunk = np.mean(np.linalg.norm(jet_project(noisy, tree, count, directions), axis=1)) - 1.0
     assert cloud.denoised and shrunk < -5e-4
     assert abs(np.mean(np.linalg.norm(cloud.points, axis=1)) - 1.0) < 0.6 * abs(shrunk)
+
+
+def test_a_clean_cloud_signs_next_to_it_by_tangent_planes_a_denoised_one_by_the_winding_number(penguin):
+    """Within ``tangent_reach`` disc radii of a clean cloud the tangent plane gives the sign, and the winding number
+    is not computed there; the samples' sign-trust check still has winding numbers on an even share of them."""
+    mesh, points, normals = penguin
+    clean = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given"))
+    radius = float(np.sqrt(np.median(clean.areas) / np.pi))
+    assert clean.winding is not None and clean.winding.near == pytest.approx(PointsConfig().tangent_reach * radius)
+    noisy = points + np.random.default_rng(8).normal(size=points.shape) * 0.005
+    denoised = orient_cloud(PointCloud(noisy, normals), PointsConfig(normals="given"))
+    assert denoised.denoised and denoised.winding is not None and denoised.winding.near == 0
+    rng = np.random.default_rng(11)
+    queries = sample_surface(mesh, 4000, rng)[0] + rng.normal(size=(4000, 3)) * 0.002
+    sdf, winding, side = signed_distance(clean, queries)
+    close = nearest_points(clean.points, queries)[0] <= clean.winding.near
+    assert 0.2 < close.mean() < 1 and np.isnan(winding[close]).all() and not np.isnan(winding[~close]).any()
+    np.testing.assert_array_equal(np.sign(sdf[close]), side[close])  # the tangent plane's side
+    _, everywhere, _ = signed_distance(clean, queries, winding_at=np.ones(len(queries), dtype=bool))
+    assert not np.isnan(everywhere).any() and np.array_equal(everywhere[~close], winding[~close])
+    config = SamplingConfig(num_points=20_000, num_surface=2_000)
+    *_, trust = sample_cloud(clean, config, PointsConfig(normals="given"))
+    assert 0 <= trust["ambiguous"] < 0.15 and 0 <= trust["normal_disagreement"] < 0.05
 
 
 def test_noisy_points_are_denoised_and_clean_ones_kept(penguin):
