@@ -809,7 +809,7 @@ def signed_distance(cloud: OrientedCloud, queries: np.ndarray, winding_at: np.nd
     along = np.einsum("ij,ij->i", offset, cloud.normals[nearest])
     unsigned = np.maximum(np.abs(along), dist - cloud.radius[nearest])
     signs = cloud.signs
-    far = dist > signs.near
+    far = dist > signs.near if signs.near > 0 else np.ones(len(queries), dtype=bool)
     wanted = far if winding_at is None else far | winding_at
     winding = np.full(len(queries), np.nan)
     if wanted.any():
