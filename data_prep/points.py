@@ -819,8 +819,8 @@ def signed_distance(cloud: OrientedCloud, queries: np.ndarray, winding_at: np.nd
 
 
 def sign_trust(winding: np.ndarray, normal_side: np.ndarray, near: np.ndarray) -> dict[str, float]:
-    """How far the signs can be trusted, for the report, from the samples whose ``winding`` number was computed
-    (not NaN; :func:`sample_cloud` adds an even share of the others).
+    """How far the signs can be trusted, for the report, from the samples whose ``winding`` number is given (not
+    NaN): :func:`sample_cloud` gives it at an even share of all its samples, next to the cloud or not.
 
     ambiguous : share of samples whose winding number lies in [0.25, 0.75] (neither clearly inside nor outside);
     normal_disagreement : share of near-surface samples (``near`` (q,) bool) where the winding-number sign and

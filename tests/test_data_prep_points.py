@@ -405,6 +405,15 @@ def test_a_noisy_cloud_with_normals_is_denoised_without_shrinking():
     assert abs(np.mean(np.linalg.norm(cloud.points, axis=1)) - 1.0) < 0.6 * abs(shrunk)
 
 
+@pytest.mark.parametrize("settings, fragment", [
+    ({"tangent_reach": -1.0}, "tangent_reach"), ({"neighbours": 2}, "neighbours"), ({"denoise": "maybe"}, "denoise"),
+    ({"winding_points": 10}, "winding_points"), ({"normals": "some"}, "--normals"),
+])
+def test_bad_points_settings_are_one_line(settings, fragment):
+    with pytest.raises(SdfkitError, match=fragment):
+        PointsConfig(**settings)
+
+
 def test_a_clean_cloud_signs_next_to_it_by_tangent_planes_a_denoised_one_by_the_winding_number(penguin):
     """Within ``tangent_reach`` disc radii of a clean cloud the tangent plane gives the sign, and the winding number
     is not computed there; the samples' sign-trust check still has winding numbers on an even share of them."""
