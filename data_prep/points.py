@@ -26,9 +26,9 @@ Signs and distances without faces
     the sign is the fast winding number of the oriented cloud (Barill et al. 2018, point-cloud-utils' libigl
     binding), inside where it exceeds 1/2; each point stands for a disc of area ``pi r_k^2 / k`` (r_k: distance
     to its k-th neighbour). A gap in the cloud is closed by the winding number's 1/2 level, not left open.
-    Next to a clean cloud, within ``tangent_reach`` median disc radii of its nearest point, the sign is the side
-    of that point's tangent plane instead: right more often than the winding number there, whose queries next to
-    the cloud cost most of its time (a denoised cloud keeps the winding number, which signs its scatter better).
+    With ``tangent_reach`` above 0 (off by default), next to a clean cloud, within that many median disc radii of
+    its nearest point, the sign is the side of that point's tangent plane instead: the winding number's queries
+    there cost most of its time (a denoised cloud keeps the winding number, which signs its scatter better).
     A cloud of more than ``winding_points`` points takes its winding numbers from an even subsample of that
     many; the tangent planes then reach at least the subsample's median disc radius, within which that coarser
     sum is unreliable (:class:`WindingCloud`).
@@ -74,12 +74,15 @@ CHUNK = 1 << 18
 #: for a million points: ``benchmarks/results/cloud_prep-*.md``) while a query needs no memory of its own, so one
 #: call takes all of a fit's samples.
 WINDING_CHUNK = 1 << 22
-#: :attr:`PointsConfig.tangent_reach`. On clean clouds of 10,000 and 100,000 points sampled from the penguin and
-#: human_woman, 2 disc radii signed 0.093-0.333% of the sampler's samples wrong against the winding number's
+#: :attr:`PointsConfig.tangent_reach`: off. On clean clouds of 10,000 and 100,000 points sampled from the penguin
+#: and human_woman, 2 disc radii signed 0.093-0.333% of the sampler's samples wrong against the winding number's
 #: 0.153-0.460% on three, 2.987% against 2.710% on the sparse human_woman, and the sampler took 0.30-0.73 times
 #: as long; on noisy clouds (0.25% and 1% of the diagonal) the tangent planes were wrong more often, by 0.3 to 7
-#: percentage points (``benchmarks/results/tangent_reach-20261207.md``).
-TANGENT_REACH = 2.0
+#: percentage points (``benchmarks/results/tangent_reach-20261207.md``). But the fits did not follow the sign
+#: counts: the 10,000-point penguin's Chamfer grew 22% (the planes facet the surface between sparse points), the
+#: 100,000-point clouds' IoU fell by 0.0002-0.0003, for 2.6-4.0 s less preparing
+#: (``cloud_command-{before-,}reach-{clean,sparse}-20261207.md``).
+TANGENT_REACH = 0.0
 #: Samples whose winding number is computed next to the cloud too, for the report's sign-trust figures.
 TRUST_SAMPLES = 50_000
 
@@ -135,7 +138,8 @@ class PointsConfig:
 
     tangent_reach: float = TANGENT_REACH
     """Within this many median disc radii of a clean cloud a query's sign is the side of its nearest point's
-    tangent plane, not the winding number (0: the winding number everywhere; a denoised cloud takes 0)."""
+    tangent plane, not the winding number (0, the default: the winding number everywhere; a denoised cloud takes
+    0; see :data:`TANGENT_REACH`)."""
 
     def __post_init__(self):
         if self.normals not in ("auto", "given", "estimate"):

@@ -418,11 +418,13 @@ def test_a_clean_cloud_signs_next_to_it_by_tangent_planes_a_denoised_one_by_the_
     """Within ``tangent_reach`` disc radii of a clean cloud the tangent plane gives the sign, and the winding number
     is not computed there; the samples' sign-trust check still has winding numbers on an even share of them."""
     mesh, points, normals = penguin
-    clean = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given"))
+    default = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given"))
+    assert default.winding is not None and default.winding.near == 0  # off by default
+    clean = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given", tangent_reach=2.0))
     radius = float(np.sqrt(np.median(clean.areas) / np.pi))
-    assert clean.winding is not None and clean.winding.near == pytest.approx(PointsConfig().tangent_reach * radius)
+    assert clean.winding is not None and clean.winding.near == pytest.approx(2.0 * radius)
     noisy = points + np.random.default_rng(8).normal(size=points.shape) * 0.005
-    denoised = orient_cloud(PointCloud(noisy, normals), PointsConfig(normals="given"))
+    denoised = orient_cloud(PointCloud(noisy, normals), PointsConfig(normals="given", tangent_reach=2.0))
     assert denoised.denoised and denoised.winding is not None and denoised.winding.near == 0
     rng = np.random.default_rng(11)
     queries = sample_surface(mesh, 4000, rng)[0] + rng.normal(size=(4000, 3)) * 0.002
@@ -433,7 +435,7 @@ def test_a_clean_cloud_signs_next_to_it_by_tangent_planes_a_denoised_one_by_the_
     _, everywhere, _ = signed_distance(clean, queries, winding_at=np.ones(len(queries), dtype=bool))
     assert not np.isnan(everywhere).any() and np.array_equal(everywhere[~close], winding[~close])
     config = SamplingConfig(num_points=20_000, num_surface=2_000)
-    *_, trust = sample_cloud(clean, config, PointsConfig(normals="given"))
+    *_, trust = sample_cloud(clean, config, PointsConfig(normals="given", tangent_reach=2.0))
     assert 0 <= trust["ambiguous"] < 0.15 and 0 <= trust["normal_disagreement"] < 0.05
 
 
