@@ -7,7 +7,8 @@ what the sampling costs.
 For each mesh of ``../shared/meshes/val``, each cloud (``benchmarks.points.make_cloud``: area-weighted samples of
 the mesh with exact normals, optionally with Gaussian noise of a share of the bounding-box diagonal) is put in its
 unit frame and oriented as the fit orients it (denoised where it looks noisy). Then, for each ``--reaches`` value
-(:attr:`data_prep.points.PointsConfig.tangent_reach`; 0: the winding number everywhere), the fit's own sampler
+(:attr:`data_prep.points.PointsConfig.tangent_reach`; 0: the winding number everywhere; applied to a denoised
+cloud too, which the fit itself signs by the winding number alone), the fit's own sampler
 (:func:`data_prep.points.sample_cloud`, the shipped decoder's sampling settings) draws its SDF samples, timed, and
 every sample off the cloud's points has its sign compared with the mesh's exact sign
 (:class:`data_prep.sdf.MeshSDF`). The samples are the same at every reach: only their signs differ.
@@ -68,19 +69,18 @@ def main() -> None:
                         truth = MeshSDF(unit_mesh)(samples[off].astype(np.float64)) < 0
                     wrong = (sdf[off] < 0) != truth
                     rows.append({"mesh": name, "points": count, "noise": noise, "denoised": cloud.denoised,
-                                 "reach": reach,
-                                 "near": signs.near, "wrong": float(wrong.mean()), "seconds": seconds, **trust})
+                                 "reach": reach, "near": signs.near, "wrong": float(wrong.mean()),
+                                 "seconds": seconds, **trust})
                     print(rows[-1], flush=True)
     cells = [[r["mesh"], f"{r['points']:,}", r["noise"], "yes" if r["denoised"] else "no", r["reach"],
-              f"{r['near']:.4f}", f"{100 * r['wrong']:.3f}%",
-              f"{r['seconds']:.1f}", f"{r['ambiguous']:.4f}", f"{r['normal_disagreement']:.4f}"] for r in rows]
+              f"{r['near']:.4f}", f"{100 * r['wrong']:.3f}%", f"{r['seconds']:.1f}", f"{r['ambiguous']:.4f}",
+              f"{r['normal_disagreement']:.4f}"] for r in rows]
     write_table(args.name, "A cloud's signs next to it: tangent planes or the winding number",
                 "Clouds with exact normals, oriented (and denoised where noisy) as the fit does; the fit's sampler "
                 "at each reach; wrong: share of the samples off the points whose sign differs from the mesh's exact "
                 "sign; seconds: the sampler's (nearest points, winding numbers, trust check).",
                 ["mesh", "points", "noise", "denoised", "tangent reach (disc radii)", "reach (unit frame)", "wrong",
-                 "sampler s",
-                 "ambiguous", "normal disagreement"], cells, {"rows": rows})
+                 "sampler s", "ambiguous", "normal disagreement"], cells, {"rows": rows})
 
 
 if __name__ == "__main__":
