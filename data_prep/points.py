@@ -83,7 +83,8 @@ WINDING_CHUNK = 1 << 22
 #: 100,000-point clouds' IoU fell by 0.0002-0.0003, for 2.6-4.0 s less preparing
 #: (``cloud_command-{before-,}reach-{clean,sparse}-20261207.md``).
 TANGENT_REACH = 0.0
-#: Samples whose winding number is computed next to the cloud too, for the report's sign-trust figures.
+#: Where tangent planes sign the samples next to the cloud, this many samples, drawn evenly, have their winding
+#: number computed anyway, for the report's sign-trust figures.
 TRUST_SAMPLES = 50_000
 
 #: ``denoise: auto`` moves the points onto their neighbourhoods' height fields (:func:`jet_project`) when the
@@ -824,7 +825,7 @@ def signed_distance(cloud: OrientedCloud, queries: np.ndarray, winding_at: np.nd
 
 def sign_trust(winding: np.ndarray, normal_side: np.ndarray, near: np.ndarray) -> dict[str, float]:
     """How far the signs can be trusted, for the report, from the samples whose ``winding`` number is given (not
-    NaN): :func:`sample_cloud` gives it at an even share of all its samples, next to the cloud or not.
+    NaN): every sample where the winding number signs them all, else an even share of them (:func:`sample_cloud`).
 
     ambiguous : share of samples whose winding number lies in [0.25, 0.75] (neither clearly inside nor outside);
     normal_disagreement : share of near-surface samples (``near`` (q,) bool) where the winding-number sign and
@@ -877,11 +878,13 @@ def sample_cloud(cloud: OrientedCloud, config, points_config: PointsConfig) -> t
     volume = sample_volume(config.num_points - n_near, config.volume, lo - config.bbox_padding,
                            hi + config.bbox_padding, 1.0, rng)
     queries = np.concatenate([near[n_on:], volume])
-    check = np.zeros(len(queries), dtype=bool)  # an even share of the samples, seeded: their winding numbers too
-    check[rng.choice(len(queries), size=min(TRUST_SAMPLES, len(queries)), replace=False)] = True
+    check = None
+    if cloud.signs.near > 0:  # tangent planes sign the samples next to the cloud: the trust check takes an even share
+        check = np.zeros(len(queries), dtype=bool)
+        check[rng.choice(len(queries), size=min(TRUST_SAMPLES, len(queries)), replace=False)] = True
     sdf, winding, side = signed_distance(cloud, queries, winding_at=check)
     near_samples = np.arange(len(queries)) < n_near - n_on
-    trust = sign_trust(np.where(check, winding, np.nan), side, near_samples)
+    trust = sign_trust(winding if check is None else np.where(check, winding, np.nan), side, near_samples)
     points = np.concatenate([base[:n_on], queries])
     sdf = np.concatenate([np.zeros(n_on), sdf])
     return (points.astype(np.float32), sdf.astype(np.float32), cloud.points[surface].astype(np.float32),

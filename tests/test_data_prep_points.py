@@ -437,6 +437,9 @@ def test_a_clean_cloud_signs_next_to_it_by_tangent_planes_a_denoised_one_by_the_
     config = SamplingConfig(num_points=20_000, num_surface=2_000)
     *_, trust = sample_cloud(clean, config, PointsConfig(normals="given", tangent_reach=2.0))
     assert 0 <= trust["ambiguous"] < 0.15 and 0 <= trust["normal_disagreement"] < 0.05
+    # Fewer samples than the check's share: every one is checked, so the figures are the winding number's own.
+    *_, everywhere_trust = sample_cloud(default, config, PointsConfig(normals="given"))
+    assert trust == everywhere_trust
 
 
 def test_noisy_points_are_denoised_and_clean_ones_kept(penguin):
