@@ -166,11 +166,12 @@ class FitConfig:
     """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
     points_per_code: float = 3.0
     lr: float = 2e-2
-    refine_steps: int = 225
+    refine_steps: int = 200
     """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``: the fewest
     measured that keep the four val meshes with a 600-step fit from noise within 1.5 times its Chamfer, with room.
-    With ``refine_weight_floor`` 0.05, 225 steps end at 1.05 to 1.37 times it and 250 at 0.99 to 1.28
-    (``benchmarks/results/fast_fit-steps225-points250k-20261207.md``, ``fast_fit-weight-floor-20261207.md``).
+    With ``refine_average`` 0.9 and ``refine_weight_floor`` 0.05, 200 steps end at 1.05 to 1.38 times it
+    (``benchmarks/results/code_average-20261207.md``); without the average, 225 steps ended at 1.05 to 1.37 and 250
+    at 0.99 to 1.28 (``fast_fit-steps225-points250k-20261207.md``, ``fast_fit-weight-floor-20261207.md``).
     Without the floor, over three seeds, 250 steps ended at 0.95 to 1.24 times and 200 at up to 1.45 (the torus),
     with the parts no input sample supports dropped from the mesh (``sdfkit fit`` does so by default); without
     the drop, stray blobs of field beyond the samples' reach would be scored at 200 to 300 steps in 9 of 45 fits
@@ -202,6 +203,13 @@ class FitConfig:
     ``weight_floor-share-20261207.md``), and 250 steps ended at -1% to +3% of the Chamfer on four, 0.99-1.28 times
     the 600-step fit's (``fast_fit-weight-floor-20261207.md``; 0.02: 0.86-0.92 times the step, -1% to -5% of the
     Chamfer)."""
+    average: float = 0.0
+    refine_average: float = 0.9
+    """The fit ends on a running average of its steps' codes, each step's weighing ``1 - average`` against the
+    average before it (0: the last step's codes; ``refine_*``: after the encoder, where the config file sets no
+    ``average``). The steps of a small batch scatter the codes about their optimum, and the average cancels part of
+    that scatter at no cost per step: at 0.9, 225 steps ended at 5-9% below the Chamfer of 225 without it on three
+    val meshes, and 200 steps at -0% to +2% of it (``benchmarks/results/code_average-20261207.md``)."""
     lr_final_fraction: float = 0.05
     optimizer: Literal["adam", "lm"] = "adam"
     """How the codes are refined: ``adam`` (``steps`` gradient steps) or ``lm``, Levenberg-Marquardt sweeps over
@@ -247,6 +255,8 @@ class FitConfig:
                               "positive")
         if not (0.0 <= self.weight_floor <= 0.125 and 0.0 <= self.refine_weight_floor <= 0.125):
             raise SdfkitError("fit weight_floor and refine_weight_floor must be in [0, 0.125]")
+        if not (0.0 <= self.average < 1.0 and 0.0 <= self.refine_average < 1.0):
+            raise SdfkitError("fit average and refine_average must be in [0, 1)")
         if self.steps < fewest or self.refine_steps < 0 or (self.batch_points is not None and self.batch_points < 1):
             raise SdfkitError("fit steps and batch points (--steps, --batch-points) must be at least 1 "
                               "(steps 0 with --init encoder)")

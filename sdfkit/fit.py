@@ -49,7 +49,7 @@ from sdfkit.io import describe_os_error, make_temp_dir, refuse_existing, replace
 from sdfkit.lm import lm_fit_codes
 from sdfkit.metrics import evaluate_meshes, evaluate_to_points
 from sdfkit.models.siren import ModulatedSiren
-from sdfkit.optim import CodeAdam, backward_in_chunks, compiled_synthesis, cosine_factor
+from sdfkit.optim import CodeAdam, RunningAverage, backward_in_chunks, compiled_synthesis, cosine_factor
 from sdfkit.points_loss import SurfaceWeights, cloud_loss, cloud_weights, describe_cloud_loss
 from sdfkit.progress import Reporter
 from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device, torch_threads_kept
@@ -156,7 +156,8 @@ def fit_codes(
     Stops after ``cfg.fit.steps`` steps or ``max_seconds``, whichever comes
     first. The learning rate follows a cosine over whichever of the two is
     further along, so a fit cut short by its time budget still ends on a
-    small rate instead of stopping mid-descent.
+    small rate instead of stopping mid-descent. The codes end as the running average of the steps' codes
+    (``cfg.fit.average``; 0: the last step's, :class:`sdfkit.optim.RunningAverage`).
     ``chunk_points`` bounds the points of one backward pass (None: sized to the
     cache on a CPU, :func:`sdfkit.runtime.cpu_chunk_points`; one pass on a GPU).
     ``extra_loss``: a further loss term each step, None on a step without one (e.g.
@@ -167,6 +168,7 @@ def fit_codes(
     for p in decoder.parameters():
         p.requires_grad_(False)
     optimizer = CodeAdam([s.grid.codes for s in scenes], lr=cfg.fit.lr)
+    average = RunningAverage([s.grid.codes for s in scenes], cfg.fit.average)
     device = scenes[0].points.device
     # A generator per scene, seeded alike: each scene draws the batches it would draw alone.
     gens = [torch.Generator(device=device).manual_seed(cfg.fit.seed) for _ in scenes]
@@ -189,10 +191,12 @@ def fit_codes(
             if extra is not None:
                 extra.backward()
             optimizer.step()
+            average.update()
             if progress is not None and (step % 10 == 0 or step == cfg.fit.steps):
                 progress.update(task, completed=step, loss=float(l1))
             if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
                 break
+    average.store()
     if not all(torch.isfinite(s.grid.codes).all() for s in scenes):
         raise SdfkitError("fitting diverged (non-finite latent codes); try a lower --lr")
     return step, float(l1)
@@ -221,9 +225,9 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
     config file's ``fit``/``grid``/``sampling`` sections, then CLI options.
 
     ``fit.init`` ``auto`` becomes ``encoder`` when an encoder serves the decoder named ``dec_id``, else ``random``;
-    after the encoder, ``steps``, ``lr``, ``points_per_code``, ``surface_fraction`` and ``weight_floor`` take their
-    ``refine_*`` values (``fit.lm_sweeps`` for the steps with the ``lm`` optimizer) unless the config file or
-    ``opts`` sets them.
+    after the encoder, ``steps``, ``lr``, ``points_per_code``, ``surface_fraction``, ``weight_floor`` and
+    ``average`` take their ``refine_*`` values (``fit.lm_sweeps`` for the steps with the ``lm`` optimizer) unless the
+    config file or ``opts`` sets them.
     """
     cfg = dataclasses.replace(base, fit=FitConfig())
     file_fit: dict = {}
@@ -246,10 +250,11 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
         refine = cfg.fit.lm_sweeps if cfg.fit.optimizer == "lm" else cfg.fit.refine_steps
         asked = {"steps": opts.steps is not None or "steps" in file_fit, "lr": opts.lr is not None or "lr" in file_fit,
                  "points_per_code": "points_per_code" in file_fit, "surface_fraction": "surface_fraction" in file_fit,
-                 "weight_floor": "weight_floor" in file_fit}
+                 "weight_floor": "weight_floor" in file_fit, "average": "average" in file_fit}
         cfg = replace_section(cfg, "fit", **{key: value for key, value in (
             ("steps", refine), ("lr", cfg.fit.refine_lr), ("points_per_code", cfg.fit.refine_points_per_code),
-            ("surface_fraction", cfg.fit.refine_surface_fraction), ("weight_floor", cfg.fit.refine_weight_floor))
+            ("surface_fraction", cfg.fit.refine_surface_fraction), ("weight_floor", cfg.fit.refine_weight_floor),
+            ("average", cfg.fit.refine_average))
             if not asked[key]})
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)

@@ -1,5 +1,5 @@
-"""How a step is taken: chunked backward, forward precision, compilation, the codes' Adam and the learning-rate
-schedule.
+"""How a step is taken: chunked backward, forward precision, compilation, the codes' Adam, their running average
+and the learning-rate schedule.
 
 Training (decoder and codes) and fitting (codes only) both step through these;
 the objective itself is :mod:`sdfkit.loss`.
@@ -174,6 +174,32 @@ class CodeAdam:
             exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
             denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
             p.addcdiv_(exp_avg, denom, value=-self.lr / bias_correction1)
+
+
+class RunningAverage:
+    """An exponential moving average of a few tensors (the latent codes of a fit) over the optimiser's steps.
+
+    It starts at the tensors' values; each :meth:`update` moves it ``1 - decay`` of the way to their current values,
+    and :meth:`store` writes it into them. Small batches leave the last step's codes scattered about the optimum the
+    schedule is settling on; the average of the last few tens of steps lies nearer it, at the cost of one
+    interpolation per step. ``decay`` 0: :meth:`store` leaves the last step's values.
+    """
+
+    def __init__(self, params: Sequence[Tensor], decay: float):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
+        self.params, self.decay = list(params), decay
+        self.values = [p.detach().clone() for p in self.params] if decay > 0 else []
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for value, p in zip(self.values, self.params):
+            value.lerp_(p, 1.0 - self.decay)
+
+    @torch.no_grad()
+    def store(self) -> None:
+        for value, p in zip(self.values, self.params):
+            p.copy_(value)
 
 
 def cosine_factor(progress: float, final_fraction: float) -> float:

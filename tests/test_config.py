@@ -40,6 +40,8 @@ def test_every_shipped_config_loads_and_round_trips(path: Path):
     (lambda: FitConfig(refine_surface_fraction=1.5), "surface_fraction"),
     (lambda: FitConfig(refine_weight_floor=0.2), "weight_floor"),
     (lambda: FitConfig(weight_floor=-0.01), "weight_floor"),
+    (lambda: FitConfig(average=1.0), "average"),
+    (lambda: FitConfig(refine_average=-0.1), "average"),
     (lambda: FitConfig(surface_fraction=-0.1), "surface_fraction"),
     (lambda: FitConfig(surface_band=0.0), "surface_band"),
     (lambda: FitConfig(normal_weight=-0.1), "normal_weight"),

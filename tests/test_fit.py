@@ -96,6 +96,8 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
         defaults.steps, defaults.lr, defaults.points_per_code)
     assert from_noise.surface_fraction == defaults.surface_fraction == 0
     assert from_noise.weight_floor == defaults.weight_floor == 0
+    assert refined.average == defaults.refine_average > 0
+    assert from_noise.average == defaults.average == 0
     # What the user asks for wins: the CLI's --steps and --lr, a config file's fit section.
     asked = fit_settings(SdfkitConfig(), FitRequest(init="encoder", steps=7, lr=0.001)).fit
     assert (asked.steps, asked.lr, asked.points_per_code) == (7, 0.001, defaults.refine_points_per_code)
@@ -110,6 +112,8 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     assert fit_settings(SdfkitConfig(), FitRequest(init="random", config=str(config))).fit.surface_fraction == 0.0
     config.write_text(yaml.safe_dump({"fit": {"weight_floor": 0.0}}))
     assert fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit.weight_floor == 0.0
+    config.write_text(yaml.safe_dump({"fit": {"average": 0.0}}))
+    assert fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit.average == 0.0
 
 
 def test_a_config_file_changes_only_the_keys_it_names(tmp_path):
@@ -145,6 +149,39 @@ def test_the_report_counts_the_parts_dropped_away_from_the_input(sphere_mesh_fil
     kept = fit_mesh(sphere_mesh_file, tmp_path / "kept", FitRequest(config=config, device="cpu",
                                                                   keep_unsupported=True), progress=False)
     assert "unsupported_parts" not in kept.report
+
+
+def test_fit_codes_ends_on_the_running_average_of_its_steps(monkeypatch):
+    """The codes a fit returns are the average of the codes after each of its steps, by the plain recurrence."""
+    import torch
+
+    from sdfkit.config import replace_section
+    from sdfkit.fit import fit_codes
+    from sdfkit.optim import CodeAdam
+    from sdfkit.scene import make_scene
+
+    from helpers import random_decoder, small_config, sphere_samples
+
+    cfg = small_config(resolution=4)
+    decoder = random_decoder(cfg)
+    scene = make_scene(sphere_samples(500), cfg)
+    with torch.no_grad():
+        scene.grid.codes.copy_(torch.randn(scene.grid.codes.shape, generator=torch.Generator().manual_seed(0)))
+    start = scene.grid.codes.detach().clone()
+    after_steps = []
+    adam_step = CodeAdam.step
+
+    def step_and_record(self):
+        adam_step(self)
+        after_steps.append(self.params[0].detach().clone())
+
+    monkeypatch.setattr(CodeAdam, "step", step_and_record)
+    fit_codes(decoder, scene, replace_section(cfg, "fit", steps=4, average=0.75))
+    expected = start
+    for codes in after_steps:
+        expected = 0.75 * expected + 0.25 * codes
+    assert len(after_steps) == 4 and not torch.allclose(after_steps[-1], expected)
+    torch.testing.assert_close(scene.grid.codes.detach(), expected)
 
 
 def test_fit_codes_takes_the_weight_floor_of_its_settings():

@@ -10,7 +10,7 @@ import torch
 
 from data_prep.errors import SdfkitError
 from sdfkit.loss import clamped_l1_terms, scene_loss
-from sdfkit.optim import CodeAdam, backward_in_chunks, cosine_factor, cosine_lr, precision_scope
+from sdfkit.optim import CodeAdam, RunningAverage, backward_in_chunks, cosine_factor, cosine_lr, precision_scope
 from sdfkit.scene import make_scene
 
 from helpers import random_decoder, small_config, sphere_samples
@@ -116,6 +116,30 @@ def test_a_weight_floor_keeps_the_loss_and_drops_the_light_rows_gradient(max_poi
     backward_in_chunks(decoder, scene.grid, scene.points, scene.sdf, band, 1e-2, max_points)
     assert (weight < floor).float().mean() > 0.2
     assert not torch.allclose(scene.grid.codes.grad, expected, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.5, 0.9])
+def test_running_average_is_the_step_by_step_mean(decay):
+    """Against the plain recurrence: start at the first values, then a <- decay a + (1 - decay) x after each step."""
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.randn(5, 4, generator=gen), torch.randn(3, generator=gen)]
+    average = RunningAverage(params, decay)
+    expected = [p.clone() for p in params]
+    for _ in range(6):
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=gen))
+        average.update()
+        expected = [decay * e + (1 - decay) * p for e, p in zip(expected, params)]
+    last = [p.clone() for p in params]
+    average.store()
+    for p, e, x in zip(params, expected if decay else last, last):
+        torch.testing.assert_close(p, e)
+        assert decay == 0 or not torch.allclose(p, x)
+
+
+def test_running_average_rejects_a_decay_outside_0_1():
+    with pytest.raises(ValueError, match="decay"):
+        RunningAverage([torch.zeros(2)], 1.0)
 
 
 @pytest.mark.parametrize("final", [0.0, 0.05, 0.5])
