@@ -169,9 +169,9 @@ class FitConfig:
     refine_steps: int = 200
     """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``: the fewest
     measured that keep the four val meshes with a 600-step fit from noise within 1.5 times its Chamfer, with room.
-    With ``refine_average`` 0.9 and ``refine_weight_floor`` 0.05, 200 steps end at 1.05 to 1.38 times it
-    (``benchmarks/results/code_average-20261207.md``); without the average, 225 steps ended at 1.05 to 1.37 and 250
-    at 0.99 to 1.28 (``fast_fit-steps225-points250k-20261207.md``, ``fast_fit-weight-floor-20261207.md``).
+    With ``refine_average`` 0.9 and ``refine_weight_floor`` 0.05, 200 steps end at 1.01 to 1.39 times it and 225 at
+    0.99 to 1.27 (``benchmarks/results/code_average-20261207.md``); without the average, 225 steps ended at 1.05 to
+    1.37 and 250 at 0.99 to 1.28 (``fast_fit-steps225-points250k-20261207.md``, ``fast_fit-weight-floor-20261207.md``).
     Without the floor, over three seeds, 250 steps ended at 0.95 to 1.24 times and 200 at up to 1.45 (the torus),
     with the parts no input sample supports dropped from the mesh (``sdfkit fit`` does so by default); without
     the drop, stray blobs of field beyond the samples' reach would be scored at 200 to 300 steps in 9 of 45 fits
@@ -208,8 +208,9 @@ class FitConfig:
     """The fit ends on a running average of its steps' codes, each step's weighing ``1 - average`` against the
     average before it (0: the last step's codes; ``refine_*``: after the encoder, where the config file sets no
     ``average``). The steps of a small batch scatter the codes about their optimum, and the average cancels part of
-    that scatter at no cost per step: at 0.9, 225 steps ended at 5-9% below the Chamfer of 225 without it on three
-    val meshes, and 200 steps at -0% to +2% of it (``benchmarks/results/code_average-20261207.md``)."""
+    that scatter at no cost per step: at 0.9, 225 steps ended 4.6-7.4% below the Chamfer of 225 without it on four
+    val meshes, and 200 steps at -4% to +2% of it (``benchmarks/results/code_average-20261207.md``; 0.8 and 0.95
+    did no better on two of them in a trial run)."""
     lr_final_fraction: float = 0.05
     optimizer: Literal["adam", "lm"] = "adam"
     """How the codes are refined: ``adam`` (``steps`` gradient steps) or ``lm``, Levenberg-Marquardt sweeps over
