@@ -152,6 +152,21 @@ def shipped_fit_scene(mesh_path: str | Path, steps: int):
     return decoder, cfg, make_scene(samples, cfg, name="scene", seed=0, mesh_unit=unit), unit
 
 
+def prepared_val_fit(name: str):
+    """``sdfkit fit``'s preparation of ``../shared/meshes/val/NAME.obj`` (read, sample, encode) at its defaults, on
+    the CPU, with the command's allocator setting: a :class:`sdfkit.fit.PreparedFit` whose codes are the encoder's."""
+    import torch
+
+    from sdfkit.fit import FitRequest, prepare_fit
+    from sdfkit.progress import Reporter
+    from sdfkit.runtime import tune_allocator
+
+    tune_allocator()  # as the sdfkit command does
+    with Reporter(enabled=False) as bar:
+        return prepare_fit(SHARED / "val" / f"{name}.obj", Path("unused"), "obj", FitRequest(), torch.device("cpu"),
+                           bar)
+
+
 def unscored_seconds(report: dict) -> float:
     """A fit report's seconds without its scoring: what the reconstruction itself cost, to set beside another
     method's unscored time (the report's stage seconds; scoring runs beside the other stages)."""

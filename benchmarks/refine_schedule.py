@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from benchmarks.common import SHARED, write_table
+from benchmarks.common import prepared_val_fit, write_table
 
 VOLUME_POINTS = 250_000
 
@@ -42,18 +41,13 @@ def main() -> None:
     from sdfkit.config import replace_section
     from sdfkit.extract import extract_mesh
     from sdfkit.field import NeuralField
-    from sdfkit.fit import FitRequest, fit_codes, prepare_fit
+    from sdfkit.fit import fit_codes
     from sdfkit.fit_output import drop_unsupported
     from sdfkit.metrics import evaluate_meshes
-    from sdfkit.progress import Reporter
-    from sdfkit.runtime import tune_allocator
 
-    tune_allocator()  # as the sdfkit command does
     rows, cells = [], []
     for name in args.meshes:
-        with Reporter(enabled=False) as bar:
-            prepared = prepare_fit(SHARED / "val" / f"{name}.obj", Path("unused"), "obj", FitRequest(),
-                                   torch.device("cpu"), bar)
+        prepared = prepared_val_fit(name)
         scene, decoder, samples = prepared.scene, prepared.decoder, prepared.samples
         assert prepared.gt is not None
         start = scene.grid.codes.detach().clone()

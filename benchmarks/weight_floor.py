@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
-from benchmarks.common import SHARED, write_table
+from benchmarks.common import prepared_val_fit, write_table
 
 
 def main() -> None:
@@ -32,16 +31,11 @@ def main() -> None:
     import torch
 
     from sdfkit.config import replace_section
-    from sdfkit.fit import FitRequest, fit_codes, prepare_fit
-    from sdfkit.progress import Reporter
-    from sdfkit.runtime import tune_allocator
+    from sdfkit.fit import fit_codes
 
-    tune_allocator()  # as the sdfkit command does
     rows, cells = [], []
     for name in args.meshes:
-        with Reporter(enabled=False) as bar:
-            prepared = prepare_fit(SHARED / "val" / f"{name}.obj", Path("unused"), "obj", FitRequest(),
-                                   torch.device("cpu"), bar)
+        prepared = prepared_val_fit(name)
         scene, decoder = prepared.scene, prepared.decoder
         start = scene.grid.codes.detach().clone()
         weights = scene.grid.corners(scene.points)[2]
