@@ -210,7 +210,7 @@ class FitConfig:
     ``average``). The steps of a small batch scatter the codes about their optimum, and the average cancels part of
     that scatter at no cost per step: at 0.9, 225 steps ended 4.6-7.4% below the Chamfer of 225 without it on four
     val meshes, and 200 steps at -4% to +2% of it (``benchmarks/results/code_average-20261207.md``; 0.8 and 0.95
-    did no better on two of them in a trial run)."""
+    did no better on two of them, ``refine_schedule-20261207.md``)."""
     lr_final_fraction: float = 0.05
     optimizer: Literal["adam", "lm"] = "adam"
     """How the codes are refined: ``adam`` (``steps`` gradient steps) or ``lm``, Levenberg-Marquardt sweeps over
