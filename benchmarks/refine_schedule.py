@@ -13,6 +13,7 @@ seconds are the refinement's alone, and compare only within one run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 from benchmarks.common import prepared_val_fit, write_table
@@ -39,16 +40,13 @@ def main() -> None:
     import torch
 
     from sdfkit.config import replace_section
-    from sdfkit.extract import extract_mesh
-    from sdfkit.field import NeuralField
-    from sdfkit.fit import fit_codes
-    from sdfkit.fit_output import drop_unsupported
+    from sdfkit.fit import extract_fit, fit_codes
     from sdfkit.metrics import evaluate_meshes
 
     rows, cells = [], []
     for name in args.meshes:
         prepared = prepared_val_fit(name)
-        scene, decoder, samples = prepared.scene, prepared.decoder, prepared.samples
+        scene, decoder = prepared.scene, prepared.decoder
         assert prepared.gt is not None
         start = scene.grid.codes.detach().clone()
         for text in args.variants:
@@ -58,12 +56,7 @@ def main() -> None:
             t = time.perf_counter()
             fit_codes(decoder, scene, cfg)
             seconds = time.perf_counter() - t
-            field = NeuralField(decoder, scene.grid, cfg.loss.band)
-            lo, hi = scene.grid.spec.bounds
-            recon = extract_mesh(field, resolution=cfg.fit.resolution, bounds=(lo, hi),
-                                 normalization=samples.normalization, region=field.may_cross)
-            recon, _ = drop_unsupported(recon, samples.surface_points, samples.normalization, scene.grid.spec,
-                                        cfg.fit.resolution)
+            _, _, recon, _ = extract_fit(dataclasses.replace(prepared, cfg=cfg))
             metrics = evaluate_meshes(recon, prepared.gt, num_volume=VOLUME_POINTS)
             row = {"mesh": name, "variant": text or "default", "steps": cfg.fit.steps, "average": cfg.fit.average,
                    "refine_s": round(seconds, 1), "chamfer": metrics["chamfer"], "iou": metrics["iou"]}

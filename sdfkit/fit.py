@@ -457,19 +457,29 @@ def refine_batch(batch: Sequence[PreparedFit], opts: FitRequest, bar: Reporter) 
         prepared.cfg = replace_section(prepared.cfg, "fit", optimizer="adam")
 
 
+def extract_fit(prepared: PreparedFit, keep_unsupported: bool = False, bar: Reporter | None = None
+                ) -> tuple[NeuralField, trimesh.Trimesh, trimesh.Trimesh, dict | None]:
+    """A prepared fit's field and its mesh as ``sdfkit fit`` extracts it: (field, the mesh marching cubes gave, the
+    mesh kept, what was dropped: None with ``keep_unsupported``, else :func:`drop_unsupported`'s report)."""
+    cfg, scene, samples = prepared.cfg, prepared.scene, prepared.samples
+    field = NeuralField(prepared.decoder, scene.grid, cfg.loss.band)
+    extracted = extract_mesh(field, resolution=cfg.fit.resolution, bounds=scene.grid.spec.bounds,
+                             normalization=samples.normalization, progress=bar if bar is not None else False,
+                             region=field.may_cross)
+    if keep_unsupported:
+        return field, extracted, extracted, None
+    recon, unsupported = drop_unsupported(extracted, samples.surface_points, samples.normalization, scene.grid.spec,
+                                          cfg.fit.resolution)
+    return field, extracted, recon, unsupported
+
+
 def finish_fit(prepared: PreparedFit, opts: FitRequest, bar: Reporter, preview: Drawer | None = None) -> FitResult:
     """Extract, score and write a refined fit's output folder (under a temporary name, renamed when complete)."""
     decoder, scene, cfg, samples, gt = prepared.decoder, prepared.scene, prepared.cfg, prepared.samples, prepared.gt
     timings, out, fmt = prepared.timings, prepared.out, prepared.fmt
     t = time.perf_counter()
-    field = NeuralField(decoder, scene.grid, cfg.loss.band)
+    field, extracted, recon, unsupported = extract_fit(prepared, opts.keep_unsupported, bar)
     lo, hi = scene.grid.spec.bounds
-    recon = extract_mesh(field, resolution=cfg.fit.resolution, bounds=(lo, hi), normalization=samples.normalization,
-                         progress=bar, region=field.may_cross)
-    extracted, unsupported = recon, None
-    if not opts.keep_unsupported:
-        recon, unsupported = drop_unsupported(recon, samples.surface_points, samples.normalization, scene.grid.spec,
-                                              cfg.fit.resolution)
     timings["extract"] = time.perf_counter() - t
 
     # Scoring (NumPy and point-cloud-utils on one core) runs in forked children beside the writing and the
