@@ -31,6 +31,7 @@ from data_prep.points import (
     sample_cloud,
     signed_distance,
     unshrink,
+    wide_planes,
 )
 from data_prep.sampling import SamplingConfig, sample_surface
 from data_prep.sdf import winding_number as mesh_winding_number
@@ -285,6 +286,18 @@ def test_neighbour_planes_match_a_per_point_svd():
         assert np.isclose(spread[i], sv[-1] / np.sqrt(len(group)))
 
 
+def test_wide_planes_match_a_per_point_svd():
+    """The blocked planes over many neighbours: each the SVD of the point and its ``count`` nearest others."""
+    points, _ = sphere_cloud(400)
+    points = points + np.random.default_rng(8).normal(size=points.shape) * 0.02
+    tree, _, _ = neighbour_distances(points, 8)
+    normals = wide_planes(points, tree, 40)
+    for i in range(len(points)):
+        group = points[np.argsort(np.linalg.norm(points - points[i], axis=1))[:41]]
+        normal = np.linalg.svd(group - group.mean(axis=0))[2][-1]
+        assert abs(abs(normals[i] @ normal) - 1.0) < 1e-8
+
+
 def reference_height_field(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The quadratic height field fitted, point by point, to all rows of (m, 3) ``group``: its (3,) centre, its
     (3, 3) frame (rows: two tangents, the plane normal), the rows' (m, 3) coordinates in it, and the six
@@ -467,6 +480,20 @@ def test_denoising_makes_estimated_signs_agree_with_the_mesh_under_noise(penguin
     # more regions when the normals scatter).
     agreement = _sign_agreement(cloud, mesh, np.random.default_rng(10))
     assert agreement >= 0.97 and agreement > _sign_agreement(kept, mesh, np.random.default_rng(10)) + 0.01
+
+
+def test_a_cloud_without_normals_under_noise_of_1_percent_is_oriented_and_signs_like_the_mesh(shared_meshes):
+    """Noise of 1% of the diagonal on 50,000 penguin points, no normals: over k = 16 neighbours the noise sets the
+    planes and propagation orients about half the normals right (measured: 0.50, signs 0.74); the denoising
+    neighbourhoods' planes orient 0.88 of them (signs 0.92)."""
+    mesh, _ = normalize_mesh(load_mesh(shared_meshes / "val" / "penguin.obj"))
+    points, normals = sample_surface(mesh, 50_000, np.random.default_rng(0))
+    diagonal = np.linalg.norm(mesh.bounds[1] - mesh.bounds[0])
+    noisy = points + np.random.default_rng(11).normal(size=points.shape) * 0.01 * diagonal
+    cloud = orient_cloud(PointCloud(noisy), PointsConfig(outlier_std=0.0))
+    assert cloud.denoised and cloud.normals_source == "estimated"
+    assert np.mean(np.einsum("ij,ij->i", cloud.normals, normals) > 0) >= 0.85
+    assert _sign_agreement(cloud, mesh, np.random.default_rng(12)) >= 0.9
 
 
 def test_noise_outliers_and_a_hole_give_finite_samples_and_say_what_was_done(penguin, tmp_path: Path):
