@@ -32,7 +32,9 @@ Signs and distances without faces
     there cost most of its time (a denoised cloud keeps the winding number, which signs its scatter better).
     A cloud of more than ``winding_points`` points takes its winding numbers from an even subsample of that
     many; the tangent planes then reach at least the subsample's median disc radius, within which that coarser
-    sum is unreliable (:class:`WindingCloud`).
+    sum is unreliable (:class:`WindingCloud`). Queries farther from the cloud than two median disc radii of an
+    even 10,000-point subsample take their winding numbers from that subsample (:meth:`WindingCloud.with_coarse`):
+    the kernel's tree is smaller, and so far out the sign is the same.
     The unsigned distance of a query q with nearest cloud point p (normal n, disc radius h) is
     ``max(|(q - p) . n|, |q - p| - h)``: the distance to p's tangent plane near the surface, and the distance to
     the nearest point less the gap the discs leave further away (never more than the true distance to a surface
@@ -84,6 +86,12 @@ WINDING_CHUNK = 1 << 22
 #: 100,000-point clouds' IoU fell by 0.0002-0.0003, for 2.6-4.0 s less preparing
 #: (``cloud_command-{before-,}reach-{clean,sparse}-20261207.md``).
 TANGENT_REACH = 0.0
+#: :attr:`PointsConfig.coarse_winding_points` and :data:`COARSE_REACH`: on 100,000-point clouds of the penguin and
+#: human_woman, the fit's 500,000 samples farther than 1.5 median disc radii of a 5,000-, 10,000- or 20,000-point
+#: subsample got the same sign through it as through the whole cloud but for 0 to 1 of 230,000-340,000, and
+#: farther than 2 radii all of them (``benchmarks/results/coarse_winding-*``).
+COARSE_POINTS = 10_000
+COARSE_REACH = 2.0
 #: Where tangent planes sign the samples next to the cloud, this many samples, drawn evenly, have their winding
 #: number computed anyway, for the report's sign-trust figures.
 TRUST_SAMPLES = 50_000
@@ -138,6 +146,10 @@ class PointsConfig:
     million-point penguin), while its signs differ from the whole cloud's only next to it, where the tangent plane
     decides."""
 
+    coarse_winding_points: int = COARSE_POINTS
+    """Queries far from the cloud take their winding numbers from an even subsample of this many points
+    (:meth:`WindingCloud.with_coarse`; 0: never). Only clouds of at least twice as many points have one."""
+
     tangent_reach: float = TANGENT_REACH
     """Within this many median disc radii of a clean cloud a query's sign is the side of its nearest point's
     tangent plane, not the winding number (0, the default: the winding number everywhere; a denoised cloud takes
@@ -152,6 +164,9 @@ class PointsConfig:
             raise SdfkitError(f"points denoise must be auto, on or off, got '{self.denoise}'")
         if self.winding_points < MIN_POINTS:
             raise SdfkitError(f"points winding_points must be at least {MIN_POINTS}, got {self.winding_points}")
+        if self.coarse_winding_points != 0 and self.coarse_winding_points < MIN_POINTS:
+            raise SdfkitError(f"points coarse_winding_points must be 0 or at least {MIN_POINTS}, got "
+                              f"{self.coarse_winding_points}")
         if not self.tangent_reach >= 0:
             raise SdfkitError(f"points tangent_reach must be at least 0, got {self.tangent_reach}")
         if self.outlier_std < 0 or not 0.0 <= self.surface_fraction <= 1.0:
@@ -714,6 +729,35 @@ class WindingCloud:
     normals: np.ndarray
     areas: np.ndarray
     near: float = 0.0
+    coarse: WindingCloud | None = None
+    """An even subsample whose winding number serves the queries farther than ``beyond`` from the cloud."""
+    beyond: float = np.inf
+
+    def winding(self, queries: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """(q,) winding numbers at (q, 3) ``queries`` lying (q,) ``dist`` from the whole cloud: through
+        :attr:`coarse` beyond :attr:`beyond`, through these points nearer."""
+        if self.coarse is None:
+            return winding_number(self.points, self.normals, self.areas, queries)
+        out = np.empty(len(queries))
+        far = dist > self.beyond
+        for part, cloud in ((far, self.coarse), (~far, self)):
+            if part.any():
+                out[part] = winding_number(cloud.points, cloud.normals, cloud.areas, queries[part])
+        return out
+
+    def with_coarse(self, most: int, neighbours: int, seed: int = 0) -> WindingCloud:
+        """These points, with :attr:`coarse` ``most`` of them drawn evenly (seeded), their discs sized over their
+        own ``neighbours`` nearest, serving the queries beyond :data:`COARSE_REACH` of their median disc radii;
+        unchanged when there are fewer than twice ``most`` points (or ``most`` is 0).
+
+        A query's winding number sums over every point, but the kernel's tree spends most of its time on the
+        points next to the query; far from the cloud a coarser cloud's sum gives the same sign, from a smaller tree.
+        """
+        if most <= 0 or len(self.points) < 2 * most:
+            return self
+        coarse = WindingCloud.of(self.points, self.normals, self.areas, most, neighbours, seed=seed)
+        beyond = COARSE_REACH * float(np.sqrt(np.median(coarse.areas) / np.pi))
+        return dataclasses.replace(self, coarse=coarse, beyond=beyond)
 
     @classmethod
     def of(cls, points: np.ndarray, normals: np.ndarray, areas: np.ndarray, most: int, neighbours: int,
@@ -811,7 +855,8 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
     # A denoised cloud's points still scatter about its surface: next to them the winding number, a sum over many
     # points, signs better than the nearest one's tangent plane.
     reach = 0.0 if denoised else config.tangent_reach
-    winding = WindingCloud.of(points, normals, areas, config.winding_points, config.neighbours, reach)
+    winding = WindingCloud.of(points, normals, areas, config.winding_points, config.neighbours, reach).with_coarse(
+        config.coarse_winding_points, config.neighbours)
     return OrientedCloud(points, normals, areas, np.sqrt(areas / np.pi), source, int((~keep).sum()), round(noise, 4),
                          denoised, winding)
 
@@ -839,7 +884,7 @@ def signed_distance(cloud: OrientedCloud, queries: np.ndarray, winding_at: np.nd
     wanted = far if winding_at is None else far | winding_at
     winding = np.full(len(queries), np.nan)
     if wanted.any():
-        winding[wanted] = winding_number(signs.points, signs.normals, signs.areas, queries[wanted])
+        winding[wanted] = signs.winding(queries[wanted], dist[wanted])
     inside = np.where(far, winding > 0.5, along < 0)
     return np.where(inside, -unsigned, unsigned), winding, np.where(along < 0, -1.0, 1.0)
 

@@ -32,6 +32,7 @@ from data_prep.points import (
     signed_distance,
     unshrink,
     wide_planes,
+    winding_number,
 )
 from data_prep.sampling import SamplingConfig, sample_surface
 from data_prep.sdf import winding_number as mesh_winding_number
@@ -232,6 +233,30 @@ def test_a_large_clouds_signs_from_a_subsample_and_the_tangent_planes_next_to_it
         agree[name], agree[f"{name} winding alone"] = np.mean((sdf < 0) == truth), np.mean((winding > 0.5) == truth)
     assert agree["sub winding alone"] < agree["whole"] - 0.01, agree  # the coarse sum alone misses next to the surface
     assert agree["sub"] >= agree["whole"] - 0.002 and agree["sub"] >= 0.99, agree
+
+
+def test_far_queries_take_the_coarse_subsamples_winding_number_and_the_same_sign(penguin):
+    """Beyond the coarse reach the subsample's winding number serves (its own kernel call), nearer the whole
+    cloud's; the signs agree with one call over the whole cloud."""
+    mesh, points, normals = penguin
+    cloud = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given", coarse_winding_points=2000))
+    plain = orient_cloud(PointCloud(points, normals), PointsConfig(normals="given", coarse_winding_points=0))
+    winding = cloud.signs
+    assert plain.signs.coarse is None and winding.coarse is not None and len(winding.coarse.points) == 2000
+    rng = np.random.default_rng(6)
+    queries = np.concatenate([rng.uniform(-1, 1, (10_000, 3)),
+                              sample_surface(mesh, 10_000, rng)[0] + rng.normal(size=(10_000, 3)) * 0.02])
+    dist, _ = nearest_points(cloud.points, queries)
+    far = dist > winding.beyond
+    assert 0.2 < far.mean() < 0.8  # both levels serve
+    two_level = winding.winding(queries, dist)
+    coarse = winding_number(winding.coarse.points, winding.coarse.normals, winding.coarse.areas, queries)
+    whole = winding_number(cloud.points, cloud.normals, cloud.areas, queries)
+    np.testing.assert_array_equal(two_level[far], coarse[far])
+    np.testing.assert_array_equal(two_level[~far], whole[~far])
+    assert np.mean((two_level > 0.5) == (whole > 0.5)) >= 0.9999
+    sdf, _, _ = signed_distance(cloud, queries)
+    np.testing.assert_array_equal(sdf < 0, two_level > 0.5)
 
 
 def test_estimated_normals_are_oriented_outwards_and_sign_like_the_mesh(penguin):
