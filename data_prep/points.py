@@ -86,10 +86,12 @@ WINDING_CHUNK = 1 << 22
 #: 100,000-point clouds' IoU fell by 0.0002-0.0003, for 2.6-4.0 s less preparing
 #: (``cloud_command-{before-,}reach-{clean,sparse}-20261207.md``).
 TANGENT_REACH = 0.0
-#: :attr:`PointsConfig.coarse_winding_points` and :data:`COARSE_REACH`: on 100,000-point clouds of the penguin and
-#: human_woman, the fit's 500,000 samples farther than 1.5 median disc radii of a 5,000-, 10,000- or 20,000-point
-#: subsample got the same sign through it as through the whole cloud but for 0 to 1 of 230,000-340,000, and
-#: farther than 2 radii all of them (``benchmarks/results/coarse_winding-*``).
+#: :attr:`PointsConfig.coarse_winding_points` and :data:`COARSE_REACH`: on clean 100,000-point clouds of the
+#: penguin and human_woman, of the fit's 500,000 samples those farther than 2 median disc radii of a 5,000-,
+#: 10,000- or 20,000-point subsample (250,000-320,000 of them) got the same sign through it as through the whole
+#: cloud, every one; at 1.5 radii 0-3 differed, at 1 radius 0-16. With 10,000 points and 2 radii the winding
+#: numbers took 6.9 and 6.0 s against 11.7 and 9.5 s through the whole cloud
+#: (``benchmarks/results/coarse_winding-20261207.md``).
 COARSE_POINTS = 10_000
 COARSE_REACH = 2.0
 #: Where tangent planes sign the samples next to the cloud, this many samples, drawn evenly, have their winding
