@@ -446,6 +446,7 @@ def test_a_noisy_cloud_with_normals_is_denoised_without_shrinking():
 @pytest.mark.parametrize("settings, fragment", [
     ({"tangent_reach": -1.0}, "tangent_reach"), ({"neighbours": 2}, "neighbours"), ({"denoise": "maybe"}, "denoise"),
     ({"winding_points": 10}, "winding_points"), ({"normals": "some"}, "--normals"),
+    ({"coarse_winding_points": 50}, "coarse_winding_points"),
 ])
 def test_bad_points_settings_are_one_line(settings, fragment):
     with pytest.raises(SdfkitError, match=fragment):
