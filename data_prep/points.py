@@ -18,7 +18,7 @@ Denoising
     when the off-plane spread of each point's k neighbours is large against their reach (:data:`NOISE_RATIO`),
     every point moves onto a quadratic height field fitted to its neighbourhood (:func:`jet_project`), sized from
     the noise (:func:`denoise_neighbours`). Normals to estimate are then the planes of those neighbourhoods
-    (:func:`wide_planes`), oriented over the points projected onto their k-neighbour planes.
+    (:func:`jet_fit`), oriented over the points projected onto their k-neighbour planes.
     A cloud with its own normals leaves the neighbours facing away out of each fit (:data:`FACING_MIN_COS`).
     The fit lies inside the surface by the noise's variance times the mean curvature, which :func:`unshrink`
     adds back when the normals are given.
@@ -550,7 +550,15 @@ def _height_fields(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray
 
 
 def jet_project(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray | None = None) -> np.ndarray:
-    """(n, 3) ``points`` moved onto the quadratic height field fitted to each point and its k nearest neighbours.
+    """(n, 3) ``points`` moved onto the quadratic height field fitted to each point and its k nearest neighbours
+    (:func:`jet_fit`)."""
+    return jet_fit(points, tree, k, normals)[0]
+
+
+def jet_fit(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3) ``points`` moved onto the quadratic height field fitted to each point and its k nearest neighbours,
+    and (n, 3) the unit normals, of arbitrary sign, of the neighbourhoods' least-squares planes (the fields' frames).
 
     tree : the KD-tree of ``points``. In the frame of the neighbourhood's least-squares plane the height
     ``h(u, v) = c0 + c1 u + c2 v + c3 u^2 + c4 u v + c5 v^2`` is fitted by least squares, and the point is
@@ -561,13 +569,20 @@ def jet_project(points: np.ndarray, tree: KDTree, k: int, normals: np.ndarray | 
     with the point's is at most :data:`FACING_MIN_COS` (it turns more than 60 degrees) takes no part in either fit:
     it lies on the far side of a thin part (a limb, a fin) or across a crease, and would pull the fit through the
     solid.
+
+    The planes span the denoising neighbourhood, several times the noise, so they follow the surface where the
+    planes of a few nearest neighbours follow the noise: a noisy cloud without normals takes them as its normals
+    (:func:`orient_cloud`). Oriented, they turn 0.87-1.0 of the normals of 100,000 points with noise of 1% of the
+    diagonal the right way on the five val meshes, where the 16-neighbour planes turned 0.49-0.55, about as many
+    as chance (``benchmarks/results/noisy_normals-*``).
     """
-    out = np.empty_like(points)
+    out, planes = np.empty_like(points), np.empty_like(points)
     for block, center, t1, t2, plane_normal, u, v, coef in _height_fields(points, tree, k, normals):
         height = coef[:, 0] + coef[:, 1] * u[:, 0] + coef[:, 2] * v[:, 0] + coef[:, 3] * u[:, 0] ** 2 \
             + coef[:, 4] * u[:, 0] * v[:, 0] + coef[:, 5] * v[:, 0] ** 2
         out[block] = center + u[:, :1] * t1 + v[:, :1] * t2 + height[:, None] * plane_normal
-    return out
+        planes[block] = plane_normal
+    return out, planes
 
 
 def unshrink(noisy: np.ndarray, projected: np.ndarray, k: int, normals: np.ndarray,
@@ -622,25 +637,6 @@ def denoise_neighbours(tree: KDTree, points: np.ndarray, spread: np.ndarray, k: 
         if float(np.median(tree.query(probe, k=count + 1, workers=-1)[0][:, -1])) >= reach or count == len(points) - 1:
             return count
     return count
-
-
-def wide_planes(points: np.ndarray, tree: KDTree, count: int) -> np.ndarray:
-    """(n, 3) normals, of arbitrary sign, of the planes through each of (n, 3) ``points`` and its ``count``
-    nearest others (``tree`` over ``points``); in blocks, so that a large cloud's neighbour table never exists
-    whole.
-
-    A noisy cloud's denoising neighbourhood (:func:`denoise_neighbours`) spans several times the noise, so its
-    plane follows the surface where k neighbours' follows the noise. Oriented as before, they turn 0.87-1.0 of
-    the normals of 100,000 points with noise of 1% of the diagonal the right way on the five val meshes, where
-    the k-neighbour planes turned 0.49-0.55, about as many as chance (``benchmarks/results/noisy_normals-*``).
-    """
-    normals = np.empty_like(points)
-    block = max(1, CHUNK // (count + 1))
-    for start in range(0, len(points), block):
-        part = slice(start, start + block)
-        _, idx = tree.query(points[part], k=count + 1, workers=-1)
-        normals[part] = neighbour_planes(points[part], np.asarray(idx)[:, 1:], points)[1]
-    return normals
 
 
 def orient_normals(points: np.ndarray, normals: np.ndarray, knn_idx: np.ndarray, areas: np.ndarray) -> np.ndarray:
@@ -829,18 +825,21 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
     # Noisy points bias the distances and signs of the samples near them (each point's own disc decides the side
     # next to it): both use the points moved onto their neighbourhoods' height fields, of this many neighbours.
     count = denoise_neighbours(tree, points, spread, config.neighbours) if denoised else 0
+    projected = None
     if cloud.normals is not None and config.normals != "estimate":
         normals, source = cloud.normals[keep], "given"
     else:
         # Orientation propagates best over the points on their k-neighbour planes (0.99 of the penguin's normals
         # right at noise 0.005, against 0.95 over the height-field points below and 0.96 over the noisy ones);
-        # the oriented normals carry over point by point. A noisy cloud's normals are the planes of the
-        # denoising neighbourhoods: over k neighbours the noise turns the plane (:func:`wide_planes`).
+        # the oriented normals carry over point by point. A noisy cloud's normals are the planes of its
+        # height fields: over k neighbours the noise turns the plane (:func:`jet_fit`).
         frame, frame_dist, frame_idx = points, dist, idx
         if denoised:
             frame = points - np.einsum("ij,ij->i", points - centroids, plane_normals)[:, None] * plane_normals
             _, frame_dist, frame_idx = neighbour_distances(frame, config.neighbours)
-        unoriented = wide_planes(points, tree, count) if denoised else estimate_normals(frame, config.neighbours)
+            projected, unoriented = jet_fit(points, tree, count)
+        else:
+            unoriented = estimate_normals(frame, config.neighbours)
         normals = orient_normals(frame, unoriented, frame_idx, disc_areas(frame_dist))
         source = "estimated"
     if denoised:
@@ -851,7 +850,8 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
             projected = jet_project(points, tree, count, normals)
             points = unshrink(points, projected, count, normals, facing=True)
         else:
-            points = jet_project(points, tree, count)
+            assert projected is not None  # fitted with the normals above
+            points = projected
         _, dist, _ = neighbour_distances(points, config.neighbours)
     areas = disc_areas(dist)
     # A denoised cloud's points still scatter about its surface: next to them the winding number, a sum over many

@@ -20,6 +20,7 @@ from data_prep.points import (
     PointsConfig,
     denoise_neighbours,
     is_point_cloud,
+    jet_fit,
     jet_project,
     nearest_points,
     neighbour_distances,
@@ -31,7 +32,6 @@ from data_prep.points import (
     sample_cloud,
     signed_distance,
     unshrink,
-    wide_planes,
     winding_number,
 )
 from data_prep.sampling import SamplingConfig, sample_surface
@@ -311,18 +311,6 @@ def test_neighbour_planes_match_a_per_point_svd():
         assert np.isclose(spread[i], sv[-1] / np.sqrt(len(group)))
 
 
-def test_wide_planes_match_a_per_point_svd():
-    """The blocked planes over many neighbours: each the SVD of the point and its ``count`` nearest others."""
-    points, _ = sphere_cloud(400)
-    points = points + np.random.default_rng(8).normal(size=points.shape) * 0.02
-    tree, _, _ = neighbour_distances(points, 8)
-    normals = wide_planes(points, tree, 40)
-    for i in range(len(points)):
-        group = points[np.argsort(np.linalg.norm(points - points[i], axis=1))[:41]]
-        normal = np.linalg.svd(group - group.mean(axis=0))[2][-1]
-        assert abs(abs(normals[i] @ normal) - 1.0) < 1e-8
-
-
 def reference_height_field(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The quadratic height field fitted, point by point, to all rows of (m, 3) ``group``: its (3,) centre, its
     (3, 3) frame (rows: two tangents, the plane normal), the rows' (m, 3) coordinates in it, and the six
@@ -355,12 +343,17 @@ def test_quadric_normal_equations_match_the_terms_table():
 
 
 def test_jet_projection_matches_a_per_point_least_squares_fit():
+    """The projected points, and the planes of the fits' frames (a noisy cloud's normals): each the point's own
+    least-squares fit over it and its nearest others."""
     points, _ = sphere_cloud(300)
     points = points + np.random.default_rng(11).normal(size=points.shape) * 0.01
     tree, _, idx = neighbour_distances(points, 12)
-    projected = jet_project(points, tree, 12)
+    projected, planes = jet_fit(points, tree, 12)
+    np.testing.assert_array_equal(jet_project(points, tree, 12), projected)
     for i in range(len(points)):
-        np.testing.assert_allclose(projected[i], reference_jet(np.vstack([points[i], points[idx[i]]])), atol=1e-9)
+        group = np.vstack([points[i], points[idx[i]]])
+        np.testing.assert_allclose(projected[i], reference_jet(group), atol=1e-9)
+        assert abs(abs(planes[i] @ reference_height_field(group)[1][2]) - 1.0) < 1e-8
 
 
 def test_jet_projection_with_normals_matches_a_fit_over_the_neighbours_facing_alike():
