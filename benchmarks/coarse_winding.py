@@ -1,7 +1,8 @@
 """Signs far from a cloud through a coarse subsample: how many differ from the whole cloud's, and the seconds saved.
 
 For each val mesh and cloud size, a clean cloud with exact normals (``benchmarks.points.make_cloud``) is oriented
-as the fit orients it, and the fit's 500,000 samples are drawn as :func:`data_prep.points.sample_cloud` draws them.
+as the fit orients it, and 500,000 samples are placed as the fit places them
+(:func:`data_prep.points.sample_positions`, with the on-surface share offset too).
 Their winding numbers through the whole cloud are the reference. For each subsample size and reach (in the
 subsample's median disc radii), the samples beyond the reach take the subsample's winding number instead: the row
 counts those samples, the signs (winding number above 1/2) that differ from the reference, and the seconds of the
@@ -39,9 +40,9 @@ def main() -> None:
         cloud_normalization,
         nearest_points,
         orient_cloud,
+        sample_positions,
         winding_number,
     )
-    from data_prep.sampling import sample_volume
     from sdfkit.config import SamplingChoice
 
     config = SamplingChoice().resolve(seed=0)
@@ -53,14 +54,7 @@ def main() -> None:
             unit = cloud_normalization(points, config.radius).to_unit(points)
             cloud = orient_cloud(PointCloud(unit, normals), PointsConfig(normals="given", coarse_winding_points=0))
             signs = cloud.signs
-            rng = np.random.default_rng(0)  # the queries as data_prep.points.sample_cloud draws them
-            n_near = int(round(config.num_points * config.near_fraction))
-            weights = np.asarray(config.noise_weights) / np.sum(config.noise_weights)
-            scale = np.asarray(config.noise_stds)[rng.choice(len(weights), size=n_near, p=weights)]
-            near = cloud.points[rng.integers(len(cloud.points), size=n_near)] + rng.normal(size=(n_near, 3)) * scale[:, None]
-            lo, hi = cloud.points.min(axis=0), cloud.points.max(axis=0)
-            volume = sample_volume(config.num_points - n_near, config.volume, lo - config.bbox_padding,
-                                   hi + config.bbox_padding, 1.0, rng)
+            _, near, volume = sample_positions(cloud.points, config, np.random.default_rng(0))
             queries = np.concatenate([near, volume])
             dist, _ = nearest_points(cloud.points, queries)
             t = time.perf_counter()

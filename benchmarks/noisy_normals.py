@@ -61,5 +61,6 @@ def main() -> None:
     write_table(args.name, "Normals estimated for clouds without them", "Clouds in the unit frame, no outlier removal.",
                 columns, [[row[c] for c in columns] for row in rows], {"rows": rows})
 
+
 if __name__ == "__main__":
     main()

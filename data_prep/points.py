@@ -921,6 +921,25 @@ def cloud_normalization(points: np.ndarray, radius: float = 1.0) -> Normalizatio
     return Normalization(center=(float(center[0]), float(center[1]), float(center[2])), scale=farthest / radius)
 
 
+def sample_positions(points: np.ndarray, config, rng: np.random.Generator) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray]:
+    """Where a cloud's SDF samples go (:func:`sample_cloud`), drawn from ``rng``: base (m, 3) cloud points of
+    (n, 3) ``points`` for the near-surface samples, near (m, 3) those points offset by the noise scales of
+    ``config`` (a :class:`data_prep.sampling.SamplingConfig`), and volume (num_points - m, 3) uniform in the
+    cloud's padded box."""
+    from data_prep.sampling import sample_volume
+
+    n_near = int(round(config.num_points * config.near_fraction))
+    base = points[rng.integers(len(points), size=n_near)]
+    weights = np.asarray(config.noise_weights) / np.sum(config.noise_weights)
+    scale = np.asarray(config.noise_stds)[rng.choice(len(weights), size=n_near, p=weights)]
+    near = base + rng.normal(size=(n_near, 3)) * scale[:, None]
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    volume = sample_volume(config.num_points - n_near, config.volume, lo - config.bbox_padding,
+                           hi + config.bbox_padding, 1.0, rng)
+    return base, near, volume
+
+
 def sample_cloud(cloud: OrientedCloud, config, points_config: PointsConfig) -> tuple[
         np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
     """SDF samples of an oriented cloud already in the unit frame, laid out as :func:`sampling.sample_mesh`'s.
@@ -932,19 +951,11 @@ def sample_cloud(cloud: OrientedCloud, config, points_config: PointsConfig) -> t
     Returns points (n, 3) float32, sdf (n,) float32 (negative inside), surface_points and surface_normals
     (m, 3) float32, and the sign-trust figures of :func:`sign_trust`.
     """
-    from data_prep.sampling import sample_volume
-
     rng = np.random.default_rng(config.seed)
-    n_near = int(round(config.num_points * config.near_fraction))
-    n_on = int(round(n_near * points_config.surface_fraction))
     surface = rng.choice(len(cloud.points), size=config.num_surface, replace=len(cloud.points) < config.num_surface)
-    base = cloud.points[rng.integers(len(cloud.points), size=n_near)]
-    weights = np.asarray(config.noise_weights) / np.sum(config.noise_weights)
-    scale = np.asarray(config.noise_stds)[rng.choice(len(weights), size=n_near, p=weights)]
-    near = base + rng.normal(size=(n_near, 3)) * scale[:, None]
-    lo, hi = cloud.points.min(axis=0), cloud.points.max(axis=0)
-    volume = sample_volume(config.num_points - n_near, config.volume, lo - config.bbox_padding,
-                           hi + config.bbox_padding, 1.0, rng)
+    base, near, volume = sample_positions(cloud.points, config, rng)
+    n_near = len(near)
+    n_on = int(round(n_near * points_config.surface_fraction))
     queries = np.concatenate([near[n_on:], volume])
     check = None
     if cloud.signs.near > 0:  # tangent planes sign the samples next to the cloud: the trust check takes an even share
