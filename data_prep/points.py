@@ -19,6 +19,9 @@ Denoising
     every point moves onto a quadratic height field fitted to its neighbourhood (:func:`jet_project`), sized from
     the noise (:func:`denoise_neighbours`). Normals to estimate are then the planes of those neighbourhoods
     (:func:`jet_fit`), oriented over the points projected onto their k-neighbour planes.
+    A noisy cloud denser than the noise lets its widest height fields span is first averaged on a voxel grid to
+    half its points, again until they do (:func:`average_dense_noise`): a fixed number of neighbours spans less of
+    a denser cloud's surface and so averages less noise away, and the orientation graph grows with the points.
     A cloud with its own normals leaves the neighbours facing away out of each fit (:data:`FACING_MIN_COS`).
     The fit lies inside the surface by the noise's variance times the mean curvature, which :func:`unshrink`
     adds back when the normals are given.
@@ -119,6 +122,18 @@ DENOISE_REACH = 6.0
 FACING_MIN_COS = 0.5
 FACING_NEIGHBOUR_FACTOR = 2
 
+#: A denoised cloud is averaged on a voxel grid, halving its points (:func:`average_dense_noise`), while the
+#: off-plane spread of its widest denoising neighbourhoods (16 k points) exceeds this share of their reach
+#: (:func:`widest_spread`). Noise narrower than that reach gives its deviation over the reach; noise as wide as
+#: the reach fills the neighbourhood like a ball, about 0.4. On the penguin and human_woman with noise of 0.25% and
+#: 1% of the diagonal, 100,000 to 1,000,000 points, it ranged from 0.24 (a million penguin points at 0.25%, whose
+#: command's Chamfer averaging to 100,000 points raised from 1.28e-06 to 6.35e-06) to 0.41 (human_woman, a million
+#: points at 1%); averaged to half, human_woman's 100,000 points at 1% (0.36) got 0.952 of their signs right against
+#: 0.912, the penguin's (0.30) 0.929 against 0.936 (``benchmarks/results/noise_average-20261207.md``).
+SATURATED_SPREAD = 0.33
+#: :func:`average_dense_noise` leaves at least this many points.
+AVERAGED_FLOOR = 10_000
+
 #: :func:`unshrink` moves no point further than this many times the noise's deviation. On human_woman with noise of
 #: 1% of the diagonal, 11 points of 100,000 reach it; without it the furthest would move 0.14 of the unit frame.
 UNSHRINK_MAX_HS = 0.5
@@ -151,6 +166,10 @@ class PointsConfig:
     coarse_winding_points: int = COARSE_POINTS
     """Queries far from the cloud take their winding numbers from an even subsample of this many points
     (:meth:`WindingCloud.with_coarse`; 0: never). Only clouds of at least twice as many points have one."""
+
+    average_noise: bool = True
+    """Average a denoised cloud denser than its noise lets the height fields span on a voxel grid first
+    (:func:`average_dense_noise`)."""
 
     tangent_reach: float = TANGENT_REACH
     """Within this many median disc radii of a clean cloud a query's sign is the side of its nearest point's
@@ -474,6 +493,82 @@ def noise_ratio(spread: np.ndarray, knn_dist: np.ndarray) -> float:
     return float(np.median(spread) / max(float(np.median(knn_dist[:, -1])), 1e-300))
 
 
+def voxel_cells(points: np.ndarray, edge: float) -> tuple[np.ndarray, int]:
+    """(n,) the cell of each of (n, 3) ``points`` in a grid of cubes of side ``edge`` from their minimum corner,
+    numbered 0 to m - 1 over the m occupied cells; and m."""
+    keys = np.floor((points - points.min(axis=0)) / edge).astype(np.int64)
+    side = int(keys.max()) + 1
+    _, cell = np.unique((keys[:, 0] * side + keys[:, 1]) * side + keys[:, 2], return_inverse=True)
+    cell = cell.reshape(-1)
+    return cell, int(cell.max()) + 1
+
+
+def voxel_means(points: np.ndarray, normals: np.ndarray | None, edge: float
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The mean of the (n, 3) ``points`` in each occupied cell of a grid of cubes of side ``edge``
+    (:func:`voxel_cells`).
+
+    normals : (n, 3) or None; each cell's mean normal, normalised. Where a cell's normals cancel (both sides of a
+    wall thinner than a cell), the cell takes its first point's normal.
+    Returns (m, 3) points and (m, 3) normals or None, in the cells' order.
+    """
+    cell, count = voxel_cells(points, edge)
+    members = np.bincount(cell, minlength=count).astype(np.float64)
+
+    def cell_sums(values: np.ndarray) -> np.ndarray:
+        return np.stack([np.bincount(cell, values[:, j], minlength=count) for j in range(3)], axis=1)
+
+    means = cell_sums(points) / members[:, None]
+    if normals is None:
+        return means, None
+    mean_normals = cell_sums(normals)
+    length = np.linalg.norm(mean_normals, axis=1)
+    cancelled = length < 1e-3 * members
+    starts = np.concatenate([[0], np.cumsum(members[:-1])]).astype(np.int64)
+    first = np.argsort(cell, kind="stable")[starts]
+    mean_normals[cancelled] = normals[first[cancelled]]
+    length[cancelled] = np.linalg.norm(mean_normals[cancelled], axis=1)
+    return means, mean_normals / length[:, None]
+
+
+def voxel_average(points: np.ndarray, normals: np.ndarray | None, target: int
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """About ``target`` points from (n, 3) ``points`` (and their normals): :func:`voxel_means` on a grid whose cubes'
+    side is chosen so that about ``target`` cells are occupied."""
+    # On a surface the occupied cells grow as 1 / side^2: three corrections from a first guess land within a few
+    # percent.
+    edge = float(np.ptp(points, axis=0).max()) / np.sqrt(target)
+    for _ in range(3):
+        edge *= float(np.sqrt(voxel_cells(points, edge)[1] / target))
+    return voxel_means(points, normals, edge)
+
+
+def widest_spread(points: np.ndarray, tree: KDTree, k: int) -> float:
+    """The median off-plane spread of the widest denoising neighbourhoods (16 ``k`` points, :func:`denoise_neighbours`)
+    over their median reach, on an even 2,000 of the (n, 3) ``points`` (``tree`` over them)."""
+    probe = points[:: max(1, len(points) // 2000)]
+    dist, idx = tree.query(probe, k=min(16 * k, len(points) - 1) + 1, workers=-1)
+    _, _, spread = neighbour_planes(probe, idx[:, 1:], points)
+    return float(np.median(spread) / max(float(np.median(dist[:, -1])), 1e-300))
+
+
+def average_dense_noise(points: np.ndarray, normals: np.ndarray | None, tree: KDTree, k: int
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (n, 3) ``points`` (and normals; ``tree`` over the points) averaged on a voxel grid (:func:`voxel_average`)
+    to half as many, a quarter, ... while their :func:`widest_spread` exceeds :data:`SATURATED_SPREAD` and no fewer
+    than :data:`AVERAGED_FLOOR` would remain; unchanged when it does not exceed it to begin with.
+
+    A neighbourhood narrower than the noise holds a ball of it, whatever the surface does: no fit over it can tell
+    the surface from the noise. Each cell's mean averages the noise of the points in it instead.
+    """
+    averaged, averaged_normals, target = points, normals, len(points)
+    while target // 2 >= AVERAGED_FLOOR and widest_spread(averaged, tree, k) > SATURATED_SPREAD:
+        target //= 2
+        averaged, averaged_normals = voxel_average(points, normals, target)
+        tree = KDTree(averaged)
+    return averaged, averaged_normals
+
+
 def _neighbourhood(points: np.ndarray, tree: KDTree, block: slice, k: int,
                    normals: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(b, k + 1) indices of each point of ``block`` (column 0) and its k nearest neighbours, and their (b, k + 1)
@@ -786,7 +881,8 @@ class OrientedCloud:
     ``given`` or ``estimated``; outliers : points dropped; noise : the cloud's
     :func:`noise_ratio` as read; denoised : whether the points were moved onto their neighbourhoods'
     quadratic height fields (:func:`jet_project`, then :func:`unshrink`); winding : what gives the signs (None:
-    the whole cloud).
+    the whole cloud); averaged : whether the noisy cloud was first averaged on a voxel grid
+    (:func:`average_dense_noise`).
     """
 
     points: np.ndarray
@@ -798,6 +894,7 @@ class OrientedCloud:
     noise: float = 0.0
     denoised: bool = False
     winding: WindingCloud | None = None
+    averaged: bool = False
 
     @property
     def signs(self) -> WindingCloud:
@@ -818,16 +915,25 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
     if keep.sum() < MIN_POINTS:
         raise SdfkitError(f"only {int(keep.sum())} points remain after removing outliers (at least {MIN_POINTS})")
     points = points[keep]
+    given = cloud.normals[keep] if cloud.normals is not None and config.normals != "estimate" else None
     tree, dist, idx = neighbour_distances(points, config.neighbours)
     centroids, plane_normals, spread = neighbour_planes(points, idx)
     noise = noise_ratio(spread, dist)
     denoised = config.denoise == "on" or (config.denoise == "auto" and noise > NOISE_RATIO)
+    averaged = False
+    if denoised and config.average_noise:
+        before = len(points)
+        points, given = average_dense_noise(points, given, tree, config.neighbours)
+        averaged = len(points) < before
+    if averaged:
+        tree, dist, idx = neighbour_distances(points, config.neighbours)
+        centroids, plane_normals, spread = neighbour_planes(points, idx)
     # Noisy points bias the distances and signs of the samples near them (each point's own disc decides the side
     # next to it): both use the points moved onto their neighbourhoods' height fields, of this many neighbours.
     count = denoise_neighbours(tree, points, spread, config.neighbours) if denoised else 0
     projected = None
-    if cloud.normals is not None and config.normals != "estimate":
-        normals, source = cloud.normals[keep], "given"
+    if given is not None:
+        normals, source = given, "given"
     else:
         # Orientation propagates best over the points on their k-neighbour planes (0.99 of the penguin's normals
         # right at noise 0.005, against 0.95 over the height-field points below and 0.96 over the noisy ones);
@@ -860,7 +966,7 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
     winding = WindingCloud.of(points, normals, areas, config.winding_points, config.neighbours, reach).with_coarse(
         config.coarse_winding_points, config.neighbours)
     return OrientedCloud(points, normals, areas, np.sqrt(areas / np.pi), source, int((~keep).sum()), round(noise, 4),
-                         denoised, winding)
+                         denoised, winding, averaged)
 
 
 def signed_distance(cloud: OrientedCloud, queries: np.ndarray, winding_at: np.ndarray | None = None
@@ -1013,6 +1119,7 @@ def prepare_points(path: str | Path, config, points_config: PointsConfig | None 
         "normals": oriented.normals_source,
         "noise_ratio": oriented.noise,
         "denoised": oriented.denoised,
+        "points_averaged_to": len(oriented.points) if oriented.averaged else None,
         "sign_trust": trust,
         "gaps": "closed: a missing region is bridged by the winding number's 1/2 level set",
         "distance": "max(distance to the nearest point's tangent plane, distance to the nearest point - its disc "

@@ -10,14 +10,18 @@ import numpy as np
 import pytest
 import trimesh
 import yaml
+from scipy.spatial import KDTree
 
 from data_prep.mesh import load_mesh, normalize_mesh
 from data_prep.points import (
+    AVERAGED_FLOOR,
     FACING_MIN_COS,
     MIN_POINTS,
+    SATURATED_SPREAD,
     UNSHRINK_MAX_HS,
     PointCloud,
     PointsConfig,
+    average_dense_noise,
     denoise_neighbours,
     is_point_cloud,
     jet_fit,
@@ -32,6 +36,9 @@ from data_prep.points import (
     sample_cloud,
     signed_distance,
     unshrink,
+    voxel_average,
+    voxel_means,
+    widest_spread,
     winding_number,
 )
 from data_prep.sampling import SamplingConfig, sample_surface
@@ -309,6 +316,60 @@ def test_neighbour_planes_match_a_per_point_svd():
         assert np.allclose(centroids[i], center)
         assert abs(abs(normals[i] @ vt[-1]) - 1.0) < 1e-8
         assert np.isclose(spread[i], sv[-1] / np.sqrt(len(group)))
+
+
+def test_voxel_means_match_a_per_cell_loop():
+    """Each cell's mean point and normalised mean normal, against a dictionary of cells filled point by point; a
+    cell whose normals cancel takes its first point's."""
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-1, 1, (2000, 3))
+    normals = rng.normal(size=(2000, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    # Outside the others' box, each group alone in its cell: three whose normals cancel but for one, two that
+    # cancel exactly.
+    points[1:4], normals[1:4] = [1.6, 1.6, 1.6], [[0, 0, 1], [0, 0, -1], [0, 0, -1]]
+    points[4:6], normals[4:6] = [1.6, -1.6, 1.6], [[1, 0, 0], [-1, 0, 0]]
+    edge = 0.25
+    cells: dict[tuple[int, ...], list[int]] = {}
+    for i, point in enumerate(points):
+        cells.setdefault(tuple(np.floor((point - points.min(axis=0)) / edge).astype(int)), []).append(i)
+    means, mean_normals = voxel_means(points, normals, edge)
+    assert mean_normals is not None and len(means) == len(cells)
+    for members in cells.values():
+        row = int(np.argmin(np.linalg.norm(means - points[members].mean(axis=0), axis=1)))
+        assert np.allclose(means[row], points[members].mean(axis=0))
+        total = normals[members].sum(axis=0)
+        expected = total / np.linalg.norm(total) if np.linalg.norm(total) >= 1e-3 * len(members) else normals[members[0]]
+        assert np.allclose(mean_normals[row], expected)
+    assert np.allclose(np.linalg.norm(mean_normals, axis=1), 1.0)
+    assert voxel_means(points, None, edge)[1] is None
+
+
+def test_voxel_average_lands_near_its_target(penguin):
+    _, points, normals = penguin
+    for target in (2000, 8000):
+        means, mean_normals = voxel_average(points, normals, target)
+        assert mean_normals is not None and abs(len(means) - target) < 0.1 * target
+
+
+def test_a_cloud_denser_than_its_noise_is_averaged_and_others_are_kept(penguin):
+    """Noise about as wide as the widest height fields' reach: the cloud is averaged to half its points, a quarter,
+    ..., until the spread no longer fills those neighbourhoods. Narrower noise, or none, leaves every point."""
+    mesh, _, _ = penguin
+    rng = np.random.default_rng(8)
+    points, normals = sample_surface(mesh, 200_000, rng)
+    wide = points + rng.normal(size=points.shape) * 0.03
+    assert widest_spread(wide, KDTree(wide), 16) > SATURATED_SPREAD
+    averaged = orient_cloud(PointCloud(wide, normals), PointsConfig(outlier_std=0.0))
+    assert averaged.denoised and averaged.averaged and AVERAGED_FLOOR <= len(averaged.points) < 0.3 * len(points)
+    # Stopped where the spread no longer fills the neighbourhoods (the floor is further down).
+    assert len(averaged.points) > 2 * AVERAGED_FLOOR
+    assert widest_spread(averaged.points, KDTree(averaged.points), 16) <= SATURATED_SPREAD
+    assert np.allclose(np.linalg.norm(averaged.normals, axis=1), 1.0)
+    narrow = points + rng.normal(size=points.shape) * 0.005
+    for kept in (narrow, points):
+        assert widest_spread(kept, KDTree(kept), 16) < SATURATED_SPREAD
+        assert average_dense_noise(kept, normals, KDTree(kept), 16)[0] is kept
 
 
 def reference_height_field(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
