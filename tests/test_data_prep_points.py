@@ -352,14 +352,19 @@ def test_voxel_average_lands_near_its_target(penguin):
         assert mean_normals is not None and abs(len(means) - target) < 0.1 * target
 
 
-def test_a_cloud_denser_than_its_noise_is_averaged_and_others_are_kept(penguin):
+def test_a_cloud_denser_than_its_noise_is_averaged_and_others_are_kept(penguin, monkeypatch):
     """Noise about as wide as the widest height fields' reach: the cloud is averaged to half its points, a quarter,
-    ..., until the spread no longer fills those neighbourhoods. Narrower noise, or none, leaves every point."""
+    ..., until the spread no longer fills those neighbourhoods or the floor is reached. Narrower noise, or none,
+    leaves every point (``orient_cloud`` asks only of a cloud it denoises)."""
     mesh, _, _ = penguin
     rng = np.random.default_rng(8)
     points, normals = sample_surface(mesh, 200_000, rng)
     wide = points + rng.normal(size=points.shape) * 0.025
     assert widest_spread(wide, KDTree(wide), 16) > SATURATED_SPREAD
+    at_floor, _ = average_dense_noise(wide, None, KDTree(wide), 16)
+    assert AVERAGED_FLOOR <= len(at_floor) < 0.65 * len(points)  # halved once: a second would go below the floor
+    assert widest_spread(at_floor, KDTree(at_floor), 16) > SATURATED_SPREAD
+    monkeypatch.setattr("data_prep.points.AVERAGED_FLOOR", 20_000)
     averaged = orient_cloud(PointCloud(wide, normals), PointsConfig(outlier_std=0.0))
     # Halved twice: at half the points the spread still filled the neighbourhoods, at a quarter no longer.
     assert averaged.denoised and averaged.averaged and 0.2 * len(points) < len(averaged.points) < 0.3 * len(points)
