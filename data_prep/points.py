@@ -131,12 +131,14 @@ FACING_NEIGHBOUR_FACTOR = 2
 #: points at 1%); averaged to half, human_woman's 100,000 points at 1% (0.36) got 0.952 of their signs right against
 #: 0.912, the penguin's (0.30) 0.929 against 0.936 (``benchmarks/results/noise_average-20261207.md``).
 SATURATED_SPREAD = 0.33
-#: :func:`average_dense_noise` leaves at least this many points. Its signs are no guide below: with noise of 1% of the
-#: diagonal and no normals, the million penguin points averaged to 60,836 got 0.927 of their signs right against
-#: 0.893 at about 100,000 (``noise_average-floor-20261207.md``, ``noisy_normals``' 1,000,000-point rows above), but
-#: the command's fit reached Chamfer 1.989e-04 and IoU 0.924 against 1.412e-04 and 0.939
-#: (``cloud_command-average-1m-20261207.md``, ``cloud_command-voxel-1m-20261207.md``).
-AVERAGED_FLOOR = 100_000
+#: :func:`average_dense_noise` leaves at least this many points. With noise of 1% of the diagonal and no normals, a
+#: million points of the penguin and human_woman averaged down to about 50,000 (60,836 and 60,758) fitted at Chamfer
+#: 1.989e-04 and 3.171e-04, IoU 0.924 and 0.787, against 2.418e-04 and 3.972e-04, IoU 0.824 and 0.533 as read
+#: (``cloud_command-average-1m-20261207.md``, ``cloud_command-before-{voxel,average}-1m-20261207.md``). Down to about
+#: 100,000 (126,424 and 121,605) the penguin did better (1.430e-04, IoU 0.935) and human_woman worse than as read
+#: (5.865e-04, IoU 0.688; ``cloud_command-average-floor-1m-20261207.md``); below 50,000 a thin part's two sides fill
+#: the widest neighbourhoods, noise or not, and the halving would go on.
+AVERAGED_FLOOR = 50_000
 
 #: :func:`unshrink` moves no point further than this many times the noise's deviation. On human_woman with noise of
 #: 1% of the diagonal, 11 points of 100,000 reach it; without it the furthest would move 0.14 of the unit frame.
