@@ -19,9 +19,10 @@ Denoising
     every point moves onto a quadratic height field fitted to its neighbourhood (:func:`jet_project`), sized from
     the noise (:func:`denoise_neighbours`). Normals to estimate are then the planes of those neighbourhoods
     (:func:`jet_fit`), oriented over the points projected onto their k-neighbour planes.
-    A noisy cloud denser than the noise lets its widest height fields span is first averaged on a voxel grid to
-    half its points, again until they do (:func:`average_dense_noise`): a fixed number of neighbours spans less of
-    a denser cloud's surface and so averages less noise away, and the orientation graph grows with the points.
+    A noisy cloud without normals, denser than the noise lets its widest height fields span, is first averaged on
+    a voxel grid to half its points, again until they do (:func:`average_dense_noise`): a fixed number of
+    neighbours spans less of a denser cloud's surface, and its planes, and the orientation that follows them, are
+    the noise's.
     A cloud with its own normals leaves the neighbours facing away out of each fit (:data:`FACING_MIN_COS`).
     The fit lies inside the surface by the noise's variance times the mean curvature, which :func:`unshrink`
     adds back when the normals are given.
@@ -122,15 +123,18 @@ DENOISE_REACH = 6.0
 FACING_MIN_COS = 0.5
 FACING_NEIGHBOUR_FACTOR = 2
 
-#: A denoised cloud is averaged on a voxel grid, halving its points (:func:`average_dense_noise`), while the
-#: off-plane spread of its widest denoising neighbourhoods (16 k points) exceeds this share of their reach
-#: (:func:`widest_spread`). Noise narrower than that reach gives its deviation over the reach; noise as wide as
-#: the reach fills the neighbourhood like a ball, about 0.4. On the penguin and human_woman with noise of 0.25% and
-#: 1% of the diagonal, 100,000 to 1,000,000 points, it ranged from 0.24 (a million penguin points at 0.25%, whose
-#: command's Chamfer averaging to 100,000 points raised from 1.28e-06 to 6.35e-06) to 0.41 (human_woman, a million
-#: points at 1%); averaged to half, human_woman's 100,000 points at 1% (0.36) got 0.952 of their signs right against
-#: 0.912, the penguin's (0.30) 0.929 against 0.936 (``benchmarks/results/noise_average-20261207.md``).
-SATURATED_SPREAD = 0.33
+#: A denoised cloud without normals is averaged on a voxel grid, halving its points (:func:`average_dense_noise`),
+#: while the off-plane spread of its widest denoising neighbourhoods (16 k points) exceeds this share of their reach
+#: (:func:`widest_spread`). Noise narrower than that reach gives its deviation over the reach; noise as wide as the
+#: reach fills the neighbourhood like a ball, about 0.4. On clouds of the val meshes (``noise_average-20261207.md``,
+#: ``noise_average-100k-20261207.md``) it measured 0.05-0.17 at noise of 0.25% of the diagonal and 10,000 to
+#: 100,000 points, and 0.24 (penguin) and 0.33 (human_woman) at a million; at 1%, 0.12-0.36 at 10,000 and 100,000
+#: points, 0.34 and 0.39 at 200,000, 0.40 and 0.41 at a million. Averaged, the 200,000 penguin points at 1% (0.34)
+#: fitted at Chamfer 1.457e-04 against 1.150e-04 as read, human_woman's (0.39) at 1.214e-04 against 2.686e-04
+#: (``cloud_command-{before-,}average-200k-20261207.md``). Averaging every denoised cloud to 100,000 points, a first
+#: version, took the million penguin points at 0.25% from 1.283e-06 to 6.346e-06
+#: (``cloud_command-{before-,}voxel-1m-20261207.md``).
+SATURATED_SPREAD = 0.35
 #: :func:`average_dense_noise` leaves at least this many points. With noise of 1% of the diagonal and no normals, a
 #: million points of the penguin and human_woman averaged down to about 50,000 (60,836 and 60,758) fitted at Chamfer
 #: 1.989e-04 and 3.171e-04, IoU 0.924 and 0.787, against 2.418e-04 and 3.972e-04, IoU 0.824 and 0.533 as read
@@ -174,8 +178,10 @@ class PointsConfig:
     (:meth:`WindingCloud.with_coarse`; 0: never). Only clouds of at least twice as many points have one."""
 
     average_noise: bool = True
-    """Average a denoised cloud denser than its noise lets the height fields span on a voxel grid first
-    (:func:`average_dense_noise`)."""
+    """Average a denoised cloud without normals, denser than its noise lets the height fields span, on a voxel grid
+    first (:func:`average_dense_noise`). A cloud with its own normals is not averaged: with them the million-point
+    penguin at noise of 1% fitted at Chamfer 1.741e-05 as read, 8.540e-05 averaged, in 445.8 s against 108.7 s
+    (``cloud_command-{before-,}average-1m-exact-20261207.md``)."""
 
     tangent_reach: float = TANGENT_REACH
     """Within this many median disc radii of a clean cloud a query's sign is the side of its nearest point's
@@ -509,44 +515,23 @@ def voxel_cells(points: np.ndarray, edge: float) -> tuple[np.ndarray, int]:
     return cell, int(cell.max()) + 1
 
 
-def voxel_means(points: np.ndarray, normals: np.ndarray | None, edge: float
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The mean of the (n, 3) ``points`` in each occupied cell of a grid of cubes of side ``edge``
-    (:func:`voxel_cells`).
-
-    normals : (n, 3) or None; each cell's mean normal, normalised. Where a cell's normals cancel (both sides of a
-    wall thinner than a cell), the cell takes its first point's normal.
-    Returns (m, 3) points and (m, 3) normals or None, in the cells' order.
-    """
+def voxel_means(points: np.ndarray, edge: float) -> np.ndarray:
+    """(m, 3) the mean of the (n, 3) ``points`` in each occupied cell of a grid of cubes of side ``edge``
+    (:func:`voxel_cells`), in the cells' order."""
     cell, count = voxel_cells(points, edge)
-    members = np.bincount(cell, minlength=count).astype(np.float64)
-
-    def cell_sums(values: np.ndarray) -> np.ndarray:
-        return np.stack([np.bincount(cell, values[:, j], minlength=count) for j in range(3)], axis=1)
-
-    means = cell_sums(points) / members[:, None]
-    if normals is None:
-        return means, None
-    mean_normals = cell_sums(normals)
-    length = np.linalg.norm(mean_normals, axis=1)
-    cancelled = length < 1e-3 * members
-    starts = np.concatenate([[0], np.cumsum(members[:-1])]).astype(np.int64)
-    first = np.argsort(cell, kind="stable")[starts]
-    mean_normals[cancelled] = normals[first[cancelled]]
-    length[cancelled] = np.linalg.norm(mean_normals[cancelled], axis=1)
-    return means, mean_normals / length[:, None]
+    sums = np.stack([np.bincount(cell, points[:, j], minlength=count) for j in range(3)], axis=1)
+    return sums / np.bincount(cell, minlength=count)[:, None]
 
 
-def voxel_average(points: np.ndarray, normals: np.ndarray | None, target: int
-                  ) -> tuple[np.ndarray, np.ndarray | None]:
-    """About ``target`` points from (n, 3) ``points`` (and their normals): :func:`voxel_means` on a grid whose cubes'
-    side is chosen so that about ``target`` cells are occupied."""
+def voxel_average(points: np.ndarray, target: int) -> np.ndarray:
+    """About ``target`` points from (n, 3) ``points``: :func:`voxel_means` on a grid whose cubes' side is chosen so
+    that about ``target`` cells are occupied."""
     # On a surface the occupied cells grow as 1 / side^2: three corrections from a first guess land within a few
     # percent.
     edge = float(np.ptp(points, axis=0).max()) / np.sqrt(target)
     for _ in range(3):
         edge *= float(np.sqrt(voxel_cells(points, edge)[1] / target))
-    return voxel_means(points, normals, edge)
+    return voxel_means(points, edge)
 
 
 def widest_spread(points: np.ndarray, tree: KDTree, k: int) -> float:
@@ -558,21 +543,20 @@ def widest_spread(points: np.ndarray, tree: KDTree, k: int) -> float:
     return float(np.median(spread) / max(float(np.median(dist[:, -1])), 1e-300))
 
 
-def average_dense_noise(points: np.ndarray, normals: np.ndarray | None, tree: KDTree, k: int
-                        ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The (n, 3) ``points`` (and normals; ``tree`` over the points) averaged on a voxel grid (:func:`voxel_average`)
-    to half as many, a quarter, ... while their :func:`widest_spread` exceeds :data:`SATURATED_SPREAD` and no fewer
-    than :data:`AVERAGED_FLOOR` would remain; unchanged when it does not exceed it to begin with.
+def average_dense_noise(points: np.ndarray, tree: KDTree, k: int) -> np.ndarray:
+    """The (n, 3) ``points`` (``tree`` over them) averaged on a voxel grid (:func:`voxel_average`) to half as many, a
+    quarter, ... while their :func:`widest_spread` exceeds :data:`SATURATED_SPREAD` and no fewer than
+    :data:`AVERAGED_FLOOR` would remain; the same array when it does not exceed it to begin with.
 
-    A neighbourhood narrower than the noise holds a ball of it, whatever the surface does: no fit over it can tell
-    the surface from the noise. Each cell's mean averages the noise of the points in it instead.
+    A neighbourhood narrower than the noise holds a ball of it, whatever the surface does: its plane, and the
+    orientation that follows the planes, are the noise's. Each cell's mean averages the noise of the points in it.
     """
-    averaged, averaged_normals, target = points, normals, len(points)
+    averaged, target = points, len(points)
     while target // 2 >= AVERAGED_FLOOR and widest_spread(averaged, tree, k) > SATURATED_SPREAD:
         target //= 2
-        averaged, averaged_normals = voxel_average(points, normals, target)
+        averaged = voxel_average(points, target)
         tree = KDTree(averaged)
-    return averaged, averaged_normals
+    return averaged
 
 
 def _neighbourhood(points: np.ndarray, tree: KDTree, block: slice, k: int,
@@ -927,9 +911,9 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
     noise = noise_ratio(spread, dist)
     denoised = config.denoise == "on" or (config.denoise == "auto" and noise > NOISE_RATIO)
     averaged = False
-    if denoised and config.average_noise:
+    if denoised and given is None and config.average_noise:
         before = len(points)
-        points, given = average_dense_noise(points, given, tree, config.neighbours)
+        points = average_dense_noise(points, tree, config.neighbours)
         averaged = len(points) < before
     if averaged:
         tree, dist, idx = neighbour_distances(points, config.neighbours)

@@ -318,62 +318,58 @@ def test_neighbour_planes_match_a_per_point_svd():
 
 
 def test_voxel_means_match_a_per_cell_loop():
-    """Each cell's mean point and normalised mean normal, against a dictionary of cells filled point by point; a
-    cell whose normals cancel takes its first point's."""
-    rng = np.random.default_rng(3)
-    points = rng.uniform(-1, 1, (2000, 3))
-    normals = rng.normal(size=(2000, 3))
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-    # Outside the others' box, each group alone in its cell: three whose normals cancel but for one, two that
-    # cancel exactly.
-    points[1:4], normals[1:4] = [1.6, 1.6, 1.6], [[0, 0, 1], [0, 0, -1], [0, 0, -1]]
-    points[4:6], normals[4:6] = [1.6, -1.6, 1.6], [[1, 0, 0], [-1, 0, 0]]
+    """Each cell's mean point, against a dictionary of cells filled point by point."""
+    points = np.random.default_rng(3).uniform(-1, 1, (2000, 3))
     edge = 0.25
     cells: dict[tuple[int, ...], list[int]] = {}
     for i, point in enumerate(points):
         cells.setdefault(tuple(np.floor((point - points.min(axis=0)) / edge).astype(int)), []).append(i)
-    means, mean_normals = voxel_means(points, normals, edge)
-    assert mean_normals is not None and len(means) == len(cells)
-    for members in cells.values():
-        row = int(np.argmin(np.linalg.norm(means - points[members].mean(axis=0), axis=1)))
-        assert np.allclose(means[row], points[members].mean(axis=0))
-        total = normals[members].sum(axis=0)
-        expected = total / np.linalg.norm(total) if np.linalg.norm(total) >= 1e-3 * len(members) else normals[members[0]]
-        assert np.allclose(mean_normals[row], expected)
-    assert np.allclose(np.linalg.norm(mean_normals, axis=1), 1.0)
-    assert voxel_means(points, None, edge)[1] is None
+    means = voxel_means(points, edge)
+    expected = np.array([points[members].mean(axis=0) for members in cells.values()])
+    assert len(means) == len(cells)
+    np.testing.assert_allclose(np.sort(means.view("f8,f8,f8"), axis=0).view(np.float64).reshape(-1, 3),
+                               np.sort(expected.view("f8,f8,f8"), axis=0).view(np.float64).reshape(-1, 3))
 
 
 def test_voxel_average_lands_near_its_target(penguin):
-    _, points, normals = penguin
+    _, points, _ = penguin
     for target in (2000, 8000):
-        means, mean_normals = voxel_average(points, normals, target)
-        assert mean_normals is not None and abs(len(means) - target) < 0.1 * target
+        assert abs(len(voxel_average(points, target)) - target) < 0.1 * target
 
 
 def test_a_cloud_denser_than_its_noise_is_averaged_and_others_are_kept(penguin, monkeypatch):
-    """Noise about as wide as the widest height fields' reach: the cloud is averaged to half its points, a quarter,
-    ..., until the spread no longer fills those neighbourhoods or the floor is reached. Narrower noise, or none,
-    leaves every point (``orient_cloud`` asks only of a cloud it denoises)."""
+    """Noise about as wide as the widest height fields' reach, no normals: the cloud is averaged to half its points,
+    a quarter, ..., until the spread no longer fills those neighbourhoods or the floor is reached. Narrower noise,
+    or none, leaves every point (``orient_cloud`` asks only of a cloud it denoises)."""
     mesh, _, _ = penguin
     rng = np.random.default_rng(8)
     points, normals = sample_surface(mesh, 200_000, rng)
-    wide = points + rng.normal(size=points.shape) * 0.025
+    wide = points + rng.normal(size=points.shape) * 0.03
     assert widest_spread(wide, KDTree(wide), 16) > SATURATED_SPREAD
-    averaged = orient_cloud(PointCloud(wide, normals), PointsConfig(outlier_std=0.0))
+    averaged = orient_cloud(PointCloud(wide), PointsConfig(outlier_std=0.0))
     # Halved twice: at half the points the spread still filled the neighbourhoods, at a quarter no longer.
     assert averaged.denoised and averaged.averaged and 0.2 * len(points) < len(averaged.points) < 0.3 * len(points)
     assert widest_spread(averaged.points, KDTree(averaged.points), 16) <= SATURATED_SPREAD
-    assert np.allclose(np.linalg.norm(averaged.normals, axis=1), 1.0)
     monkeypatch.setattr("data_prep.points.AVERAGED_FLOOR", 80_000)
-    at_floor, _ = average_dense_noise(wide, None, KDTree(wide), 16)
+    at_floor = average_dense_noise(wide, KDTree(wide), 16)
     # Halved once: a second halving would go below the floor, though the spread still fills the neighbourhoods.
     assert 0.4 * len(points) < len(at_floor) < 0.65 * len(points)
     assert widest_spread(at_floor, KDTree(at_floor), 16) > SATURATED_SPREAD
     narrow = points + rng.normal(size=points.shape) * 0.005
     for kept in (narrow, points):
         assert widest_spread(kept, KDTree(kept), 16) < SATURATED_SPREAD
-        assert average_dense_noise(kept, normals, KDTree(kept), 16)[0] is kept
+        assert average_dense_noise(kept, KDTree(kept), 16) is kept
+
+
+def test_a_cloud_with_its_own_normals_is_not_averaged(penguin, monkeypatch):
+    """With every denoised cloud taken for too dense, one without normals is averaged and one with them is not."""
+    _, points, normals = penguin
+    monkeypatch.setattr("data_prep.points.SATURATED_SPREAD", 0.0)
+    monkeypatch.setattr("data_prep.points.AVERAGED_FLOOR", 5000)
+    noisy = points + np.random.default_rng(8).normal(size=points.shape) * 0.005
+    assert orient_cloud(PointCloud(noisy), PointsConfig(outlier_std=0.0)).averaged
+    given = orient_cloud(PointCloud(noisy, normals), PointsConfig(outlier_std=0.0))
+    assert given.denoised and not given.averaged and len(given.points) == len(points)
 
 
 def reference_height_field(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
