@@ -539,6 +539,7 @@ def widest_spread(points: np.ndarray, tree: KDTree, k: int) -> float:
     over their median reach, on an even 2,000 of the (n, 3) ``points`` (``tree`` over them)."""
     probe = points[:: max(1, len(points) // 2000)]
     dist, idx = tree.query(probe, k=min(16 * k, len(points) - 1) + 1, workers=-1)
+    dist, idx = np.asarray(dist), np.asarray(idx)
     _, _, spread = neighbour_planes(probe, idx[:, 1:], points)
     return float(np.median(spread) / max(float(np.median(dist[:, -1])), 1e-300))
 
