@@ -26,9 +26,8 @@ from benchmarks.common import SHARED, write_table
 def orient_row(mesh, noisy: np.ndarray, truth: np.ndarray, average: bool, rng: np.random.Generator) -> dict:
     """One cloud through the orientation (with or without averaging), its normals and signs against the mesh."""
     import trimesh
-    from scipy.spatial import KDTree
 
-    from data_prep.points import PointCloud, PointsConfig, orient_cloud, signed_distance, widest_spread
+    from data_prep.points import PointCloud, PointsConfig, orient_cloud, signed_distance
     from data_prep.sampling import sample_surface
     from data_prep.sdf import winding_number as mesh_winding_number
 
@@ -43,8 +42,7 @@ def orient_row(mesh, noisy: np.ndarray, truth: np.ndarray, average: bool, rng: n
                               sample_surface(mesh, 20_000, rng)[0] + rng.normal(size=(20_000, 3)) * 0.02])
     sdf, _, _ = signed_distance(cloud, queries)
     inside = np.abs(mesh_winding_number(mesh.vertices, mesh.faces, queries)) > 0.5
-    return {"average": average, "widest spread": round(widest_spread(noisy, KDTree(noisy), 16), 3),
-            "denoised": cloud.denoised, "points used": len(cloud.points),
+    return {"average": average, "denoised": cloud.denoised, "points used": len(cloud.points),
             "normals right": round(float(np.mean(cos > 0)), 4),
             "signs right": round(float(np.mean((sdf < 0) == inside)), 4), "orient s": round(seconds, 2)}
 
@@ -60,7 +58,10 @@ def main() -> None:
     parser.add_argument("--name", default="noisy_normals")
     args = parser.parse_args()
 
+    from scipy.spatial import KDTree
+
     from data_prep.mesh import load_mesh, normalize_mesh
+    from data_prep.points import widest_spread
     from data_prep.sampling import sample_surface
 
     rows = []
@@ -72,9 +73,10 @@ def main() -> None:
             rng = np.random.default_rng(0)
             points, truth = sample_surface(mesh, count, rng)
             noisy = points + rng.normal(size=points.shape) * noise * diagonal
+            cloud = {"mesh": name, "points": count, "noise": noise,
+                     "widest spread": round(widest_spread(noisy, KDTree(noisy), 16), 3)}
             for average in args.average:
-                rows.append(orient_row(mesh, noisy, truth, average == "on", np.random.default_rng(1)))
-                rows[-1] = {"mesh": name, "points": count, "noise": noise, **rows[-1]}
+                rows.append({**cloud, **orient_row(mesh, noisy, truth, average == "on", np.random.default_rng(1))})
                 print(rows[-1], flush=True)
     columns = list(rows[0]) if rows else []
     write_table(args.name, "Normals estimated for clouds without them", "Clouds in the unit frame, no outlier removal.",

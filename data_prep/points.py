@@ -914,12 +914,11 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
     denoised = config.denoise == "on" or (config.denoise == "auto" and noise > NOISE_RATIO)
     averaged = False
     if denoised and given is None and config.average_noise:
-        before = len(points)
-        points = average_dense_noise(points, tree, config.neighbours)
-        averaged = len(points) < before
-    if averaged:
-        tree, dist, idx = neighbour_distances(points, config.neighbours)
-        centroids, plane_normals, spread = neighbour_planes(points, idx)
+        cell_means = average_dense_noise(points, tree, config.neighbours)
+        if cell_means is not points:
+            points, averaged = cell_means, True
+            tree, dist, idx = neighbour_distances(points, config.neighbours)
+            centroids, plane_normals, spread = neighbour_planes(points, idx)
     # Noisy points bias the distances and signs of the samples near them (each point's own disc decides the side
     # next to it): both use the points moved onto their neighbourhoods' height fields, of this many neighbours.
     count = denoise_neighbours(tree, points, spread, config.neighbours) if denoised else 0
