@@ -48,20 +48,20 @@ def run_cloud(mesh_name: str, count: int, noise: float, normals: str, work: Path
     metrics = evaluate_meshes(recon, source, num_volume=volume_points)
     return {"mesh": mesh_name, "points": count, "noise": noise, "normals": normals,
             "threads": report.get("threads"), "steps": report["steps"], "stages_s": report["seconds"],
-            "averaged_to": report["point_cloud"].get("points_averaged_to"),
+            "thinned_to": report["point_cloud"].get("points_thinned_to"),
             "wall_s": round(wall, 1), "chamfer": metrics["chamfer"], "iou": metrics["iou"],
             "fscore_1pct": metrics["fscore_1pct"], "load_before": round(load_before, 2),
             "load_after": round(os.getloadavg()[0], 2)}
 
 
 def markdown(rows: list[dict], header: str) -> str:
-    lines = [header, "", "| mesh | points | noise | normals | averaged to | threads | steps | prepare s | init s | fit s | "
+    lines = [header, "", "| mesh | points | noise | normals | thinned to | threads | steps | prepare s | init s | fit s | "
              "extract s | preview s | whole command s | CD | IoU | F@1% | load before/after |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["stages_s"]
         lines.append(
-            f"| {r['mesh']} | {r['points']} | {r['noise']} | {r['normals']} | {r.get('averaged_to') or '-'} | "
+            f"| {r['mesh']} | {r['points']} | {r['noise']} | {r['normals']} | {r.get('thinned_to') or r.get('averaged_to') or '-'} | "
             f"{r['threads'] or '-'} | {r['steps']} | "
             f"{s['prepare']:.1f} | {s.get('init', 0):.1f} | {s['fit']:.1f} | {s['extract']:.1f} | "
             f"{s.get('preview', 0):.1f} | {r['wall_s']:.1f} | {r['chamfer']:.3e} | {r['iou']:.4f} | "

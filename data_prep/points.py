@@ -19,10 +19,9 @@ Denoising
     every point moves onto a quadratic height field fitted to its neighbourhood (:func:`jet_project`), sized from
     the noise (:func:`denoise_neighbours`). Normals to estimate are then the planes of those neighbourhoods
     (:func:`jet_fit`), oriented over the points projected onto their k-neighbour planes.
-    A noisy cloud without normals, denser than the noise lets its widest height fields span, is first averaged on
-    a voxel grid to half its points, again until they do (:func:`average_dense_noise`): a fixed number of
-    neighbours spans less of a denser cloud's surface, and its planes, and the orientation that follows them, are
-    the noise's.
+    A noisy cloud denser than the noise lets its widest height fields span is first thinned to an even random
+    half of its points, again until they do (:func:`thin_dense_noise`): a fixed number of neighbours spans less of
+    a denser cloud's surface, and its fits, and the orientation that follows their planes, are the noise's.
     A cloud with its own normals leaves the neighbours facing away out of each fit (:data:`FACING_MIN_COS`).
     The fit lies inside the surface by the noise's variance times the mean curvature, which :func:`unshrink`
     adds back when the normals are given.
@@ -123,27 +122,24 @@ DENOISE_REACH = 6.0
 FACING_MIN_COS = 0.5
 FACING_NEIGHBOUR_FACTOR = 2
 
-#: A denoised cloud without normals is averaged on a voxel grid, halving its points (:func:`average_dense_noise`),
-#: while the off-plane spread of its widest denoising neighbourhoods (16 k points) exceeds this share of their reach
+#: A denoised cloud is thinned to an even random half of its points, a quarter, ... (:func:`thin_dense_noise`), while
+#: the off-plane spread of its widest denoising neighbourhoods (16 k points) exceeds this share of their reach
 #: (:func:`widest_spread`). Noise narrower than that reach gives its deviation over the reach; noise as wide as the
 #: reach fills the neighbourhood like a ball, about 0.4. On clouds of the val meshes (``noise_average-20261207.md``,
 #: ``noise_average-100k-20261207.md``) it measured 0.05-0.17 at noise of 0.25% of the diagonal and 10,000 to
 #: 100,000 points, and 0.24 (penguin) and 0.33 (human_woman) at a million; at 1%, 0.12-0.36 at 10,000 and 100,000
-#: points, 0.34 and 0.39 at 200,000, 0.40 and 0.41 at a million. Averaged, the 200,000 penguin points at 1% (0.34)
-#: fitted at Chamfer 1.457e-04 against 1.150e-04 as read, so 0.35 leaves them; human_woman's (0.39) at 1.214e-04
-#: against 2.686e-04 (``cloud_command-{before-,}average-200k-20261207.md``). Averaging every denoised cloud to
-#: 100,000 points, a first version, took the million penguin points at 0.25% from 1.283e-06 to 6.346e-06
+#: points, 0.34 and 0.39 at 200,000, 0.40 and 0.41 at a million. Reduced (then on a voxel grid), the 200,000 penguin
+#: points at 1% (0.34) fitted at Chamfer 1.457e-04 against 1.150e-04 as read, so 0.35 leaves them
+#: (``cloud_command-{before-,}average-200k-20261207.md``). Reducing every denoised cloud to 100,000 points, a first
+#: version, took the million penguin points at 0.25% from 1.283e-06 to 6.346e-06
 #: (``cloud_command-{before-,}voxel-1m-20261207.md``).
 SATURATED_SPREAD = 0.35
-#: :func:`average_dense_noise` leaves at least this many points. With noise of 1% of the diagonal and no normals, a
-#: million points of the penguin and human_woman averaged down to about 50,000 (60,836 and 60,758) fitted at Chamfer
-#: 1.989e-04 and 3.171e-04, IoU 0.924 and 0.787, against 2.418e-04 and 3.972e-04, IoU 0.824 and 0.533 as read
-#: (``cloud_command-average-1m-20261207.md``, ``cloud_command-before-{voxel,average}-1m-20261207.md``). Down to about
-#: 100,000 (126,424 and 121,605) the penguin did better (1.430e-04, IoU 0.935) and human_woman worse than as read
-#: (5.865e-04, IoU 0.688; ``cloud_command-average-floor-1m-20261207.md``). Below 50,000 a thin part's two sides
-#: fill the widest neighbourhoods, noise or not: with a floor of 10,000, human_woman's 100,000 points at 1% went
-#: down to 12,386 and got 0.882 of their signs right against 0.913 as read (``noise_average-100k-20261207.md``).
-AVERAGED_FLOOR = 50_000
+#: :func:`thin_dense_noise` leaves at least this many points. Below 50,000 a thin part's two sides fill the widest
+#: neighbourhoods, noise or not: a floor of 10,000 took human_woman's 100,000 points at 1% down to about 12,000,
+#: which then got 0.882 of their signs right against 0.913 as read (``noise_average-100k-20261207.md``, on a voxel
+#: grid). A floor of about 100,000 instead fitted human_woman's million points at 1% worse than as read
+#: (``cloud_command-average-floor-1m-20261207.md``, on a voxel grid).
+THINNED_FLOOR = 50_000
 
 #: :func:`unshrink` moves no point further than this many times the noise's deviation. On human_woman with noise of
 #: 1% of the diagonal, 11 points of 100,000 reach it; without it the furthest would move 0.14 of the unit frame.
@@ -178,11 +174,11 @@ class PointsConfig:
     """Queries far from the cloud take their winding numbers from an even subsample of this many points
     (:meth:`WindingCloud.with_coarse`; 0: never). Only clouds of at least twice as many points have one."""
 
-    average_noise: bool = True
-    """Average a denoised cloud without normals, denser than its noise lets the height fields span, on a voxel grid
-    first (:func:`average_dense_noise`). A cloud with its own normals is not averaged: with them the million-point
-    penguin at noise of 1% fitted at Chamfer 1.741e-05 as read, 8.540e-05 averaged, in 445.8 s against 108.7 s
-    (``cloud_command-{before-,}average-1m-exact-20261207.md``)."""
+    thin_noise: bool = True
+    """Thin a denoised cloud denser than its noise lets the height fields span to an even random share of its
+    points first (:func:`thin_dense_noise`), its normals, if given, with them. The million-point penguin at noise of
+    1% of the diagonal with exact normals fitted at Chamfer 1.334e-05 in 126.7 s thinned, 1.741e-05 in 445.8 s as
+    read (BENCHMARKS.md, "Noisy clouds denser than their noise")."""
 
     tangent_reach: float = TANGENT_REACH
     """Within this many median disc radii of a clean cloud a query's sign is the side of its nearest point's
@@ -506,35 +502,6 @@ def noise_ratio(spread: np.ndarray, knn_dist: np.ndarray) -> float:
     return float(np.median(spread) / max(float(np.median(knn_dist[:, -1])), 1e-300))
 
 
-def voxel_cells(points: np.ndarray, edge: float) -> tuple[np.ndarray, int]:
-    """(n,) the cell of each of (n, 3) ``points`` in a grid of cubes of side ``edge`` from their minimum corner,
-    numbered 0 to m - 1 over the m occupied cells; and m."""
-    keys = np.floor((points - points.min(axis=0)) / edge).astype(np.int64)
-    side = int(keys.max()) + 1
-    _, cell = np.unique((keys[:, 0] * side + keys[:, 1]) * side + keys[:, 2], return_inverse=True)
-    cell = cell.reshape(-1)
-    return cell, int(cell.max()) + 1
-
-
-def voxel_means(points: np.ndarray, edge: float) -> np.ndarray:
-    """(m, 3) the mean of the (n, 3) ``points`` in each occupied cell of a grid of cubes of side ``edge``
-    (:func:`voxel_cells`), in the cells' order."""
-    cell, count = voxel_cells(points, edge)
-    sums = np.stack([np.bincount(cell, points[:, j], minlength=count) for j in range(3)], axis=1)
-    return sums / np.bincount(cell, minlength=count)[:, None]
-
-
-def voxel_average(points: np.ndarray, target: int) -> np.ndarray:
-    """About ``target`` points from (n, 3) ``points``: :func:`voxel_means` on a grid whose cubes' side is chosen so
-    that about ``target`` cells are occupied."""
-    # On a surface the occupied cells grow as 1 / side^2: three corrections from a first guess land within a few
-    # percent.
-    edge = float(np.ptp(points, axis=0).max()) / np.sqrt(target)
-    for _ in range(3):
-        edge *= float(np.sqrt(voxel_cells(points, edge)[1] / target))
-    return voxel_means(points, edge)
-
-
 def widest_spread(points: np.ndarray, tree: KDTree, k: int) -> float:
     """The median off-plane spread of the widest denoising neighbourhoods (16 ``k`` points, :func:`denoise_neighbours`)
     over their median reach, on an even 2,000 of the (n, 3) ``points`` (``tree`` over them)."""
@@ -545,20 +512,24 @@ def widest_spread(points: np.ndarray, tree: KDTree, k: int) -> float:
     return float(np.median(spread) / max(float(np.median(dist[:, -1])), 1e-300))
 
 
-def average_dense_noise(points: np.ndarray, tree: KDTree, k: int) -> np.ndarray:
-    """The (n, 3) ``points`` (``tree`` over them) averaged on a voxel grid (:func:`voxel_average`) to half as many, a
-    quarter, ... while their :func:`widest_spread` exceeds :data:`SATURATED_SPREAD` and no fewer than
-    :data:`AVERAGED_FLOOR` would remain; the same array when it does not exceed it to begin with.
+def thin_dense_noise(points: np.ndarray, tree: KDTree, k: int) -> np.ndarray | None:
+    """Sorted indices of an even random half of the (n, 3) ``points`` (``tree`` over them), a quarter, ... while
+    their :func:`widest_spread` exceeds :data:`SATURATED_SPREAD` and no fewer than :data:`THINNED_FLOOR` would
+    remain; None when it does not exceed it to begin with.
 
-    A neighbourhood narrower than the noise holds a ball of it, whatever the surface does: its plane, and the
-    orientation that follows the planes, are the noise's. Each cell's mean averages the noise of the points in it.
+    A neighbourhood narrower than the noise holds a ball of it, whatever the surface does: its height field and
+    plane are the noise's. The same number of neighbours among fewer points reaches further over the surface, and
+    each point keeps its own noise, its own normal and its place. Each halving keeps a subset of the last (one
+    permutation, seeded), so the same cloud thins the same way.
     """
-    averaged, target = points, len(points)
-    while target // 2 >= AVERAGED_FLOOR and widest_spread(averaged, tree, k) > SATURATED_SPREAD:
+    order = np.random.default_rng(0).permutation(len(points))
+    kept, current, target = None, points, len(points)
+    while target // 2 >= THINNED_FLOOR and widest_spread(current, tree, k) > SATURATED_SPREAD:
         target //= 2
-        averaged = voxel_average(points, target)
-        tree = KDTree(averaged)
-    return averaged
+        kept = np.sort(order[:target])
+        current = points[kept]
+        tree = KDTree(current)
+    return kept
 
 
 def _neighbourhood(points: np.ndarray, tree: KDTree, block: slice, k: int,
@@ -873,8 +844,8 @@ class OrientedCloud:
     ``given`` or ``estimated``; outliers : points dropped; noise : the cloud's
     :func:`noise_ratio` as read; denoised : whether the points were moved onto their neighbourhoods'
     quadratic height fields (:func:`jet_project`, then :func:`unshrink`); winding : what gives the signs (None:
-    the whole cloud); averaged : whether the noisy cloud was first averaged on a voxel grid
-    (:func:`average_dense_noise`).
+    the whole cloud); thinned : sorted indices of the points kept when the noisy cloud was thinned first
+    (:func:`thin_dense_noise`; into the points left after outlier removal), or None.
     """
 
     points: np.ndarray
@@ -886,7 +857,7 @@ class OrientedCloud:
     noise: float = 0.0
     denoised: bool = False
     winding: WindingCloud | None = None
-    averaged: bool = False
+    thinned: np.ndarray | None = None
 
     @property
     def signs(self) -> WindingCloud:
@@ -912,13 +883,11 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
     centroids, plane_normals, spread = neighbour_planes(points, idx)
     noise = noise_ratio(spread, dist)
     denoised = config.denoise == "on" or (config.denoise == "auto" and noise > NOISE_RATIO)
-    averaged = False
-    if denoised and given is None and config.average_noise:
-        cell_means = average_dense_noise(points, tree, config.neighbours)
-        if cell_means is not points:
-            points, averaged = cell_means, True
-            tree, dist, idx = neighbour_distances(points, config.neighbours)
-            centroids, plane_normals, spread = neighbour_planes(points, idx)
+    thinned = thin_dense_noise(points, tree, config.neighbours) if denoised and config.thin_noise else None
+    if thinned is not None:
+        points, given = points[thinned], given[thinned] if given is not None else None
+        tree, dist, idx = neighbour_distances(points, config.neighbours)
+        centroids, plane_normals, spread = neighbour_planes(points, idx)
     # Noisy points bias the distances and signs of the samples near them (each point's own disc decides the side
     # next to it): both use the points moved onto their neighbourhoods' height fields, of this many neighbours.
     count = denoise_neighbours(tree, points, spread, config.neighbours) if denoised else 0
@@ -957,7 +926,7 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
     winding = WindingCloud.of(points, normals, areas, config.winding_points, config.neighbours, reach).with_coarse(
         config.coarse_winding_points, config.neighbours)
     return OrientedCloud(points, normals, areas, np.sqrt(areas / np.pi), source, int((~keep).sum()), round(noise, 4),
-                         denoised, winding, averaged)
+                         denoised, winding, thinned)
 
 
 def signed_distance(cloud: OrientedCloud, queries: np.ndarray, winding_at: np.ndarray | None = None
@@ -1110,7 +1079,7 @@ def prepare_points(path: str | Path, config, points_config: PointsConfig | None 
         "normals": oriented.normals_source,
         "noise_ratio": oriented.noise,
         "denoised": oriented.denoised,
-        "points_averaged_to": len(oriented.points) if oriented.averaged else None,
+        "points_thinned_to": len(oriented.points) if oriented.thinned is not None else None,
         "sign_trust": trust,
         "gaps": "closed: a missing region is bridged by the winding number's 1/2 level set",
         "distance": "max(distance to the nearest point's tangent plane, distance to the nearest point - its disc "

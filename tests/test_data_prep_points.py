@@ -20,7 +20,6 @@ from data_prep.points import (
     UNSHRINK_MAX_HS,
     PointCloud,
     PointsConfig,
-    average_dense_noise,
     denoise_neighbours,
     is_point_cloud,
     jet_fit,
@@ -34,9 +33,8 @@ from data_prep.points import (
     read_points,
     sample_cloud,
     signed_distance,
+    thin_dense_noise,
     unshrink,
-    voxel_average,
-    voxel_means,
     widest_spread,
     winding_number,
 )
@@ -317,58 +315,49 @@ def test_neighbour_planes_match_a_per_point_svd():
         assert np.isclose(spread[i], sv[-1] / np.sqrt(len(group)))
 
 
-def test_voxel_means_match_a_per_cell_loop():
-    """Each cell's mean point, against a dictionary of cells filled point by point."""
-    points = np.random.default_rng(3).uniform(-1, 1, (2000, 3))
-    edge = 0.25
-    cells: dict[tuple[int, ...], list[int]] = {}
-    for i, point in enumerate(points):
-        cells.setdefault(tuple(np.floor((point - points.min(axis=0)) / edge).astype(int)), []).append(i)
-    means = voxel_means(points, edge)
-    expected = np.array([points[members].mean(axis=0) for members in cells.values()])
-    assert len(means) == len(cells)
-    np.testing.assert_allclose(means[np.lexsort(means.T)], expected[np.lexsort(expected.T)])
-
-
-def test_voxel_average_lands_near_its_target(penguin):
-    _, points, _ = penguin
-    for target in (2000, 8000):
-        assert abs(len(voxel_average(points, target)) - target) < 0.1 * target
-
-
-def test_a_cloud_denser_than_its_noise_is_averaged_and_others_are_kept(penguin, monkeypatch):
-    """Noise about as wide as the widest height fields' reach, no normals: the cloud is averaged to half its points,
-    a quarter, ..., until the spread no longer fills those neighbourhoods or the floor is reached. Narrower noise,
-    or none, leaves every point (``orient_cloud`` asks only of a cloud it denoises)."""
+def test_a_cloud_denser_than_its_noise_is_thinned_and_others_are_kept(penguin, monkeypatch):
+    """Noise about as wide as the widest height fields' reach: the cloud is thinned to half its points, a quarter,
+    ..., until the spread no longer fills those neighbourhoods or the floor is reached. Narrower noise, or none,
+    leaves every point (``orient_cloud`` asks only of a cloud it denoises)."""
     mesh, _, _ = penguin
     rng = np.random.default_rng(8)
-    points, normals = sample_surface(mesh, 200_000, rng)
+    points, _ = sample_surface(mesh, 200_000, rng)
     wide = points + rng.normal(size=points.shape) * 0.03
     assert widest_spread(wide, KDTree(wide), 16) > SATURATED_SPREAD
-    averaged = orient_cloud(PointCloud(wide), PointsConfig(outlier_std=0.0))
-    # Halved twice: at half the points the spread still filled the neighbourhoods, at a quarter no longer.
-    assert averaged.denoised and averaged.averaged and 0.2 * len(points) < len(averaged.points) < 0.3 * len(points)
-    assert widest_spread(averaged.points, KDTree(averaged.points), 16) <= SATURATED_SPREAD
-    monkeypatch.setattr("data_prep.points.AVERAGED_FLOOR", 80_000)
-    at_floor = average_dense_noise(wide, KDTree(wide), 16)
-    # Halved once: a second halving would go below the floor, though the spread still fills the neighbourhoods.
-    assert 0.4 * len(points) < len(at_floor) < 0.65 * len(points)
-    assert widest_spread(at_floor, KDTree(at_floor), 16) > SATURATED_SPREAD
+    thinned = orient_cloud(PointCloud(wide), PointsConfig(outlier_std=0.0))
+    assert thinned.denoised and thinned.thinned is not None
+    kept = wide[thinned.thinned]
+    # Halved until the spread no longer filled the neighbourhoods: each halving but the last still filled them.
+    assert len(kept) in (len(points) // 2, len(points) // 4, len(points) // 8, len(points) // 16)
+    assert widest_spread(kept, KDTree(kept), 16) <= SATURATED_SPREAD
+    twice = wide[np.sort(np.random.default_rng(0).permutation(len(wide))[: 2 * len(kept)])]
+    assert widest_spread(twice, KDTree(twice), 16) > SATURATED_SPREAD
+    # Kept whole where half would go below the floor, though the spread fills the neighbourhoods.
+    monkeypatch.setattr("data_prep.points.THINNED_FLOOR", len(points) // 2 + 1)
+    assert thin_dense_noise(wide, KDTree(wide), 16) is None
     narrow = points + rng.normal(size=points.shape) * 0.005
-    for kept in (narrow, points):
-        assert widest_spread(kept, KDTree(kept), 16) < SATURATED_SPREAD
-        assert average_dense_noise(kept, KDTree(kept), 16) is kept
+    for dense in (narrow, points):
+        assert widest_spread(dense, KDTree(dense), 16) < SATURATED_SPREAD
+        assert thin_dense_noise(dense, KDTree(dense), 16) is None
 
 
-def test_a_cloud_with_its_own_normals_is_not_averaged(penguin, monkeypatch):
-    """With every denoised cloud taken for too dense, one without normals is averaged and one with them is not."""
+def test_thinning_keeps_a_nested_subset_and_its_normals(penguin, monkeypatch):
+    """Each halving keeps a subset of the last, distinct points of the cloud; a cloud's own normals stay with their
+    points (the oriented cloud's normals are the given ones of the points kept)."""
     _, points, normals = penguin
     monkeypatch.setattr("data_prep.points.SATURATED_SPREAD", 0.0)
-    monkeypatch.setattr("data_prep.points.AVERAGED_FLOOR", 5000)
     noisy = points + np.random.default_rng(8).normal(size=points.shape) * 0.005
-    assert orient_cloud(PointCloud(noisy), PointsConfig(outlier_std=0.0)).averaged
+    monkeypatch.setattr("data_prep.points.THINNED_FLOOR", len(points) // 2)
+    half = thin_dense_noise(noisy, KDTree(noisy), 16)
+    monkeypatch.setattr("data_prep.points.THINNED_FLOOR", len(points) // 4)
+    quarter = thin_dense_noise(noisy, KDTree(noisy), 16)
+    assert half is not None and quarter is not None
+    assert len(half) == len(points) // 2 and len(quarter) == len(points) // 4
+    assert len(np.unique(quarter)) == len(quarter) and np.isin(quarter, half).all()
     given = orient_cloud(PointCloud(noisy, normals), PointsConfig(outlier_std=0.0))
-    assert given.denoised and not given.averaged and len(given.points) == len(points)
+    assert given.denoised and given.thinned is not None
+    np.testing.assert_array_equal(given.thinned, quarter)
+    np.testing.assert_array_equal(given.normals, normals[quarter])
 
 
 def reference_height_field(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
