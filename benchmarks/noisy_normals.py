@@ -3,7 +3,8 @@
 For each val mesh and cloud (``count:noise``: points sampled on the mesh in the unit frame, Gaussian noise as a
 fraction of the bounding-box diagonal), the cloud goes through :func:`data_prep.points.orient_cloud` with
 ``normals: estimate`` (what ``sdfkit fit`` does with a file without normals), and the row gives whether it was
-denoised, the share of its normals facing the same way as the source face of each point, and the share of 40,000 queries (half uniform in the box, half
+denoised, the share of its normals facing the same way as the source face of each point (of the nearest face,
+where the cloud was thinned first), and the share of 40,000 queries (half uniform in the box, half
 within 2% of the unit frame of the surface) whose sign (:func:`data_prep.points.signed_distance`) matches the mesh's
 winding number. ``--thin on off`` runs each cloud with and without ``points.thin_noise``; the row's widest
 spread is :func:`data_prep.points.widest_spread` of the cloud as read.
@@ -24,6 +25,8 @@ from benchmarks.common import SHARED, write_table
 
 def orient_row(mesh, noisy: np.ndarray, truth: np.ndarray, thin: bool, rng: np.random.Generator) -> dict:
     """One cloud through the orientation (with or without thinning), its normals and signs against the mesh."""
+    import trimesh
+
     from data_prep.points import PointCloud, PointsConfig, orient_cloud, signed_distance
     from data_prep.sampling import sample_surface
     from data_prep.sdf import winding_number as mesh_winding_number
@@ -32,8 +35,8 @@ def orient_row(mesh, noisy: np.ndarray, truth: np.ndarray, thin: bool, rng: np.r
     # No outlier removal: each kept normal is compared with its own point's source face.
     cloud = orient_cloud(PointCloud(noisy), PointsConfig(normals="estimate", outlier_std=0.0, thin_noise=thin))
     seconds = time.perf_counter() - t
-    if cloud.thinned is not None:
-        truth = truth[cloud.thinned]
+    if cloud.thinned:  # without normals the points are means of pairs: each is compared with its nearest face
+        truth = mesh.face_normals[trimesh.proximity.closest_point(mesh, cloud.points)[2]]
     cos = np.einsum("ij,ij->i", cloud.normals, truth)
     queries = np.concatenate([rng.uniform(-1, 1, (20_000, 3)),
                               sample_surface(mesh, 20_000, rng)[0] + rng.normal(size=(20_000, 3)) * 0.02])

@@ -111,8 +111,10 @@ def sdfkit_orientation(cloud_points: np.ndarray, truth: np.ndarray, neighbours: 
 
     oriented = orient_cloud(PointCloud(cloud_points), PointsConfig(normals="estimate", neighbours=neighbours,
                                                                     outlier_std=0.0))
-    if oriented.thinned is not None:  # no outlier removal: the indices are the cloud's
-        truth = truth[oriented.thinned]
+    if oriented.thinned:  # the points are means of pairs: each takes the normal of the cloud's point nearest to it
+        from scipy.spatial import KDTree
+
+        truth = truth[KDTree(cloud_points).query(oriented.points, workers=-1)[1]]
     return agreement(oriented.normals, truth)
 
 

@@ -20,8 +20,9 @@ Denoising
     the noise (:func:`denoise_neighbours`). Normals to estimate are then the planes of those neighbourhoods
     (:func:`jet_fit`), oriented over the points projected onto their k-neighbour planes.
     A noisy cloud denser than the noise lets its widest height fields span is first thinned to an even random
-    half of its points, again until they do (:func:`thin_dense_noise`): a fixed number of neighbours spans less of
-    a denser cloud's surface, and its fits, and the orientation that follows their planes, are the noise's.
+    half of its points, again until they do (:func:`thin_dense_noise`; without normals the last halving averages
+    pairs of points instead, :func:`thin_cloud`): a fixed number of neighbours spans less of a denser cloud's
+    surface, and its fits, and the orientation that follows their planes, are the noise's.
     A cloud with its own normals leaves the neighbours facing away out of each fit (:data:`FACING_MIN_COS`).
     The fit lies inside the surface by the noise's variance times the mean curvature, which :func:`unshrink`
     adds back when the normals are given.
@@ -176,9 +177,10 @@ class PointsConfig:
 
     thin_noise: bool = True
     """Thin a denoised cloud denser than its noise lets the height fields span to an even random share of its
-    points first (:func:`thin_dense_noise`), its normals, if given, with them. The million-point penguin at noise of
-    1% of the diagonal with exact normals fitted at Chamfer 1.334e-05 in 126.7 s thinned, 1.741e-05 in 445.8 s as
-    read (BENCHMARKS.md, "Noisy clouds denser than their noise")."""
+    points first (:func:`thin_dense_noise`, :func:`thin_cloud`). With exact normals and noise of 1% of the diagonal
+    a million points of the penguin and human_woman fitted at Chamfer 1.470e-05 and 3.468e-05 in 113.9 and 66.3 s
+    thinned, 1.741e-05 and 8.293e-05 in 445.8 and 352.8 s as read (BENCHMARKS.md, "Noisy clouds denser than their
+    noise")."""
 
     tangent_reach: float = TANGENT_REACH
     """Within this many median disc radii of a clean cloud a query's sign is the side of its nearest point's
@@ -512,24 +514,79 @@ def widest_spread(points: np.ndarray, tree: KDTree, k: int) -> float:
     return float(np.median(spread) / max(float(np.median(dist[:, -1])), 1e-300))
 
 
-def thin_dense_noise(points: np.ndarray, tree: KDTree, k: int) -> np.ndarray | None:
-    """Sorted indices of an even random half of the (n, 3) ``points`` (``tree`` over them), a quarter, ... while
-    their :func:`widest_spread` exceeds :data:`SATURATED_SPREAD` and no fewer than :data:`THINNED_FLOOR` would
-    remain; None when it does not exceed it to begin with.
+def voxel_cells(points: np.ndarray, edge: float) -> tuple[np.ndarray, int]:
+    """(n,) the cell of each of (n, 3) ``points`` in a grid of cubes of side ``edge`` from their minimum corner,
+    numbered 0 to m - 1 over the m occupied cells; and m."""
+    keys = np.floor((points - points.min(axis=0)) / edge).astype(np.int64)
+    side = int(keys.max()) + 1
+    _, cell = np.unique((keys[:, 0] * side + keys[:, 1]) * side + keys[:, 2], return_inverse=True)
+    cell = cell.reshape(-1)
+    return cell, int(cell.max()) + 1
+
+
+def voxel_means(points: np.ndarray, edge: float) -> np.ndarray:
+    """(m, 3) the mean of the (n, 3) ``points`` in each occupied cell of a grid of cubes of side ``edge``
+    (:func:`voxel_cells`), in the cells' order."""
+    cell, count = voxel_cells(points, edge)
+    sums = np.stack([np.bincount(cell, points[:, j], minlength=count) for j in range(3)], axis=1)
+    return sums / np.bincount(cell, minlength=count)[:, None]
+
+
+def voxel_average(points: np.ndarray, target: int) -> np.ndarray:
+    """About ``target`` points from (n, 3) ``points``: :func:`voxel_means` on a grid whose cubes' side is chosen so
+    that about ``target`` cells are occupied."""
+    # On a surface the occupied cells grow as 1 / side^2, within noise wider than the cells as 1 / side^3: the
+    # square-root correction then overshoots by half and converges in a few more rounds.
+    edge = float(np.ptp(points, axis=0).max()) / np.sqrt(target)
+    for _ in range(8):
+        cells = voxel_cells(points, edge)[1]
+        if abs(cells - target) <= 0.05 * target:
+            break
+        edge *= float(np.sqrt(cells / target))
+    return voxel_means(points, edge)
+
+
+
+
+def thinning_order(n: int) -> np.ndarray:
+    """(n,) a seeded permutation of ``range(n)``: a thinned cloud keeps a prefix of it, so each halving keeps a
+    subset of the last and the same cloud thins the same way."""
+    return np.random.default_rng(0).permutation(n)
+
+
+def thin_dense_noise(points: np.ndarray, tree: KDTree, k: int) -> int | None:
+    """How many of the (n, 3) ``points`` (``tree`` over them) stand for the cloud: half, a quarter, ... while the
+    :func:`widest_spread` of the first that many of :func:`thinning_order` exceeds :data:`SATURATED_SPREAD` and
+    no fewer than :data:`THINNED_FLOOR` would remain; None when it does not exceed it to begin with.
 
     A neighbourhood narrower than the noise holds a ball of it, whatever the surface does: its height field and
-    plane are the noise's. The same number of neighbours among fewer points reaches further over the surface, and
-    each point keeps its own noise, its own normal and its place. Each halving keeps a subset of the last (one
-    permutation, seeded), so the same cloud thins the same way.
+    plane are the noise's. The same number of neighbours among fewer points reaches further over the surface.
     """
-    order = np.random.default_rng(0).permutation(len(points))
-    kept, current, target = None, points, len(points)
-    while target // 2 >= THINNED_FLOOR and widest_spread(current, tree, k) > SATURATED_SPREAD:
-        target //= 2
-        kept = np.sort(order[:target])
-        current = points[kept]
+    order = thinning_order(len(points))
+    count, current = None, points
+    while (count or len(points)) // 2 >= THINNED_FLOOR and widest_spread(current, tree, k) > SATURATED_SPREAD:
+        count = (count or len(points)) // 2
+        current = points[np.sort(order[:count])]
         tree = KDTree(current)
-    return kept
+    return count
+
+
+def thin_cloud(points: np.ndarray, normals: np.ndarray | None, count: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """About ``count`` points standing for the (n, 3) ``points`` (:func:`thin_dense_noise`), and their normals.
+
+    With (n, 3) ``normals``, the first ``count`` of :func:`thinning_order`, each with its own normal. Without, the
+    first ``2 count`` of it (or all n) averaged about in pairs on a voxel grid (:func:`voxel_average`): a pair's mean
+    carries less noise than either point. On a million points of the penguin and human_woman with noise of 1% of the
+    diagonal that fitted at Chamfer 1.013e-04 and 7.350e-05 against 1.102e-04 and 8.080e-05 thinned alone, and
+    human_woman's 200,000 points at 1.214e-04 against 1.610e-04 (BENCHMARKS.md, "Noisy clouds denser than their
+    noise"). Averaging the normals with the points mixes the two sides of thin parts: human_woman's 200,000
+    points at 1% fitted at 8.723e-05 so, 3.289e-05 thinned.
+    """
+    order = thinning_order(len(points))
+    if normals is not None:
+        kept = np.sort(order[:count])
+        return points[kept], normals[kept]
+    return voxel_average(points[np.sort(order[: 2 * count])], count), None
 
 
 def _neighbourhood(points: np.ndarray, tree: KDTree, block: slice, k: int,
@@ -844,8 +901,8 @@ class OrientedCloud:
     ``given`` or ``estimated``; outliers : points dropped; noise : the cloud's
     :func:`noise_ratio` as read; denoised : whether the points were moved onto their neighbourhoods'
     quadratic height fields (:func:`jet_project`, then :func:`unshrink`); winding : what gives the signs (None:
-    the whole cloud); thinned : sorted indices of the points kept when the noisy cloud was thinned first
-    (:func:`thin_dense_noise`; into the points left after outlier removal), or None.
+    the whole cloud); thinned : whether the noisy cloud was first thinned (:func:`thin_dense_noise`,
+    :func:`thin_cloud`).
     """
 
     points: np.ndarray
@@ -857,7 +914,7 @@ class OrientedCloud:
     noise: float = 0.0
     denoised: bool = False
     winding: WindingCloud | None = None
-    thinned: np.ndarray | None = None
+    thinned: bool = False
 
     @property
     def signs(self) -> WindingCloud:
@@ -883,9 +940,9 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
     centroids, plane_normals, spread = neighbour_planes(points, idx)
     noise = noise_ratio(spread, dist)
     denoised = config.denoise == "on" or (config.denoise == "auto" and noise > NOISE_RATIO)
-    thinned = thin_dense_noise(points, tree, config.neighbours) if denoised and config.thin_noise else None
-    if thinned is not None:
-        points, given = points[thinned], given[thinned] if given is not None else None
+    thin_to = thin_dense_noise(points, tree, config.neighbours) if denoised and config.thin_noise else None
+    if thin_to is not None:
+        points, given = thin_cloud(points, given, thin_to)
         tree, dist, idx = neighbour_distances(points, config.neighbours)
         centroids, plane_normals, spread = neighbour_planes(points, idx)
     # Noisy points bias the distances and signs of the samples near them (each point's own disc decides the side
@@ -926,7 +983,7 @@ def orient_cloud(cloud: PointCloud, config: PointsConfig) -> OrientedCloud:
     winding = WindingCloud.of(points, normals, areas, config.winding_points, config.neighbours, reach).with_coarse(
         config.coarse_winding_points, config.neighbours)
     return OrientedCloud(points, normals, areas, np.sqrt(areas / np.pi), source, int((~keep).sum()), round(noise, 4),
-                         denoised, winding, thinned)
+                         denoised, winding, thin_to is not None)
 
 
 def signed_distance(cloud: OrientedCloud, queries: np.ndarray, winding_at: np.ndarray | None = None
@@ -1079,7 +1136,7 @@ def prepare_points(path: str | Path, config, points_config: PointsConfig | None 
         "normals": oriented.normals_source,
         "noise_ratio": oriented.noise,
         "denoised": oriented.denoised,
-        "points_thinned_to": len(oriented.points) if oriented.thinned is not None else None,
+        "points_thinned_to": len(oriented.points) if oriented.thinned else None,
         "sign_trust": trust,
         "gaps": "closed: a missing region is bridged by the winding number's 1/2 level set",
         "distance": "max(distance to the nearest point's tangent plane, distance to the nearest point - its disc "

@@ -33,8 +33,12 @@ from data_prep.points import (
     read_points,
     sample_cloud,
     signed_distance,
+    thin_cloud,
     thin_dense_noise,
+    thinning_order,
     unshrink,
+    voxel_average,
+    voxel_means,
     widest_spread,
     winding_number,
 )
@@ -315,6 +319,25 @@ def test_neighbour_planes_match_a_per_point_svd():
         assert np.isclose(spread[i], sv[-1] / np.sqrt(len(group)))
 
 
+def test_voxel_means_match_a_per_cell_loop():
+    """Each cell's mean point, against a dictionary of cells filled point by point."""
+    points = np.random.default_rng(3).uniform(-1, 1, (2000, 3))
+    edge = 0.25
+    cells: dict[tuple[int, ...], list[int]] = {}
+    for i, point in enumerate(points):
+        cells.setdefault(tuple(np.floor((point - points.min(axis=0)) / edge).astype(int)), []).append(i)
+    means = voxel_means(points, edge)
+    expected = np.array([points[members].mean(axis=0) for members in cells.values()])
+    assert len(means) == len(cells)
+    np.testing.assert_allclose(means[np.lexsort(means.T)], expected[np.lexsort(expected.T)])
+
+
+def test_voxel_average_lands_near_its_target(penguin):
+    _, points, _ = penguin
+    for target in (2000, 8000):
+        assert abs(len(voxel_average(points, target)) - target) < 0.1 * target
+
+
 def test_a_cloud_denser_than_its_noise_is_thinned_and_others_are_kept(penguin, monkeypatch):
     """Noise about as wide as the widest height fields' reach: the cloud is thinned to half its points, a quarter,
     ..., until the spread no longer fills those neighbourhoods or the floor is reached. Narrower noise, or none,
@@ -324,14 +347,14 @@ def test_a_cloud_denser_than_its_noise_is_thinned_and_others_are_kept(penguin, m
     points, _ = sample_surface(mesh, 200_000, rng)
     wide = points + rng.normal(size=points.shape) * 0.03
     assert widest_spread(wide, KDTree(wide), 16) > SATURATED_SPREAD
+    count = thin_dense_noise(wide, KDTree(wide), 16)
+    assert count in (len(points) // 2, len(points) // 4, len(points) // 8, len(points) // 16)
+    # Stopped at the first halving whose spread no longer fills the neighbourhoods.
+    order = thinning_order(len(wide))
+    kept, before = wide[np.sort(order[:count])], wide[np.sort(order[: 2 * count])]
+    assert widest_spread(kept, KDTree(kept), 16) <= SATURATED_SPREAD < widest_spread(before, KDTree(before), 16)
     thinned = orient_cloud(PointCloud(wide), PointsConfig(outlier_std=0.0))
-    assert thinned.denoised and thinned.thinned is not None
-    kept = wide[thinned.thinned]
-    # Halved until the spread no longer filled the neighbourhoods: each halving but the last still filled them.
-    assert len(kept) in (len(points) // 2, len(points) // 4, len(points) // 8, len(points) // 16)
-    assert widest_spread(kept, KDTree(kept), 16) <= SATURATED_SPREAD
-    twice = wide[np.sort(np.random.default_rng(0).permutation(len(wide))[: 2 * len(kept)])]
-    assert widest_spread(twice, KDTree(twice), 16) > SATURATED_SPREAD
+    assert thinned.denoised and thinned.thinned and abs(len(thinned.points) - count) <= 0.05 * count
     # Kept whole where half would go below the floor, though the spread fills the neighbourhoods.
     monkeypatch.setattr("data_prep.points.THINNED_FLOOR", len(points) // 2 + 1)
     assert thin_dense_noise(wide, KDTree(wide), 16) is None
@@ -341,23 +364,30 @@ def test_a_cloud_denser_than_its_noise_is_thinned_and_others_are_kept(penguin, m
         assert thin_dense_noise(dense, KDTree(dense), 16) is None
 
 
-def test_thinning_keeps_a_nested_subset_and_its_normals(penguin, monkeypatch):
-    """Each halving keeps a subset of the last, distinct points of the cloud; a cloud's own normals stay with their
-    points (the oriented cloud's normals are the given ones of the points kept)."""
+def test_thinning_keeps_points_with_their_normals_and_averages_pairs_without(penguin, monkeypatch):
+    """Each halving keeps a subset of the last. A cloud's own normals stay with their points: the oriented cloud's
+    normals are the given ones of the points kept. Without normals the points are means of the first 2 count of
+    the thinning order, about two to a cell."""
     _, points, normals = penguin
     monkeypatch.setattr("data_prep.points.SATURATED_SPREAD", 0.0)
     noisy = points + np.random.default_rng(8).normal(size=points.shape) * 0.005
     monkeypatch.setattr("data_prep.points.THINNED_FLOOR", len(points) // 2)
-    half = thin_dense_noise(noisy, KDTree(noisy), 16)
+    assert thin_dense_noise(noisy, KDTree(noisy), 16) == len(points) // 2
     monkeypatch.setattr("data_prep.points.THINNED_FLOOR", len(points) // 4)
-    quarter = thin_dense_noise(noisy, KDTree(noisy), 16)
-    assert half is not None and quarter is not None
-    assert len(half) == len(points) // 2 and len(quarter) == len(points) // 4
-    assert len(np.unique(quarter)) == len(quarter) and np.isin(quarter, half).all()
+    count = thin_dense_noise(noisy, KDTree(noisy), 16)
+    assert count == len(points) // 4
+    order = thinning_order(len(points))
+    assert np.isin(order[:count], order[: 2 * count]).all()
     given = orient_cloud(PointCloud(noisy, normals), PointsConfig(outlier_std=0.0))
-    assert given.denoised and given.thinned is not None
-    np.testing.assert_array_equal(given.thinned, quarter)
-    np.testing.assert_array_equal(given.normals, normals[quarter])
+    assert given.denoised and given.thinned and len(given.points) == count
+    np.testing.assert_array_equal(given.normals, normals[np.sort(order[:count])])
+    averaged, none = thin_cloud(noisy, None, count)
+    assert none is None and abs(len(averaged) - count) <= 0.05 * count
+    # Means, not points of the cloud; and of the first 2 count points: nearer to them than to the rest.
+    pairs = noisy[np.sort(order[: 2 * count])]
+    others = np.delete(noisy, order[: 2 * count], axis=0)
+    assert np.median(KDTree(noisy).query(averaged)[0]) > 0
+    assert np.median(KDTree(pairs).query(averaged)[0]) < np.median(KDTree(others).query(averaged)[0])
 
 
 def reference_height_field(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
