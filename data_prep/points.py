@@ -576,11 +576,11 @@ def thin_cloud(points: np.ndarray, normals: np.ndarray | None, count: int) -> tu
 
     With (n, 3) ``normals``, the first ``count`` of :func:`thinning_order`, each with its own normal. Without, the
     first ``2 count`` of it (or all n) averaged about in pairs on a voxel grid (:func:`voxel_average`): a pair's mean
-    carries less noise than either point. On a million points of the penguin and human_woman with noise of 1% of the
-    diagonal that fitted at Chamfer 1.013e-04 and 7.350e-05 against 1.102e-04 and 8.080e-05 thinned alone, and
-    human_woman's 200,000 points at 1.214e-04 against 1.610e-04 (BENCHMARKS.md, "Noisy clouds denser than their
-    noise"). Averaging the normals with the points mixes the two sides of thin parts: human_woman's 200,000
-    points at 1% fitted at 8.723e-05 so, 3.289e-05 thinned.
+    carries less noise than either point. With noise of 1% of the diagonal, a million points of the penguin and
+    human_woman fitted so at Chamfer 9.297e-05 and 7.350e-05, IoU 0.9405 and 0.9148, against 1.102e-04 and
+    8.080e-05, IoU 0.9251 and 0.8974, thinned alone; human_woman's 200,000 points at IoU 0.8713 against 0.8506
+    (BENCHMARKS.md, "Noisy clouds denser than their noise: thinned"). Given normals are not averaged: a cell may
+    hold points of both sides of a thin part, whose normals would cancel.
     """
     order = thinning_order(len(points))
     if normals is not None:
