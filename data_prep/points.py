@@ -129,10 +129,10 @@ FACING_NEIGHBOUR_FACTOR = 2
 #: reach fills the neighbourhood like a ball, about 0.4. On clouds of the val meshes (``noise_average-20261207.md``,
 #: ``noise_average-100k-20261207.md``) it measured 0.05-0.17 at noise of 0.25% of the diagonal and 10,000 to
 #: 100,000 points, and 0.24 (penguin) and 0.33 (human_woman) at a million; at 1%, 0.12-0.36 at 10,000 and 100,000
-#: points, 0.34 and 0.39 at 200,000, 0.40 and 0.41 at a million. Reduced (then on a voxel grid), the 200,000 penguin
-#: points at 1% (0.34) fitted at Chamfer 1.457e-04 against 1.150e-04 as read, so 0.35 leaves them
-#: (``cloud_command-{before-,}average-200k-20261207.md``). Reducing every denoised cloud to 100,000 points, a first
-#: version, took the million penguin points at 0.25% from 1.283e-06 to 6.346e-06
+#: points, 0.34 and 0.39 at 200,000, 0.40 and 0.41 at a million. Halved on a voxel grid (the rule before thinning),
+#: the 200,000 penguin points at 1% (0.34) fitted at Chamfer 1.457e-04 against 1.150e-04 as read, so 0.35 leaves
+#: them (``cloud_command-{before-,}average-200k-20261207.md``). Averaging every denoised cloud to 100,000 points on
+#: a voxel grid, a first version, took the million penguin points at 0.25% from 1.283e-06 to 6.346e-06
 #: (``cloud_command-{before-,}voxel-1m-20261207.md``).
 SATURATED_SPREAD = 0.35
 #: :func:`thin_dense_noise` leaves at least this many points. Below 50,000 a thin part's two sides fill the widest
@@ -180,7 +180,7 @@ class PointsConfig:
     points first (:func:`thin_dense_noise`, :func:`thin_cloud`). With exact normals and noise of 1% of the diagonal
     a million points of the penguin and human_woman fitted at Chamfer 1.470e-05 and 3.468e-05 in 113.9 and 66.3 s
     thinned, 1.741e-05 and 8.293e-05 in 445.8 and 352.8 s as read (BENCHMARKS.md, "Noisy clouds denser than their
-    noise")."""
+    noise: thinned")."""
 
     tangent_reach: float = TANGENT_REACH
     """Within this many median disc radii of a clean cloud a query's sign is the side of its nearest point's
@@ -544,8 +544,6 @@ def voxel_average(points: np.ndarray, target: int) -> np.ndarray:
             break
         edge *= float(np.sqrt(cells / target))
     return voxel_means(points, edge)
-
-
 
 
 def thinning_order(n: int) -> np.ndarray:
