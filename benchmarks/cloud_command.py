@@ -61,7 +61,7 @@ def markdown(rows: list[dict], header: str) -> str:
     for r in rows:
         s = r["stages_s"]
         lines.append(
-            f"| {r['mesh']} | {r['points']} | {r['noise']} | {r['normals']} | {r.get('thinned_to') or r.get('averaged_to') or '-'} | "
+            f"| {r['mesh']} | {r['points']} | {r['noise']} | {r['normals']} | {r['thinned_to'] or '-'} | "
             f"{r['threads'] or '-'} | {r['steps']} | "
             f"{s['prepare']:.1f} | {s.get('init', 0):.1f} | {s['fit']:.1f} | {s['extract']:.1f} | "
             f"{s.get('preview', 0):.1f} | {r['wall_s']:.1f} | {r['chamfer']:.3e} | {r['iou']:.4f} | "

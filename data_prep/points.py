@@ -561,12 +561,12 @@ def thin_dense_noise(points: np.ndarray, tree: KDTree, k: int) -> int | None:
     plane are the noise's. The same number of neighbours among fewer points reaches further over the surface.
     """
     order = thinning_order(len(points))
-    count, current = None, points
-    while (count or len(points)) // 2 >= THINNED_FLOOR and widest_spread(current, tree, k) > SATURATED_SPREAD:
-        count = (count or len(points)) // 2
+    count, current = len(points), points
+    while count // 2 >= THINNED_FLOOR and widest_spread(current, tree, k) > SATURATED_SPREAD:
+        count //= 2
         current = points[np.sort(order[:count])]
         tree = KDTree(current)
-    return count
+    return count if count < len(points) else None
 
 
 def thin_cloud(points: np.ndarray, normals: np.ndarray | None, count: int) -> tuple[np.ndarray, np.ndarray | None]:
