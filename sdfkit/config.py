@@ -196,6 +196,11 @@ class FitConfig:
     (``benchmarks/results/sheet_fin.md``)."""
     surface_band: float = 0.25
     """Cells from the surface (by the samples' exact distance) within which a sample counts for ``surface_fraction``."""
+    stratify: bool = True
+    """Each step's points one per stratum of the samples along a space-filling curve (:class:`sdfkit.scene.BatchDraw`),
+    instead of drawn independently: every region gets its share of a step. From the same encoder codes 200 steps
+    ended 0.6-12% lower in Chamfer on the five val meshes
+    (``benchmarks/results/refine_schedule-stratify-20261207.md``)."""
     weight_floor: float = 0.0
     refine_weight_floor: float = 0.05
     """A point's tiles whose blending weight is below this add to its prediction but send no gradient to their

@@ -173,7 +173,7 @@ def fit_codes(
     # A generator per scene, seeded alike: each scene draws the batches it would draw alone.
     gens = [torch.Generator(device=device).manual_seed(cfg.fit.seed) for _ in scenes]
     draws = [BatchDraw.of(s, fit_batch_points(cfg, s.grid.num_codes), cfg.fit.surface_fraction,
-                          cfg.fit.surface_band) for s in scenes]
+                          cfg.fit.surface_band, cfg.fit.stratify) for s in scenes]
     chunk = chunk_points or (cpu_chunk_points(decoder.hidden) if device.type == "cpu" else None)
     t0, step, l1 = time.perf_counter(), 0, torch.tensor(float("nan"))
     with compiled_synthesis(decoder, cfg.fit.compile):

@@ -11,7 +11,15 @@ import trimesh
 
 from data_prep.errors import SdfkitError
 from sdfkit.models.latent_grid import GlobalGrid, auto_resolution
-from sdfkit.scene import BatchDraw, grid_for_samples, grid_resolution, make_scene
+from sdfkit.scene import (
+    CURVE_BITS,
+    BatchDraw,
+    curve_order,
+    grid_for_samples,
+    grid_resolution,
+    make_scene,
+    stratified_pick,
+)
 
 from helpers import small_config, sphere_samples
 
@@ -74,3 +82,48 @@ def test_a_batch_draw_takes_its_share_near_the_surface_and_the_rest_from_all_sam
     assert abs(near[plain].mean() - near.mean()) < 0.1
     # A scene with no sample in the band falls back to drawing from all of them.
     assert BatchDraw.of(scene, 1000, 0.9, surface_band=1e-9).near == 0
+
+
+def slow_morton_key(cell: tuple[int, int, int]) -> int:
+    """The Z-order key of one lattice cell, bit by bit: bit b of axis a goes to bit 3 b + a."""
+    return sum(((cell[axis] >> bit) & 1) << (3 * bit + axis) for bit in range(CURVE_BITS) for axis in range(3))
+
+
+def test_curve_order_sorts_points_by_their_morton_key():
+    points = torch.rand(500, 3, generator=torch.Generator().manual_seed(3)) * torch.tensor([2.0, 1.0, 0.5]) - 0.3
+    order = curve_order(points).numpy()
+    assert sorted(order.tolist()) == list(range(len(points)))
+    lo, hi = points.min(dim=0).values, points.max(dim=0).values
+    steps = (1 << CURVE_BITS) - 1
+    cells = ((points - lo) / (hi - lo) * steps).round().long().tolist()
+    keys = [slow_morton_key(tuple(cell)) for cell in cells]
+    assert [keys[i] for i in order] == sorted(keys)
+
+
+def test_a_stratified_pick_takes_one_position_from_each_stratum_and_each_position_alike():
+    count, picks = 1000, 37
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        pos = stratified_pick(count, picks, gen).tolist()
+        # Stratum k is [k count / picks, (k + 1) count / picks), in whole numbers.
+        assert all(k * count // picks <= p and p * picks < (k + 1) * count for k, p in enumerate(pos))
+    # Over many draws every position comes up at picks / count per draw.
+    hits = np.bincount(torch.cat([stratified_pick(100, 7, gen) for _ in range(4000)]).numpy(), minlength=100)
+    expected = 4000 * 7 / 100
+    assert np.abs(hits - expected).max() < 5 * np.sqrt(expected)
+
+
+def test_a_stratified_draw_of_every_sample_takes_each_once():
+    scene = make_scene(sphere_samples(3000), small_config(resolution=6))
+    n = len(scene.points)
+    idx = BatchDraw.of(scene, n).sample(torch.Generator().manual_seed(1))
+    assert sorted(idx.tolist()) == list(range(n))
+    # Independent draws repeat some samples and miss others; the fit's `stratify: false` draws so.
+    plain = BatchDraw.of(scene, n, stratify=False).sample(torch.Generator().manual_seed(1))
+    assert len(set(plain.tolist())) < 0.7 * n
+    # The near share is stratified along the curve too: a draw of as many as there are near samples takes each once.
+    band = 0.25
+    near = torch.nonzero(scene.sdf.abs() < band * scene.grid.spec.cell).squeeze(1)
+    draw = BatchDraw.of(scene, 2 * len(near), surface_fraction=0.5, surface_band=band)
+    assert draw.near == len(near)
+    assert sorted(draw.sample(torch.Generator().manual_seed(2))[: draw.near].tolist()) == sorted(near.tolist())
