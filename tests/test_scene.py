@@ -103,14 +103,30 @@ def test_curve_order_sorts_points_by_their_morton_key():
 def test_a_stratified_pick_takes_one_position_from_each_stratum_and_each_position_alike():
     count, picks = 1000, 37
     gen = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        pos = stratified_pick(count, picks, gen).tolist()
+    for shift in (0.0, 0.3, 0.9):
+        pos = stratified_pick(count, torch.rand(picks, generator=gen, dtype=torch.float64), shift).tolist()
         # Stratum k is [k count / picks, (k + 1) count / picks), in whole numbers.
         assert all(k * count // picks <= p and p * picks < (k + 1) * count for k, p in enumerate(pos))
-    # Over many draws every position comes up at picks / count per draw.
-    hits = np.bincount(torch.cat([stratified_pick(100, 7, gen) for _ in range(4000)]).numpy(), minlength=100)
+    # Over draws from uniform starts every position comes up at picks / count per draw.
+    draws = [stratified_pick(100, torch.rand(7, generator=gen, dtype=torch.float64)) for _ in range(4000)]
+    hits = np.bincount(torch.cat(draws).numpy(), minlength=100)
     expected = 4000 * 7 / 100
     assert np.abs(hits - expected).max() < 5 * np.sqrt(expected)
+
+
+def test_a_batch_draws_steps_cover_each_stratum_evenly():
+    width, strata, steps = 100, 10, 10
+    draw = BatchDraw(torch.empty(0, dtype=torch.long), torch.arange(width * strata), 0, strata)
+    gen = torch.Generator().manual_seed(4)
+    picks = torch.stack([draw.sample(gen) for _ in range(steps)])  # (steps, strata)
+    assert draw.steps_drawn == steps
+    for k in range(strata):
+        where = np.sort((picks[:, k].numpy() - k * width) / width)
+        assert where.min() >= 0 and where.max() < 1
+        # The golden ratio's steps leave no gap wider than 0.15 of the stratum (plus a position's rounding);
+        # ten independent draws would leave one wider than 0.25 in most strata.
+        gaps = np.diff(np.append(where, where[0] + 1))
+        assert gaps.max() < 0.17
 
 
 def test_a_stratified_draw_of_every_sample_takes_each_once():
