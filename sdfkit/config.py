@@ -171,7 +171,9 @@ class FitConfig:
     measured that keep four val meshes with a 600-step fit from noise within 1.5 times its Chamfer, with room.
     With ``refine_average`` 0.9 and ``refine_weight_floor`` 0.05, 200 steps end at 1.01 to 1.39 times it and 225 at
     0.99 to 1.27 (``benchmarks/results/code_average-20261207.md``); the sphere, whose fit from noise comes closest
-    to its oracle, ends at 2.29 times its own (``fast_fit-acceptance-20261207.md``). Without the average, 225 steps
+    to its oracle, ends at 2.29 times its own (``fast_fit-acceptance-20261207.md``). With ``stratify``, 200 steps end
+    at 1.00 to 1.21 times it on the four and 1.94 on the sphere (``fast_fit-acceptance-golden-20261207.md``).
+    Without the average, 225 steps
     ended at 1.05 to 1.37 and 250 at 0.99 to 1.28 (``fast_fit-steps225-points250k-20261207.md``,
     ``fast_fit-weight-floor-20261207.md``).
     Without the floor, over three seeds, 250 steps ended at 0.95 to 1.24 times and 200 at up to 1.45 (the torus),
@@ -199,8 +201,8 @@ class FitConfig:
     stratify: bool = True
     """Each step's points one per stratum of the samples along a space-filling curve (:class:`sdfkit.scene.BatchDraw`),
     instead of drawn independently: every region gets its share of a step. From the same encoder codes 200 steps
-    ended 0.6-12% lower in Chamfer on the five val meshes
-    (``benchmarks/results/refine_schedule-stratify-20261207.md``)."""
+    ended 0.2-21% lower in Chamfer on the five val meshes (``benchmarks/results/refine_schedule-golden-20261207.md``).
+    False: independent draws, with replacement."""
     weight_floor: float = 0.0
     refine_weight_floor: float = 0.05
     """A point's tiles whose blending weight is below this add to its prediction but send no gradient to their

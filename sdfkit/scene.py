@@ -111,9 +111,9 @@ class BatchDraw:
     step's points to within one, where draws with replacement leave some tiles without a point in a step and give
     others several. Within a stratum the point moves from step to step by the golden ratio of its width from a
     random start, so a few consecutive steps (those the codes' running average spans) cover it evenly. Over its
-    steps each sample is still drawn alike. From the same encoder codes 200 refinement steps ended 0.6-12% lower in
-    Chamfer on the five val meshes with the start drawn anew each step, and a further -12% to +2% with the golden
-    ratio (BENCHMARKS.md, "Each step's points stratified along a curve").
+    steps each sample is still drawn alike. From the same encoder codes 200 refinement steps ended 0.2-21% lower in
+    Chamfer than independent draws on the five val meshes; 0.6-12% lower with a stratum's point drawn anew each
+    step (BENCHMARKS.md, "Each step's points stratified along a curve").
     """
 
     surface: Tensor
