@@ -173,9 +173,8 @@ class FitConfig:
     0.99 to 1.27 (``benchmarks/results/code_average-20261207.md``); the sphere, whose fit from noise comes closest
     to its oracle, ends at 2.29 times its own (``fast_fit-acceptance-20261207.md``). With ``stratify``, 200 steps end
     at 1.00 to 1.21 times it on the four and 1.94 on the sphere (``fast_fit-acceptance-golden-20261207.md``).
-    Without the average, 225 steps
-    ended at 1.05 to 1.37 and 250 at 0.99 to 1.28 (``fast_fit-steps225-points250k-20261207.md``,
-    ``fast_fit-weight-floor-20261207.md``).
+    Without the average, 225 steps ended at 1.05 to 1.37 and 250 at 0.99 to 1.28
+    (``fast_fit-steps225-points250k-20261207.md``, ``fast_fit-weight-floor-20261207.md``).
     Without the floor, over three seeds, 250 steps ended at 0.95 to 1.24 times and 200 at up to 1.45 (the torus),
     with the parts no input sample supports dropped from the mesh (``sdfkit fit`` does so by default); without
     the drop, stray blobs of field beyond the samples' reach would be scored at 200 to 300 steps in 9 of 45 fits

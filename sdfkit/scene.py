@@ -147,9 +147,7 @@ class BatchDraw:
             near = self.surface[uniform_pick(len(self.surface), self.near, gen)] if self.near else None
         else:
             if self.starts is None:
-                near_starts, anywhere_starts = (torch.rand(n, generator=gen, device=gen.device, dtype=torch.float64)
-                                                for n in (self.near, self.batch - self.near))
-                self.starts = (near_starts, anywhere_starts)
+                self.starts = (random_starts(self.near, gen), random_starts(self.batch - self.near, gen))
             shift = (self.steps_drawn * GOLDEN) % 1.0
             near_starts, anywhere_starts = self.starts
             anywhere = self.everywhere[stratified_pick(len(self.everywhere), anywhere_starts, shift)]
@@ -161,6 +159,11 @@ class BatchDraw:
 def uniform_pick(count: int, picks: int, gen: torch.Generator) -> Tensor:
     """(picks,) positions in ``range(count)``, independent and uniform (with replacement)."""
     return torch.randint(count, (picks,), generator=gen, device=gen.device)
+
+
+def random_starts(picks: int, gen: torch.Generator) -> Tensor:
+    """(picks,) float64 uniform in [0, 1): each stratum's start for :func:`stratified_pick`."""
+    return torch.rand(picks, generator=gen, device=gen.device, dtype=torch.float64)
 
 
 def stratified_pick(count: int, starts: Tensor, shift: float = 0.0) -> Tensor:

@@ -18,6 +18,7 @@ from sdfkit.scene import (
     grid_for_samples,
     grid_resolution,
     make_scene,
+    random_starts,
     stratified_pick,
 )
 
@@ -104,11 +105,11 @@ def test_a_stratified_pick_takes_one_position_from_each_stratum_and_each_positio
     count, picks = 1000, 37
     gen = torch.Generator().manual_seed(0)
     for shift in (0.0, 0.3, 0.9):
-        pos = stratified_pick(count, torch.rand(picks, generator=gen, dtype=torch.float64), shift).tolist()
+        pos = stratified_pick(count, random_starts(picks, gen), shift).tolist()
         # Stratum k is [k count / picks, (k + 1) count / picks), in whole numbers.
         assert all(k * count // picks <= p and p * picks < (k + 1) * count for k, p in enumerate(pos))
     # Over draws from uniform starts every position comes up at picks / count per draw.
-    draws = [stratified_pick(100, torch.rand(7, generator=gen, dtype=torch.float64)) for _ in range(4000)]
+    draws = [stratified_pick(100, random_starts(7, gen)) for _ in range(4000)]
     hits = np.bincount(torch.cat(draws).numpy(), minlength=100)
     expected = 4000 * 7 / 100
     assert np.abs(hits - expected).max() < 5 * np.sqrt(expected)
