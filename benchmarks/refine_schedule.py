@@ -21,11 +21,15 @@ from benchmarks.common import prepared_val_fit, write_table
 VOLUME_POINTS = 250_000
 
 
-def parse_variant(text: str) -> dict[str, float | int]:
-    """``key=value,...`` -> the fit settings it names (whole numbers as ints)."""
-    settings: dict[str, float | int] = {}
+def parse_variant(text: str) -> dict[str, float | int | str]:
+    """``key=value,...`` -> the fit settings it names (whole numbers as ints, words such as ``bf16`` as text)."""
+    settings: dict[str, float | int | str] = {}
     for key, _, value in (item.partition("=") for item in text.split(",") if item):
-        number = float(value)
+        try:
+            number = float(value)
+        except ValueError:
+            settings[key] = value
+            continue
         settings[key] = int(number) if number.is_integer() else number
     return settings
 
@@ -59,14 +63,15 @@ def main() -> None:
             _, _, recon, _ = extract_fit(dataclasses.replace(prepared, cfg=cfg))
             metrics = evaluate_meshes(recon, prepared.gt, num_volume=VOLUME_POINTS)
             row = {"mesh": name, "variant": text or "default", "steps": cfg.fit.steps, "average": cfg.fit.average,
+                   "precision": cfg.fit.precision, "weight_floor": cfg.fit.weight_floor,
                    "refine_s": round(seconds, 1), "chamfer": metrics["chamfer"], "iou": metrics["iou"]}
             rows.append(row)
-            cells.append([name, row["variant"], cfg.fit.steps, cfg.fit.average, row["refine_s"],
-                          f"{metrics['chamfer']:.3e}", f"{metrics['iou']:.4f}"])
+            cells.append([name, row["variant"], cfg.fit.steps, cfg.fit.average, cfg.fit.precision,
+                          cfg.fit.weight_floor, row["refine_s"], f"{metrics['chamfer']:.3e}", f"{metrics['iou']:.4f}"])
             print(row, flush=True)
     write_table(args.name, "Refinement schedules from the same encoder codes",
                 f"One process per run; IoU from {VOLUME_POINTS:,} points.",
-                ["mesh", "variant", "steps", "average", "refine s", "CD", "IoU"], cells, {"rows": rows})
+                ["mesh", "variant", "steps", "average", "precision", "weight floor", "refine s", "CD", "IoU"], cells, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -20,15 +20,19 @@ from data_prep.yaml_io import from_dict, load_yaml, override, to_dict  # noqa: F
 from sdfkit.extract import check_resolution
 
 Precision = Literal["fp32", "tf32", "bf16"]
+#: A fit's precision may also be ``auto``: :func:`sdfkit.runtime.resolve_precision` picks it for the device.
+FitPrecision = Literal["auto", "fp32", "tf32", "bf16"]
 #: Bounds of a grid's resolution (the marching-cubes resolution's are every command's:
 #: :data:`sdfkit.extract.RESOLUTION_RANGE`).
 GRID_RESOLUTION_RANGE = (1, 256)
+#: A refinement's weight floor where its forward passes run in float32 (:attr:`FitConfig.refine_weight_floor`).
+FP32_WEIGHT_FLOOR = 0.05
 
 
-def check_precision(value: str) -> str:
-    """``value`` if it names a :data:`Precision`, else a one-line error."""
-    if value not in get_args(Precision):
-        raise SdfkitError(f"unknown precision '{value}' (use {', '.join(get_args(Precision))})")
+def check_precision(value: str, names: object = Precision) -> str:
+    """``value`` if it names a :data:`Precision` (or one of ``names``' values), else a one-line error."""
+    if value not in get_args(names):
+        raise SdfkitError(f"unknown precision '{value}' (use {', '.join(get_args(names))})")
     return value
 
 
@@ -166,7 +170,7 @@ class FitConfig:
     """Points per step; unset: ``points_per_code`` x the number of codes, within [8192, 262144]."""
     points_per_code: float = 3.0
     lr: float = 2e-2
-    refine_steps: int = 200
+    refine_steps: int = 250
     """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``: the fewest
     measured that keep four val meshes with a 600-step fit from noise within 1.5 times its Chamfer, with room.
     With ``refine_average`` 0.9 and ``refine_weight_floor`` 0.05, 200 steps end at 1.01 to 1.39 times it and 225 at
@@ -202,15 +206,17 @@ class FitConfig:
     instead of drawn independently: every region gets its share of a step. From the same encoder codes 200 steps
     ended 0.2-21% lower in Chamfer on the five val meshes (``benchmarks/results/refine_schedule-golden-20261207.md``).
     False: independent draws, with replacement."""
-    weight_floor: float = 0.0
-    refine_weight_floor: float = 0.05
+    weight_floor: float | None = 0.0
+    refine_weight_floor: float | None = None
     """A point's tiles whose blending weight is below this add to its prediction but send no gradient to their
     codes (:func:`sdfkit.optim.backward_in_chunks`; ``refine_*``: after the encoder, where the config file sets no
-    ``weight_floor``). At most 1/8, the least weight a point's heaviest tile has. At 0.05 a refinement step took
-    0.77-0.82 times as long as at 0 on three val meshes in two runs (``benchmarks/results/weight_floor-20261207.md``,
-    ``weight_floor-share-20261207.md``), and 250 steps ended at -1% to +3% of the Chamfer on four, 0.99-1.28 times
-    the 600-step fit's (``fast_fit-weight-floor-20261207.md``; 0.02: 0.86-0.92 times the step, -1% to -5% of the
-    Chamfer)."""
+    ``weight_floor``). At most 1/8, the least weight a point's heaviest tile has. None: :data:`FP32_WEIGHT_FLOOR`
+    where the forward passes run in float32, 0 in bf16 (:func:`sdfkit.fit.settle_on_device`). In float32 a
+    refinement step at 0.05 took 0.77-0.82 times as long as at 0 on three val meshes in two runs
+    (``benchmarks/results/weight_floor-20261207.md``, ``weight_floor-share-20261207.md``), and 250 steps ended at
+    -1% to +3% of the Chamfer on four, 0.99-1.28 times the 600-step fit's (``fast_fit-weight-floor-20261207.md``;
+    0.02: 0.86-0.92 times the step, -1% to -5% of the Chamfer). In bf16 the floor's second forward pass costs what
+    the backward passes it skips save."""
     average: float = 0.0
     refine_average: float = 0.9
     """The fit ends on a running average of its steps' codes, each step's weighing ``1 - average`` against the
@@ -239,14 +245,16 @@ class FitConfig:
     fewer of its passes, each of which costs about as much as a step's main loss. Every second step refined four
     clouds in 15-33% less time at -7% to +2% of the Chamfer (BENCHMARKS.md, "The normal term every second step")."""
     seed: int = 0
-    precision: Precision = "fp32"
-    """Arithmetic of the forward pass (see :func:`sdfkit.optim.precision_scope`)."""
+    precision: FitPrecision = "auto"
+    """Arithmetic of the steps' forward passes (:func:`sdfkit.optim.precision_scope`). ``auto``: bf16 on a CPU with
+    bf16 dot-product instructions (AVX512-BF16 or AMX), float32 elsewhere, GPUs included
+    (:func:`sdfkit.runtime.resolve_precision`)."""
     compile: bool = False
     """Run the synthesis network through ``torch.compile`` (one compilation, then faster steps on a GPU; on the
     2-core CPU the penguin's fit was slower and its Chamfer higher: ``fast_fit-compile-penguin-quiet-20261206.md``)."""
 
     def __post_init__(self) -> None:
-        check_precision(self.precision)
+        check_precision(self.precision, FitPrecision)
         if not (self.normal_weight >= 0 and self.normal_points >= 1 and self.normal_every >= 1):
             raise SdfkitError("fit.normal_weight must be at least 0, fit.normal_points and fit.normal_every at least 1")
         # The encoder's codes are a fit of their own: zero refinement steps is a valid request.
@@ -262,8 +270,8 @@ class FitConfig:
                 and self.surface_band > 0):
             raise SdfkitError("fit surface_fraction and refine_surface_fraction must be in [0, 1] and surface_band "
                               "positive")
-        if not (0.0 <= self.weight_floor <= 0.125 and 0.0 <= self.refine_weight_floor <= 0.125):
-            raise SdfkitError("fit weight_floor and refine_weight_floor must be in [0, 0.125]")
+        if not all(floor is None or 0.0 <= floor <= 0.125 for floor in (self.weight_floor, self.refine_weight_floor)):
+            raise SdfkitError("fit weight_floor and refine_weight_floor must be in [0, 0.125] (or unset)")
         if not (0.0 <= self.average < 1.0 and 0.0 <= self.refine_average < 1.0):
             raise SdfkitError("fit average and refine_average must be in [0, 1)")
         if self.steps < fewest or self.refine_steps < 0 or (self.batch_points is not None and self.batch_points < 1):

@@ -30,7 +30,7 @@ from data_prep.sampling import SdfSamples, sample_unit_mesh
 from data_prep.sdf import MeshSDF
 from data_prep.yaml_io import from_dict, load_yaml, to_dict
 from sdfkit.code_init import check_init, encoder_codes, refine_no_worse, resolve_init
-from sdfkit.config import FitConfig, SdfkitConfig, load_settings, replace_section
+from sdfkit.config import FP32_WEIGHT_FLOOR, FitConfig, SdfkitConfig, load_settings, replace_section
 from sdfkit.decoder_io import load_decoder
 from sdfkit.errors import SdfkitError
 from sdfkit.export import DEFAULT_FACES, check_faces, simplification_chamfer, write_simplified
@@ -52,7 +52,7 @@ from sdfkit.models.siren import ModulatedSiren
 from sdfkit.optim import CodeAdam, RunningAverage, backward_in_chunks, compiled_synthesis, cosine_factor
 from sdfkit.points_loss import SurfaceWeights, cloud_loss, cloud_weights, describe_cloud_loss
 from sdfkit.progress import Reporter
-from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device, torch_threads_kept
+from sdfkit.runtime import cpu_chunk_points, device_name, resolve_device, resolve_precision, torch_threads_kept
 from sdfkit.samples import prepare_cloud
 from sdfkit.scene import BatchDraw, Scene, make_scene
 
@@ -170,6 +170,8 @@ def fit_codes(
     optimizer = CodeAdam([s.grid.codes for s in scenes], lr=cfg.fit.lr)
     average = RunningAverage([s.grid.codes for s in scenes], cfg.fit.average)
     device = scenes[0].points.device
+    cfg = settle_on_device(cfg, device)
+    assert cfg.fit.weight_floor is not None  # settled
     # A generator per scene, seeded alike: each scene draws the batches it would draw alone.
     gens = [torch.Generator(device=device).manual_seed(cfg.fit.seed) for _ in scenes]
     draws = [BatchDraw.of(s, fit_batch_points(cfg, s.grid.num_codes), cfg.fit.surface_fraction,
@@ -220,6 +222,17 @@ def lm_refine(decoder: ModulatedSiren, scene: Scene, cfg: SdfkitConfig, max_seco
     return done
 
 
+def settle_on_device(cfg: SdfkitConfig, device: torch.device) -> SdfkitConfig:
+    """``cfg`` with the fit settings that depend on the device made concrete: precision ``auto``
+    (:func:`sdfkit.runtime.resolve_precision`) and an unset weight floor (:data:`sdfkit.config.FP32_WEIGHT_FLOOR`
+    in float32, 0 in bf16, whose step its second forward pass makes no cheaper)."""
+    precision = resolve_precision(cfg.fit.precision, device)
+    floor = cfg.fit.weight_floor
+    if floor is None:
+        floor = 0.0 if precision == "bf16" else FP32_WEIGHT_FLOOR
+    return dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, precision=precision, weight_floor=floor))
+
+
 def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None) -> SdfkitConfig:
     """The decoder's model, grid, sampling and loss settings with the package's fit defaults, then a
     config file's ``fit``/``grid``/``sampling`` sections, then CLI options.
@@ -251,11 +264,12 @@ def fit_settings(base: SdfkitConfig, opts: FitRequest, dec_id: str | None = None
         asked = {"steps": opts.steps is not None or "steps" in file_fit, "lr": opts.lr is not None or "lr" in file_fit,
                  "points_per_code": "points_per_code" in file_fit, "surface_fraction": "surface_fraction" in file_fit,
                  "weight_floor": "weight_floor" in file_fit, "average": "average" in file_fit}
-        cfg = replace_section(cfg, "fit", **{key: value for key, value in (
+        # Set directly, not through replace_section: an unset refine_weight_floor (None) is a value here.
+        cfg = dataclasses.replace(cfg, fit=dataclasses.replace(cfg.fit, **{key: value for key, value in (
             ("steps", refine), ("lr", cfg.fit.refine_lr), ("points_per_code", cfg.fit.refine_points_per_code),
             ("surface_fraction", cfg.fit.refine_surface_fraction), ("weight_floor", cfg.fit.refine_weight_floor),
             ("average", cfg.fit.refine_average))
-            if not asked[key]})
+            if not asked[key]}))
     cfg = replace_section(cfg, "fit", steps=opts.steps, batch_points=opts.batch_points, lr=opts.lr,
                           resolution=opts.resolution, seed=opts.seed, precision=opts.precision, compile=opts.compile)
     # Each section checks its own values when built (FitConfig, GridConfig __post_init__); the time budget
@@ -370,7 +384,7 @@ def prepare_fit(mesh_path: Path, out: Path, fmt: str, opts: FitRequest, dev: tor
     scan = is_point_cloud(mesh_path)
     gt, mesh_hash = (None, "") if scan else read_mesh(mesh_path)
     decoder, base_cfg, dec_id = loaded or load_decoder(opts.decoder)
-    cfg = fit_settings(base_cfg, opts, dec_id)
+    cfg = settle_on_device(fit_settings(base_cfg, opts, dec_id), dev)
     sampling = cfg.sampling.resolve(seed=cfg.fit.seed)
     cloud, cloud_info = None, {}
     if scan:  # no faces: signs from the cloud's (given or estimated) normals, scored against its points

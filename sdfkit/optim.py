@@ -18,6 +18,7 @@ from sdfkit.config import check_precision
 from sdfkit.loss import clamped_l1_terms
 from sdfkit.models.latent_grid import LatentGrid, blend_tiles
 from sdfkit.models.siren import ModulatedSiren
+from sdfkit.runtime import resolve_precision
 
 
 def backward_in_chunks(
@@ -106,7 +107,9 @@ def precision_scope(device: torch.device, precision: str) -> Iterator[None]:
     ``fp32``: full float32. ``tf32``: float32 tensors with matrix products in
     TF32 on GPUs that have it. ``bf16``: autocast to bfloat16 (matrix products
     and the activations between them); the loss and the optimiser stay float32.
+    ``auto``: :func:`sdfkit.runtime.resolve_precision`'s choice for ``device``.
     """
+    precision = resolve_precision(precision, device)
     if precision == "bf16":
         with torch.autocast(device.type, dtype=torch.bfloat16):
             yield

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,6 +105,25 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SdfkitError("device 'cuda' requested but no CUDA GPU is available")
     return dev
+
+
+@functools.cache
+def native_bf16_cpu() -> bool:
+    """Whether this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX tiles), with which torch's bf16
+    matrix products run faster than float32's; without them they are emulated and slower."""
+    import torch
+
+    # Private probes of torch.cpu: a torch without them is taken to lack the instructions.
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """A step's precision for ``device``: ``auto`` is bf16 on a CPU with :func:`native_bf16_cpu`, else fp32
+    (GPUs included); any other value is returned as given."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cpu" and native_bf16_cpu() else "fp32"
 
 
 def device_name(device: torch.device) -> str:

@@ -57,7 +57,8 @@ def fit(
         help="Time budget of the fitting stage: the learning rate anneals over it and fitting stops when it is "
              "spent.")] = None,
     precision: Annotated[
-        str | None, typer.Option(help="fp32 (default), tf32 or bf16 arithmetic in the forward pass.")
+        str | None, typer.Option(help="auto (default: bf16 on a CPU with bf16 instructions, else fp32), fp32, tf32 or "
+                                      "bf16 arithmetic in the steps' forward passes.")
     ] = None,
     compile: Annotated[bool | None, typer.Option("--compile/--no-compile",
         help="Run the decoder through torch.compile (a one-off compilation, then faster steps).")] = None,
