@@ -37,6 +37,7 @@ def test_every_shipped_config_loads_and_round_trips(path: Path):
     (lambda: FitConfig(resolution=8), "--resolution.* between 16 and 2048, got 8"),
     (lambda: FitConfig(resolution=2049), "between 16 and 2048, got 2049"),
     (lambda: FitConfig(precision="fp16"), "unknown precision 'fp16'"),  # type: ignore[arg-type]
+    (lambda: TrainConfig(precision="auto"), "unknown precision 'auto'"),  # type: ignore[arg-type]
     (lambda: FitConfig(refine_surface_fraction=1.5), "surface_fraction"),
     (lambda: FitConfig(refine_weight_floor=0.2), "weight_floor"),
     (lambda: FitConfig(weight_floor=-0.01), "weight_floor"),

@@ -90,7 +90,7 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     assert (refined.steps, refined.lr, refined.points_per_code) == (
         defaults.refine_steps, defaults.refine_lr, defaults.refine_points_per_code)
     assert refined.surface_fraction == defaults.refine_surface_fraction > 0
-    assert refined.weight_floor == defaults.refine_weight_floor > 0
+    assert refined.weight_floor is defaults.refine_weight_floor is None  # settled by precision on the device
     from_noise = fit_settings(SdfkitConfig(), FitRequest(init="random")).fit
     assert (from_noise.steps, from_noise.lr, from_noise.points_per_code) == (
         defaults.steps, defaults.lr, defaults.points_per_code)
@@ -114,6 +114,31 @@ def test_the_encoder_path_takes_the_refine_settings_unless_they_are_asked_for(tm
     assert fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit.weight_floor == 0.0
     config.write_text(yaml.safe_dump({"fit": {"average": 0.0}}))
     assert fit_settings(SdfkitConfig(), FitRequest(init="encoder", config=str(config))).fit.average == 0.0
+
+
+def test_settling_on_a_device_makes_the_precision_and_the_weight_floor_concrete():
+    """``auto`` becomes the device's precision; an unset floor is 0 in bf16 (no cheaper there) and the float32
+    floor otherwise; a floor that was asked for stays."""
+    import torch
+
+    from sdfkit.config import FP32_WEIGHT_FLOOR, SdfkitConfig, replace_section
+    from sdfkit.fit import fit_settings, settle_on_device
+    from sdfkit.runtime import resolve_precision
+
+    cpu = torch.device("cpu")
+    cfg = fit_settings(SdfkitConfig(), FitRequest(init="encoder"))
+    assert (cfg.fit.precision, cfg.fit.weight_floor) == ("auto", None)
+    for precision, floor in (("fp32", FP32_WEIGHT_FLOOR), ("tf32", FP32_WEIGHT_FLOOR), ("bf16", 0.0)):
+        settled = settle_on_device(replace_section(cfg, "fit", precision=precision), cpu).fit
+        assert (settled.precision, settled.weight_floor) == (precision, floor)
+    auto = settle_on_device(cfg, cpu).fit
+    assert auto.precision == resolve_precision("auto", cpu) != "auto"
+    assert auto.weight_floor == (0.0 if auto.precision == "bf16" else FP32_WEIGHT_FLOOR)
+    asked = settle_on_device(replace_section(cfg, "fit", precision="bf16", weight_floor=0.1), cpu).fit
+    assert asked.weight_floor == 0.1
+    assert settle_on_device(settle_on_device(cfg, cpu), cpu) == settle_on_device(cfg, cpu)
+    # From noise the floor is 0 whatever the precision.
+    assert settle_on_device(fit_settings(SdfkitConfig(), FitRequest(init="random")), cpu).fit.weight_floor == 0.0
 
 
 def test_a_config_file_changes_only_the_keys_it_names(tmp_path):
@@ -146,6 +171,9 @@ def test_the_report_counts_the_parts_dropped_away_from_the_input(sphere_mesh_fil
     expected = max(0.25 * cell, 2 * step) * result.normalization.scale
     assert result.report["unsupported_parts"]["max_distance"] == pytest.approx(expected)
     assert result.report["unsupported_parts"]["removed"] == 0  # a sphere fitted to a sphere: one part, supported
+    # The report names the arithmetic and the floor the steps ran with, not "auto".
+    assert result.report["config"]["fit"]["precision"] in ("fp32", "bf16")
+    assert isinstance(result.report["config"]["fit"]["weight_floor"], float)
     kept = fit_mesh(sphere_mesh_file, tmp_path / "kept", FitRequest(config=config, device="cpu",
                                                                   keep_unsupported=True), progress=False)
     assert "unsupported_parts" not in kept.report

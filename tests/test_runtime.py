@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdfkit.runtime import CPU_ACTIVATION_BYTES, MMAP_THRESHOLD_MAX, cpu_chunk_points, device_name, tune_allocator
+from sdfkit.runtime import (
+    CPU_ACTIVATION_BYTES,
+    MMAP_THRESHOLD_MAX,
+    cpu_chunk_points,
+    device_name,
+    native_bf16_cpu,
+    resolve_precision,
+    tune_allocator,
+)
 
 BLOCK_BYTES, BLOCKS, ROUNDS = 4 << 20, 8, 4
 
@@ -61,6 +69,28 @@ def test_cpu_chunks_keep_activations_below_the_mmap_ceiling(hidden):
     # ... and no smaller than it needs to be: one more point would pass the 8 MiB budget.
     assert activation + 8 * hidden * 4 > CPU_ACTIVATION_BYTES
     assert cpu_chunk_points(64) == 4096  # the figure BENCHMARKS.md quotes
+
+
+def _cpu_flags() -> set[str]:
+    """The x86 feature flags /proc/cpuinfo lists (empty elsewhere)."""
+    flags: set[str] = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags |= set(line.split(":", 1)[1].split())
+    return flags
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="no /proc/cpuinfo on this system")
+def test_native_bf16_agrees_with_the_cpus_flags():
+    assert native_bf16_cpu() == bool({"avx512_bf16", "amx_tile"} & _cpu_flags())
+
+
+def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_instructions():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16_cpu() else "fp32")
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    for given in ("fp32", "tf32", "bf16"):
+        assert resolve_precision(given, cpu) == resolve_precision(given, torch.device("cuda")) == given
 
 
 def test_device_name_is_the_cpu_model():
