@@ -35,6 +35,27 @@ RUN_STAMP = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S
 _stems: dict[tuple[Path, str], str] = {}
 
 
+#: A setting a benchmark's variant names: ``key=value`` read as a number, a flag or a word.
+Setting = float | int | bool | str
+
+
+def parse_settings(text: str) -> dict[str, Setting]:
+    """``key=value,...`` -> the settings it names: numbers (whole ones as ints: counts such as ``batch_points``),
+    ``true``/``false`` as flags, anything else as text (``precision=bf16``, a file's path)."""
+    settings: dict[str, Setting] = {}
+    for key, _, value in (item.partition("=") for item in text.split(",") if item):
+        if value.lower() in ("true", "false"):
+            settings[key] = value.lower() == "true"
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            settings[key] = value
+            continue
+        settings[key] = int(number) if number.is_integer() else number
+    return settings
+
+
 def machine() -> str:
     """One line naming the machine a figure came from: CPU model, cores, and the GPU's name when there is one."""
     import torch

@@ -31,28 +31,19 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.common import RESULTS, SHARED, git_commit, timed_fit_command, write_result
-
-Setting = float | int | bool | str
+from benchmarks.common import RESULTS, SHARED, Setting, git_commit, parse_settings, timed_fit_command, write_result
 
 
 def parse_variant(text: str) -> tuple[str, int, float | None, str, dict[str, Setting]]:
     """``init:steps[@max_seconds][+optimizer][/key=value,...]`` -> (init, steps, max_seconds, optimizer, fit settings);
     the optimizer is adam unless named, the settings are the ``fit`` section's (``lr``, ``points_per_code``, ...):
-    numbers, or ``true``/``false`` (``compile=true``); ``encoder=PATH`` is the command's ``--encoder`` file."""
+    :func:`benchmarks.common.parse_settings` (``compile=true``, ``precision=fp32``); ``encoder=PATH`` is the
+    command's ``--encoder`` file."""
     text, _, settings = text.partition("/")
     text, _, optimizer = text.partition("+")
     init, _, rest = text.partition(":")
     steps, _, budget = rest.partition("@")
-    fit: dict[str, Setting] = {}
-    for key, _, value in (item.partition("=") for item in settings.split(",") if item):
-        if key == "encoder":
-            fit[key] = value
-            continue
-        flag = value.lower()
-        number = float(value) if flag not in ("true", "false") else None
-        # Counts (batch_points) stay ints.
-        fit[key] = flag == "true" if number is None else int(number) if number.is_integer() else number
+    fit = parse_settings(settings)
     return init, int(steps), float(budget) if budget else None, optimizer or "adam", fit
 
 

@@ -16,22 +16,9 @@ import argparse
 import dataclasses
 import time
 
-from benchmarks.common import prepared_val_fit, write_table
+from benchmarks.common import parse_settings, prepared_val_fit, write_table
 
 VOLUME_POINTS = 250_000
-
-
-def parse_variant(text: str) -> dict[str, float | int | str]:
-    """``key=value,...`` -> the fit settings it names (whole numbers as ints, words such as ``bf16`` as text)."""
-    settings: dict[str, float | int | str] = {}
-    for key, _, value in (item.partition("=") for item in text.split(",") if item):
-        try:
-            number = float(value)
-        except ValueError:
-            settings[key] = value
-            continue
-        settings[key] = int(number) if number.is_integer() else number
-    return settings
 
 
 def main() -> None:
@@ -54,7 +41,7 @@ def main() -> None:
         assert prepared.gt is not None
         start = scene.grid.codes.detach().clone()
         for text in args.variants:
-            cfg = replace_section(prepared.cfg, "fit", **parse_variant(text))
+            cfg = replace_section(prepared.cfg, "fit", **parse_settings(text))
             with torch.no_grad():
                 scene.grid.codes.copy_(start)
             t = time.perf_counter()

@@ -17,5 +17,8 @@ def test_a_variants_settings_are_read_back_by_the_fit_config():
     read = from_dict(FitConfig, yaml.safe_load(text))
     assert (read.compile, read.lr, read.batch_points) == (True, 0.05, 4096)
     assert parse_variant("random:600")[4] == {} and parse_variant("encoder:0/compile=false")[4] == {"compile": False}
+    words = parse_variant("random:600/precision=fp32")[4]
+    assert words == {"precision": "fp32"}
+    assert from_dict(FitConfig, yaml.safe_load(f"precision: {yaml_value(words['precision'])}\n")).precision == "fp32"
     # A file path keeps its slashes and dots: it becomes the command's --encoder, not a config setting.
     assert parse_variant("encoder:400/encoder=runs/enc.v2.pt,lr=0.03")[4] == {"encoder": "runs/enc.v2.pt", "lr": 0.03}
