@@ -110,14 +110,15 @@ def markdown(rows: list[dict], header: str) -> str:
 
 
 def with_ratios(rows: list[dict], earlier: Sequence[dict] = ()) -> list[dict]:
-    """Rows with CD / 600-step: each mesh's ``random:600`` row without a budget is its reference.
+    """Rows with CD / 600-step: each mesh's ``random:600`` row without a budget, and without fit settings other than
+    its ``precision``, is its reference.
 
     ``earlier``: rows of another results file whose references serve meshes this run has none for (Chamfer does not
     depend on the machine's load, so it compares across runs; times do not).
     """
     reference = {r["mesh"]: r["chamfer"] for r in [*earlier, *rows]
                  if r["init"] == "random" and r["steps_asked"] == 600 and r["max_seconds"] is None
-                 and not r.get("fit_settings")}
+                 and set(r.get("fit_settings") or {}) <= {"precision"}}
     return [{**r, "reference_chamfer": reference.get(r["mesh"]),
              "cd_over_reference": r["chamfer"] / reference[r["mesh"]] if r["mesh"] in reference else float("nan")}
             for r in rows]
@@ -147,7 +148,8 @@ def main() -> None:
     parser.add_argument("--meshes", nargs="*", type=Path, default=[SHARED / "val" / "penguin.obj"])
     parser.add_argument("--variants", nargs="*", default=["random:600", "encoder:0", "encoder:25", "encoder:50",
                                                           "encoder:100"],
-                        help="init:steps[@max_seconds][+optimizer][/key=value,...]; a mesh's random:600 is its reference")
+                        help="init:steps[@max_seconds][+optimizer][/key=value,...]; a mesh's random:600 (at most its "
+                             "precision set) is its reference")
     parser.add_argument("--composed", action="store_true",
                         help="also fit the scene composed from every mesh of ../shared/meshes/val (data_prep.compose)")
     parser.add_argument("--resolution", type=int, default=256, help="the fits' marching-cubes resolution (default)")

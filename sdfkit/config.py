@@ -172,17 +172,16 @@ class FitConfig:
     lr: float = 2e-2
     refine_steps: int = 250
     """Steps after the encoder's codes, when neither the config file nor ``--steps`` sets ``steps``: the fewest
-    measured that keep four val meshes with a 600-step fit from noise within 1.5 times its Chamfer, with room.
-    With ``refine_average`` 0.9 and ``refine_weight_floor`` 0.05, 200 steps end at 1.01 to 1.39 times it and 225 at
-    0.99 to 1.27 (``benchmarks/results/code_average-20261207.md``); the sphere, whose fit from noise comes closest
-    to its oracle, ends at 2.29 times its own (``fast_fit-acceptance-20261207.md``). With ``stratify``, 200 steps end
-    at 1.00 to 1.21 times it on the four and 1.94 on the sphere (``fast_fit-acceptance-golden-20261207.md``).
-    Without the average, 225 steps ended at 1.05 to 1.37 and 250 at 0.99 to 1.28
-    (``fast_fit-steps225-points250k-20261207.md``, ``fast_fit-weight-floor-20261207.md``).
-    Without the floor, over three seeds, 250 steps ended at 0.95 to 1.24 times and 200 at up to 1.45 (the torus),
-    with the parts no input sample supports dropped from the mesh (``sdfkit fit`` does so by default); without
-    the drop, stray blobs of field beyond the samples' reach would be scored at 200 to 300 steps in 9 of 45 fits
-    (``stray_parts-trim-*-20261206.md``; BENCHMARKS.md, "Unsupported parts dropped, and 250 refinement steps")."""
+    measured that keep the five val meshes within 1.5 times the Chamfer of a 600-step fit from noise. From the same
+    encoder codes, 250 steps in bf16 without the weight floor ended 3.8-25.5% below 200 in float32 with it, in 0.79
+    to 1.07 times the time, the sphere (whose fit from noise comes closest to its oracle) at 3.797e-08 against
+    5.095e-08 (``benchmarks/results/refine_schedule-bf16-20261208.md``). Before: 200 steps ended at 1.00 to 1.21
+    times the 600-step fit on four meshes and 1.94 on the sphere (``fast_fit-acceptance-golden-20261207.md``).
+    Without the floor and the average, over three seeds, 250 steps ended at 0.95 to 1.24 times and 200 at up to 1.45
+    (the torus), with the parts no input sample supports dropped from the mesh (``sdfkit fit`` does so by default);
+    without the drop, stray blobs of field beyond the samples' reach would be scored at 200 to 300 steps in 9 of 45
+    fits (``stray_parts-trim-*-20261206.md``; BENCHMARKS.md, "Unsupported parts dropped, and 250 refinement
+    steps")."""
     refine_lr: float = 5e-2
     refine_points_per_code: float = 1.0
     """After the encoder: the peak rate and the points per code, where the config file sets no ``lr`` or
@@ -211,12 +210,10 @@ class FitConfig:
     """A point's tiles whose blending weight is below this add to its prediction but send no gradient to their
     codes (:func:`sdfkit.optim.backward_in_chunks`; ``refine_*``: after the encoder, where the config file sets no
     ``weight_floor``). At most 1/8, the least weight a point's heaviest tile has. None: :data:`FP32_WEIGHT_FLOOR`
-    where the forward passes run in float32, 0 in bf16 (:func:`sdfkit.fit.settle_on_device`). In float32 a
-    refinement step at 0.05 took 0.77-0.82 times as long as at 0 on three val meshes in two runs
-    (``benchmarks/results/weight_floor-20261207.md``, ``weight_floor-share-20261207.md``), and 250 steps ended at
-    -1% to +3% of the Chamfer on four, 0.99-1.28 times the 600-step fit's (``fast_fit-weight-floor-20261207.md``;
-    0.02: 0.86-0.92 times the step, -1% to -5% of the Chamfer). In bf16 the floor's second forward pass costs what
-    the backward passes it skips save."""
+    where the steps' forward passes run in float32, 0 in bf16 (:func:`sdfkit.fit.settle_on_device`). From the same
+    encoder codes, 250 steps at 0.05 took 0.67-0.95 times as long as at 0 in float32, at -2% to +14% of the
+    Chamfer; in bf16 they took 0.86-1.27 times as long, at +3.5% to +14.7%: there the floor's second forward pass costs
+    what the backward passes it skips save (``benchmarks/results/refine_schedule-bf16-20261208.md``)."""
     average: float = 0.0
     refine_average: float = 0.9
     """The fit ends on a running average of its steps' codes, each step's weighing ``1 - average`` against the
@@ -248,7 +245,9 @@ class FitConfig:
     precision: FitPrecision = "auto"
     """Arithmetic of the steps' forward passes (:func:`sdfkit.optim.precision_scope`). ``auto``: bf16 on a CPU with
     bf16 dot-product instructions (AVX512-BF16 or AMX), float32 elsewhere, GPUs included
-    (:func:`sdfkit.runtime.resolve_precision`)."""
+    (:func:`sdfkit.runtime.resolve_precision`). On the 2-core EPYC, which has them, 250 refinement steps in bf16 took
+    0.47-0.71 times as long as in float32 on the five val meshes, at -3.2% to +1.5% of the Chamfer
+    (``benchmarks/results/refine_schedule-bf16-20261208.md``). Extraction, scoring and the viewer stay float32."""
     compile: bool = False
     """Run the synthesis network through ``torch.compile`` (one compilation, then faster steps on a GPU; on the
     2-core CPU the penguin's fit was slower and its Chamfer higher: ``fast_fit-compile-penguin-quiet-20261206.md``)."""

@@ -22,3 +22,17 @@ def test_a_variants_settings_are_read_back_by_the_fit_config():
     assert from_dict(FitConfig, yaml.safe_load(f"precision: {yaml_value(words['precision'])}\n")).precision == "fp32"
     # A file path keeps its slashes and dots: it becomes the command's --encoder, not a config setting.
     assert parse_variant("encoder:400/encoder=runs/enc.v2.pt,lr=0.03")[4] == {"encoder": "runs/enc.v2.pt", "lr": 0.03}
+
+
+def test_the_reference_is_the_600_step_fit_from_noise_in_any_precision():
+    from benchmarks.fast_fit import with_ratios
+
+    def row(init: str, steps: int, chamfer: float, **settings) -> dict:
+        return {"mesh": "m.obj", "init": init, "steps_asked": steps, "max_seconds": None, "fit_settings": settings,
+                "chamfer": chamfer}
+
+    rows = with_ratios([row("random", 600, 2.0, precision="fp32"), row("random", 600, 1.0, lr=0.1),
+                        row("encoder", 250, 3.0)])
+    assert [r["cd_over_reference"] for r in rows] == [1.0, 0.5, 1.5]
+    alone = with_ratios([row("random", 600, 1.0, lr=0.1), row("encoder", 250, 3.0)])
+    assert all(r["cd_over_reference"] != r["cd_over_reference"] for r in alone)  # nan: no reference
