@@ -76,6 +76,11 @@ class GridConfig:
     cells_per_cad_object: float | None = None
     """Automatic resolution of a CAD model (a typical object of at least ``data_prep.objects.CAD_MIN_PARTS``
     parts): cells along its diagonal, instead of ``cells_per_object``; unset: ``cells_per_object`` for every mesh."""
+    min_codes_per_object: int = 4096
+    """Automatic resolution: where the typical objects' active tiles number fewer than this each, the resolution
+    is raised by the square root of the shortfall (a surface's tiles grow with the square of the resolution), up to
+    ``max_resolution``. A long, thin shape gets as many cells along its diagonal as a round one, but far fewer
+    tiles on its surface; a refinement step's 8,192 points give each of 4,096 codes two. 0: never raised."""
     max_resolution: int = 160
     """Upper bound of the automatic resolution."""
     padding_cells: int = 1
@@ -91,6 +96,8 @@ class GridConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise SdfkitError(f"grid {name} must be positive, got {value}")
+        if self.min_codes_per_object < 0:
+            raise SdfkitError(f"grid min_codes_per_object must be at least 0, got {self.min_codes_per_object}")
         if self.resolution is not None and not lo <= self.resolution <= hi:
             raise SdfkitError(f"grid resolution (--grid-resolution) must be between {lo} and {hi}, "
                               f"got {self.resolution}")

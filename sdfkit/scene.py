@@ -7,6 +7,7 @@ is given by the config or chosen from the sizes of the objects in the mesh.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from data_prep.errors import SdfkitError
 from data_prep.mesh import Normalization, load_mesh
 from data_prep.sampling import SdfSamples
 from sdfkit.config import SdfkitConfig
-from sdfkit.models.latent_grid import GlobalGrid, GridSpec, LatentGrid, auto_resolution, tile_activity
+from sdfkit.models.latent_grid import GlobalGrid, GridSpec, LatentGrid, auto_grid, tile_activity
 
 
 @dataclasses.dataclass
@@ -39,9 +40,16 @@ class Scene:
 
 
 def grid_resolution(samples: SdfSamples, cfg: SdfkitConfig, mesh_unit: trimesh.Trimesh | None = None) -> int:
-    """``grid.resolution``, or the automatic one from the scene's objects (needs the mesh)."""
+    """``grid.resolution``, or the automatic one from the scene's objects (needs the mesh), before
+    ``grid.min_codes_per_object`` raises it."""
+    return _resolution_and_objects(samples, cfg, mesh_unit)[0]
+
+
+def _resolution_and_objects(samples: SdfSamples, cfg: SdfkitConfig,
+                            mesh_unit: trimesh.Trimesh | None = None) -> tuple[int, int | None]:
+    """(:func:`grid_resolution`, the typical objects it was sized for; None for ``grid.resolution``)."""
     if cfg.grid.resolution is not None:
-        return cfg.grid.resolution
+        return cfg.grid.resolution, None
     if mesh_unit is None:
         try:
             mesh = load_mesh(samples.source)
@@ -49,8 +57,20 @@ def grid_resolution(samples: SdfSamples, cfg: SdfkitConfig, mesh_unit: trimesh.T
             raise SdfkitError(f"cannot choose a grid resolution: the source mesh {samples.source} is not readable "
                               "(set grid.resolution)") from None
         mesh_unit = trimesh.Trimesh(samples.normalization.to_unit(mesh.vertices), mesh.faces, process=False)
-    return auto_resolution(mesh_unit, cfg.grid.cells_per_object, cfg.grid.max_resolution,
-                           cells_per_cad_object=cfg.grid.cells_per_cad_object)
+    return auto_grid(mesh_unit, cfg.grid.cells_per_object, cfg.grid.max_resolution,
+                     cells_per_cad_object=cfg.grid.cells_per_cad_object)
+
+
+def raised_resolution(resolution: int, active: int, objects: int, min_codes_per_object: int,
+                      max_resolution: int) -> int:
+    """The resolution at which ``objects`` typical objects get about ``min_codes_per_object`` active tiles each,
+    given ``active`` tiles at ``resolution``: unchanged where they have them, raised by the square root of the
+    shortfall otherwise (the tiles on a surface grow with the square of the resolution), at most
+    ``max_resolution``."""
+    wanted = min_codes_per_object * objects
+    if active >= wanted or resolution >= max_resolution:
+        return resolution
+    return min(max_resolution, max(resolution, round(resolution * math.sqrt(wanted / max(active, 1)))))
 
 
 def grid_for_samples(samples: SdfSamples, cfg: SdfkitConfig, seed: int = 0,
@@ -64,9 +84,15 @@ def grid_for_samples(samples: SdfSamples, cfg: SdfkitConfig, seed: int = 0,
     if cfg.grid.layout == "global":
         lo, hi = surface.min(axis=0), surface.max(axis=0)
         return GlobalGrid.around(lo, hi, cfg.model.latent_dim, cfg.grid.init_std, seed)
-    resolution = grid_resolution(samples, cfg, mesh_unit)
+    resolution, objects = _resolution_and_objects(samples, cfg, mesh_unit)
     spec = GridSpec.around(surface.min(axis=0), surface.max(axis=0), resolution, cfg.grid.padding_cells)
     active, side = tile_activity(spec, surface, samples.points, samples.sdf, cfg.grid.margin)
+    if objects is not None:
+        finer = raised_resolution(resolution, int(active.sum()), objects, cfg.grid.min_codes_per_object,
+                                  cfg.grid.max_resolution)
+        if finer != resolution:
+            spec = GridSpec.around(surface.min(axis=0), surface.max(axis=0), finer, cfg.grid.padding_cells)
+            active, side = tile_activity(spec, surface, samples.points, samples.sdf, cfg.grid.margin)
     if not active.any():
         raise SdfkitError("no tile of the grid touches the surface")
     return LatentGrid(spec, active, side, cfg.model.latent_dim, cfg.grid.init_std, seed)

@@ -102,7 +102,15 @@ class GridSpec:
 
 def auto_resolution(mesh, cells_per_object: float, max_resolution: int, min_resolution: int = 8,
                     object_gap: float = OBJECT_GAP, cells_per_cad_object: float | None = None) -> int:
-    """Grid resolution (cells along the longest axis) giving ``cells_per_object`` cells per object.
+    """Grid resolution (cells along the longest axis) giving ``cells_per_object`` cells per object: the first of
+    :func:`auto_grid`'s answers."""
+    return auto_grid(mesh, cells_per_object, max_resolution, min_resolution, object_gap, cells_per_cad_object)[0]
+
+
+def auto_grid(mesh, cells_per_object: float, max_resolution: int, min_resolution: int = 8,
+              object_gap: float = OBJECT_GAP, cells_per_cad_object: float | None = None) -> tuple[int, int]:
+    """(grid resolution, number of typical objects): cells along the longest axis giving ``cells_per_object``
+    cells per object, and how many objects that cell was sized for.
 
     An object is a group of parts whose bounding boxes touch, overlap or come
     within ``object_gap`` of the mesh's diagonal (:mod:`data_prep.objects`), so a
@@ -123,7 +131,7 @@ def auto_resolution(mesh, cells_per_object: float, max_resolution: int, min_reso
     cells = cells_per_cad_object if cad and cells_per_cad_object is not None else cells_per_object
     cell = float(np.median(diagonals[large])) / cells
     longest = float(np.max(np.ptp(np.asarray(mesh.vertices), axis=0)))
-    return int(np.clip(round(longest / cell), min_resolution, max_resolution))
+    return int(np.clip(round(longest / cell), min_resolution, max_resolution)), int(large.sum())
 
 
 def tile_activity(
