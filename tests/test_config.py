@@ -51,6 +51,7 @@ def test_every_shipped_config_loads_and_round_trips(path: Path):
     (lambda: TrainConfig(precision="half"), "unknown precision 'half'"),  # type: ignore[arg-type]
     (lambda: GridConfig(resolution=0), "--grid-resolution.* between 1 and 256, got 0"),
     (lambda: GridConfig(resolution=257), "between 1 and 256, got 257"),
+    (lambda: GridConfig(min_codes_per_object=-1), "min_codes_per_object must be at least 0, got -1"),
 ])
 def test_bad_values_are_one_line(build, message):
     with pytest.raises(SdfkitError, match=message):

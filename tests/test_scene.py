@@ -51,6 +51,38 @@ def test_the_grid_resolution_comes_from_the_config_or_the_mesh():
         grid_resolution(samples, cfg)
 
 
+def test_a_raised_resolution_meets_the_code_floor_by_the_square_root_of_the_shortfall():
+    from sdfkit.scene import raised_resolution
+
+    assert raised_resolution(40, 5000, 1, 4096, 160) == 40  # enough tiles: unchanged
+    assert raised_resolution(40, 2075, 1, 4096, 160) == round(40 * (4096 / 2075) ** 0.5) == 56
+    assert raised_resolution(40, 30000, 9, 4096, 160) == round(40 * (9 * 4096 / 30000) ** 0.5)  # per object
+    assert raised_resolution(40, 10, 1, 4096, 160) == 160  # capped
+    assert raised_resolution(40, 10, 1, 0, 160) == 40  # 0: never raised
+    assert raised_resolution(200, 10, 1, 4096, 160) == 200  # never lowered
+
+
+def test_a_grid_with_too_few_tiles_is_made_finer_until_it_has_them():
+    """On a sphere at 6 cells per object the floor raises the resolution; the tiles then reach it, as the
+    square-law estimate expects of a surface."""
+    samples = sphere_samples(20000)
+    unit = trimesh.creation.icosphere(subdivisions=3, radius=float(np.linalg.norm(samples.surface_points, axis=1)[0]))
+    base = dataclasses.replace(small_config(), grid=dataclasses.replace(
+        small_config().grid, resolution=None, cells_per_object=6.0, max_resolution=64))
+    coarse = grid_for_samples(samples, dataclasses.replace(base, grid=dataclasses.replace(
+        base.grid, min_codes_per_object=0)), mesh_unit=unit)
+    assert max(coarse.spec.cells) == grid_resolution(samples, base, mesh_unit=unit)
+    floor = 4 * coarse.num_codes
+    fine = grid_for_samples(samples, dataclasses.replace(base, grid=dataclasses.replace(
+        base.grid, min_codes_per_object=floor)), mesh_unit=unit)
+    assert max(fine.spec.cells) > max(coarse.spec.cells)
+    assert 0.75 * floor <= fine.num_codes <= 1.5 * floor
+    # A fixed resolution is never raised.
+    fixed = grid_for_samples(samples, dataclasses.replace(base, grid=dataclasses.replace(
+        base.grid, resolution=8, min_codes_per_object=10**6)))
+    assert max(fixed.spec.cells) <= 8 + 2 * base.grid.padding_cells
+
+
 def test_the_global_layout_is_one_code_over_the_box():
     grid = grid_for_samples(sphere_samples(500), small_config(layout="global"))
     assert isinstance(grid, GlobalGrid) and grid.num_codes == 1
