@@ -71,7 +71,8 @@ def test_a_grid_with_too_few_tiles_is_made_finer_until_it_has_them():
         small_config().grid, resolution=None, cells_per_object=6.0, max_resolution=64))
     coarse = grid_for_samples(samples, dataclasses.replace(base, grid=dataclasses.replace(
         base.grid, min_codes_per_object=0)), mesh_unit=unit)
-    assert max(coarse.spec.cells) == grid_resolution(samples, base, mesh_unit=unit)
+    padding = 2 * base.grid.padding_cells
+    assert max(coarse.spec.cells) == grid_resolution(samples, base, mesh_unit=unit) + padding
     floor = 4 * coarse.num_codes
     fine = grid_for_samples(samples, dataclasses.replace(base, grid=dataclasses.replace(
         base.grid, min_codes_per_object=floor)), mesh_unit=unit)
@@ -80,7 +81,7 @@ def test_a_grid_with_too_few_tiles_is_made_finer_until_it_has_them():
     # A fixed resolution is never raised.
     fixed = grid_for_samples(samples, dataclasses.replace(base, grid=dataclasses.replace(
         base.grid, resolution=8, min_codes_per_object=10**6)))
-    assert max(fixed.spec.cells) <= 8 + 2 * base.grid.padding_cells
+    assert max(fixed.spec.cells) == 8 + padding
 
 
 def test_the_global_layout_is_one_code_over_the_box():
