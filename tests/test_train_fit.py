@@ -214,13 +214,15 @@ def test_bad_speed_options_are_one_line(tiny_run, shared_meshes, tmp_path, optio
 
 @pytest.mark.slow
 def test_compiled_fit_matches_eager(tiny_cfg, tiny_run, shared_meshes):
-    """torch.compile changes the speed of a fit, not its result (needs a C++ compiler; about a minute)."""
+    """torch.compile changes the speed of a float32 fit, not its result (needs a C++ compiler; about a minute).
+    In bf16 (``auto`` on a CPU with bf16 instructions) compiled kernels round differently: not compared."""
     from sdfkit.fit import fit_codes
 
     codes = {}
     for compile_ in (False, True):
         decoder, scene = _tiny_fit_scene(tiny_cfg, tiny_run, shared_meshes)
-        cfg = dataclasses.replace(tiny_cfg, fit=dataclasses.replace(tiny_cfg.fit, steps=10, compile=compile_))
+        cfg = dataclasses.replace(tiny_cfg, fit=dataclasses.replace(tiny_cfg.fit, steps=10, compile=compile_,
+                                                                    precision="fp32"))
         fit_codes(decoder, scene, cfg)
         codes[compile_] = scene.grid.codes.detach().clone()
         assert "synthesis" not in vars(decoder)  # the compiled wrapper is gone after the fit
