@@ -58,7 +58,8 @@ def main() -> None:
             print(row, flush=True)
     write_table(args.name, "Refinement schedules from the same encoder codes",
                 f"One process per run; IoU from {VOLUME_POINTS:,} points.",
-                ["mesh", "variant", "steps", "average", "precision", "weight floor", "refine s", "CD", "IoU"], cells, {"rows": rows})
+                ["mesh", "variant", "steps", "average", "precision", "weight floor", "refine s", "CD", "IoU"], cells,
+                {"rows": rows})
 
 
 if __name__ == "__main__":

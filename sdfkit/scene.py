@@ -84,15 +84,18 @@ def grid_for_samples(samples: SdfSamples, cfg: SdfkitConfig, seed: int = 0,
     if cfg.grid.layout == "global":
         lo, hi = surface.min(axis=0), surface.max(axis=0)
         return GlobalGrid.around(lo, hi, cfg.model.latent_dim, cfg.grid.init_std, seed)
+
+    def laid_out(resolution: int) -> tuple[GridSpec, np.ndarray, np.ndarray]:
+        spec = GridSpec.around(surface.min(axis=0), surface.max(axis=0), resolution, cfg.grid.padding_cells)
+        return spec, *tile_activity(spec, surface, samples.points, samples.sdf, cfg.grid.margin)
+
     resolution, objects = _resolution_and_objects(samples, cfg, mesh_unit)
-    spec = GridSpec.around(surface.min(axis=0), surface.max(axis=0), resolution, cfg.grid.padding_cells)
-    active, side = tile_activity(spec, surface, samples.points, samples.sdf, cfg.grid.margin)
+    spec, active, side = laid_out(resolution)
     if objects is not None:
         finer = raised_resolution(resolution, int(active.sum()), objects, cfg.grid.min_codes_per_object,
                                   cfg.grid.max_resolution)
         if finer != resolution:
-            spec = GridSpec.around(surface.min(axis=0), surface.max(axis=0), finer, cfg.grid.padding_cells)
-            active, side = tile_activity(spec, surface, samples.points, samples.sdf, cfg.grid.margin)
+            spec, active, side = laid_out(finer)
     if not active.any():
         raise SdfkitError("no tile of the grid touches the surface")
     return LatentGrid(spec, active, side, cfg.model.latent_dim, cfg.grid.init_std, seed)
